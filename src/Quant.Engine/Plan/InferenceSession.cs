@@ -1,0 +1,302 @@
+using Quant.Onnx;
+
+namespace Quant.Engine;
+
+/// <summary>
+/// A graph compiled into an execution plan: nodes in topological order with their kernels, values
+/// mapped to slots, constants folded, and for each step the values that die after it (their
+/// buffers go back to the arena). Shapes are resolved per run from the actual inputs, so one
+/// session serves every input size. The only way the toolchain runs a graph.
+/// </summary>
+public sealed class InferenceSession
+{
+    private sealed record Step(Node Node, IKernel Kernel, int[] Inputs, int[] Outputs, int[] ReleaseAfter);
+
+    private readonly SessionOptions _options;
+    private readonly Dictionary<string, int> _slotOf = new(StringComparer.Ordinal);
+    private readonly List<string> _slotNames = [];
+    private readonly Tensor?[] _constants;
+    private readonly Step[] _steps;
+    private readonly (int Slot, ValueInfo Info)[] _inputs;
+    private readonly (int Slot, string Name)[] _outputs;
+    private readonly bool[] _isGraphOutput;
+    private readonly object _poolLock = new();
+    private BufferPool? _idlePool = new();
+
+    public InferenceSession(OnnxModel model, SessionOptions? options = null)
+    {
+        _options = options ?? new SessionOptions();
+        Model = model;
+        var graph = model.Graph;
+        string modelName = model.SourcePath is null ? "model" : Path.GetFileName(model.SourcePath);
+
+        var order = graph.TopologicalOrder();
+        foreach (var vi in graph.Inputs) Slot(vi.Name);
+        foreach (var name in graph.Initializers.Keys) Slot(name);
+        foreach (var n in order)
+        {
+            foreach (var i in n.Inputs) if (i.Length > 0) Slot(i);
+            foreach (var o in n.Outputs) if (o.Length > 0) Slot(o);
+        }
+        foreach (var o in graph.Outputs)
+            if (!_slotOf.ContainsKey(o.Name))
+                throw new EngineException($"{modelName}: graph output '{o.Name}' is not produced by any node, input or initializer");
+
+        var constants = new Tensor?[_slotNames.Count];
+        foreach (var (name, data) in graph.Initializers)
+        {
+            try { constants[_slotOf[name]] = Tensor.FromData(data); }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException)
+            { throw new EngineException($"{modelName}: initializer '{name}': {e.Message}", e); }
+        }
+        var runtimeInputs = graph.RuntimeInputs.ToList();
+        // An initializer that is also a graph input may be overridden by the caller, so it is not constant.
+        foreach (var vi in graph.Inputs)
+            if (graph.Initializers.ContainsKey(vi.Name)) { runtimeInputs.Add(vi); }
+        _inputs = runtimeInputs.Select(vi => (_slotOf[vi.Name], vi)).ToArray();
+        var overridable = new HashSet<int>(_inputs.Select(i => i.Slot));
+
+        var steps = new List<Step>();
+        var foldPool = new BufferPool();
+        foreach (var node in order)
+        {
+            long opset = model.OpsetFor(node.Domain);
+            var factory = _options.Registry.Find(node.Domain, node.OpType, opset)
+                ?? throw new EngineException(
+                    $"{modelName}: {node.Describe()} uses op type '{node.OpType}' of domain '{(node.IsDefaultDomain ? "ai.onnx" : node.Domain)}' at opset {opset}, " +
+                    "which the engine does not implement; replace the op in the exporter or add a kernel (see docs/implementation-notes.md)");
+            IKernel kernel;
+            try
+            {
+                kernel = factory(new KernelSetup(node, opset, name => _slotOf.TryGetValue(name, out var s) && !overridable.Contains(s) ? constants[s] : null));
+            }
+            catch (EngineException e) { throw new EngineException($"{modelName}: {e.Message}", e); }
+            var inputs = node.Inputs.Select(i => i.Length == 0 ? -1 : _slotOf[i]).ToArray();
+            var outputs = node.Outputs.Select(o => o.Length == 0 ? -1 : _slotOf[o]).ToArray();
+
+            bool foldable = _options.FoldConstants && inputs.All(s => s < 0 || (constants[s] is not null && !overridable.Contains(s)))
+                && node.OpType is not ("RandomNormal" or "RandomUniform" or "RandomNormalLike" or "RandomUniformLike" or "Multinomial" or "Bernoulli");
+            if (foldable)
+            {
+                var produced = Execute(node, kernel, inputs, outputs, constants, foldPool, _options.Threads);
+                for (int k = 0; k < outputs.Length; k++)
+                    if (outputs[k] >= 0 && produced[k] is { } t) constants[outputs[k]] = t.Clone();
+                continue;
+            }
+            steps.Add(new Step(node, kernel, inputs, outputs, []));
+        }
+        _constants = constants;
+
+        // Lifetimes: a runtime value dies after the last step that reads it (or right after its producer if unread).
+        _isGraphOutput = new bool[_slotNames.Count];
+        foreach (var o in graph.Outputs) _isGraphOutput[_slotOf[o.Name]] = true;
+        var lastUse = Enumerable.Repeat(-1, _slotNames.Count).ToArray();
+        for (int s = 0; s < steps.Count; s++)
+        {
+            foreach (var o in steps[s].Outputs) if (o >= 0) lastUse[o] = Math.Max(lastUse[o], s);
+            foreach (var i in steps[s].Inputs) if (i >= 0) lastUse[i] = s;
+        }
+        var releases = new List<int>[steps.Count];
+        for (int s = 0; s < steps.Count; s++) releases[s] = [];
+        for (int slot = 0; slot < lastUse.Length; slot++)
+        {
+            if (lastUse[slot] < 0 || _isGraphOutput[slot] || constants[slot] is not null || overridable.Contains(slot)) continue;
+            releases[lastUse[slot]].Add(slot);
+        }
+        _steps = steps.Select((st, i) => st with { ReleaseAfter = [.. releases[i]] }).ToArray();
+        _outputs = graph.Outputs.Select(o => (_slotOf[o.Name], o.Name)).ToArray();
+    }
+
+    public OnnxModel Model { get; }
+    public IReadOnlyList<ValueInfo> Inputs => _inputs.Select(i => i.Info).ToList();
+    public IReadOnlyList<string> OutputNames => _outputs.Select(o => o.Name).ToList();
+    /// <summary>Nodes that run per call, in plan order (folded constant nodes excluded).</summary>
+    public IReadOnlyList<Node> PlannedNodes => _steps.Select(s => s.Node).ToList();
+    /// <summary>Peak bytes of live tensors and scratch during the most recent run.</summary>
+    public long LastRunPeakBytes { get; private set; }
+
+    /// <summary>The value of <paramref name="name"/> if it is known at plan time (initializer or folded).</summary>
+    public Tensor? ConstantValue(string name) => _slotOf.TryGetValue(name, out var s) ? _constants[s] : null;
+
+    private int Slot(string name)
+    {
+        if (_slotOf.TryGetValue(name, out var s)) return s;
+        _slotOf[name] = s = _slotNames.Count;
+        _slotNames.Add(name);
+        return s;
+    }
+
+    /// <summary>Runs the whole graph. Returns the graph outputs by name; the caller owns them.</summary>
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, RunOptions? options = null)
+    {
+        options ??= new RunOptions();
+        var values = new Tensor?[_slotNames.Count];
+        var owned = new bool[_slotNames.Count];
+        Array.Copy(_constants, values, values.Length);
+        foreach (var (slot, info) in _inputs)
+        {
+            if (!inputs.TryGetValue(info.Name, out var t))
+            {
+                if (_constants[slot] is not null) continue; // initializer default
+                throw new EngineException($"input '{info.Name}' was not given; the model's inputs are {string.Join(", ", _inputs.Select(i => i.Info.ToString()))}");
+            }
+            CheckInput(info, t);
+            values[slot] = t;
+        }
+        foreach (var name in inputs.Keys)
+            if (!_inputs.Any(i => i.Info.Name == name))
+                throw new EngineException($"'{name}' is not an input of the model; its inputs are {string.Join(", ", _inputs.Select(i => i.Info.Name))}");
+        foreach (var (slot, info) in _inputs)
+            if (values[slot] is { } t) Observe(options, info.Name, slot, null, values, owned);
+
+        return Execute(values, owned, options, stepFilter: null);
+    }
+
+    /// <summary>
+    /// Re-runs only the nodes downstream of <paramref name="changed"/>, reading every other value from
+    /// <paramref name="upstream"/> (a <see cref="RunOptions.KeepValues"/> cache of an earlier run).
+    /// The result equals a full run with the changed values substituted.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> RunDownstream(ValueCache upstream, IReadOnlyDictionary<string, Tensor> changed, RunOptions? options = null)
+    {
+        options ??= new RunOptions();
+        var values = new Tensor?[_slotNames.Count];
+        var owned = new bool[_slotNames.Count];
+        var dirty = new bool[_slotNames.Count];
+        Array.Copy(_constants, values, values.Length);
+        foreach (var (name, t) in changed)
+        {
+            if (!_slotOf.TryGetValue(name, out var s))
+                throw new EngineException($"'{name}' is not a value of the model");
+            values[s] = t;
+            dirty[s] = true;
+        }
+        var run = new bool[_steps.Length];
+        for (int i = 0; i < _steps.Length; i++)
+        {
+            var st = _steps[i];
+            if (!st.Inputs.Any(s => s >= 0 && dirty[s])) continue;
+            run[i] = true;
+            foreach (var o in st.Outputs) if (o >= 0) dirty[o] = true;
+        }
+        // Everything a re-run step reads that is not recomputed comes from the cache.
+        for (int i = 0; i < _steps.Length; i++)
+        {
+            if (!run[i]) continue;
+            foreach (var s in _steps[i].Inputs)
+            {
+                if (s < 0 || dirty[s] || values[s] is not null) continue;
+                if (!upstream.TryGet(_slotNames[s], out var cached))
+                    throw new EngineException($"the value cache has no '{_slotNames[s]}'; run the graph with RunOptions.KeepValues first");
+                values[s] = cached;
+            }
+        }
+        foreach (var (s, _) in _outputs)
+            if (!dirty[s] && values[s] is null && upstream.TryGet(_slotNames[s], out var cachedOut)) values[s] = cachedOut;
+        return Execute(values, owned, options, run);
+    }
+
+    private IReadOnlyDictionary<string, Tensor> Execute(Tensor?[] values, bool[] owned, RunOptions options, bool[]? stepFilter)
+    {
+        var pool = TakePool();
+        try
+        {
+            for (int i = 0; i < _steps.Length; i++)
+            {
+                if (stepFilter is not null && !stepFilter[i]) continue;
+                var st = _steps[i];
+                var produced = Execute(st.Node, st.Kernel, st.Inputs, st.Outputs, values, pool, _options.Threads);
+                for (int k = 0; k < st.Outputs.Length; k++)
+                {
+                    int slot = st.Outputs[k];
+                    if (slot < 0) continue;
+                    values[slot] = produced[k] ?? throw new EngineException($"{st.Node.Describe()}: the kernel did not produce output '{st.Node.Outputs[k]}'");
+                    owned[slot] = true;
+                    Observe(options, _slotNames[slot], slot, st.Node, values, owned);
+                }
+                if (options.KeepValues is not null) continue;
+                foreach (var slot in st.ReleaseAfter)
+                {
+                    if (owned[slot] && values[slot] is { } dead) pool.Return(dead);
+                    values[slot] = null;
+                    owned[slot] = false;
+                }
+            }
+            var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            foreach (var (slot, name) in _outputs)
+            {
+                var t = values[slot] ?? throw new EngineException($"graph output '{name}' was not computed");
+                result[name] = owned[slot] && options.KeepValues is null ? t : t.Clone();
+            }
+            if (options.KeepValues is { } keep)
+                for (int s = 0; s < values.Length; s++)
+                    if (values[s] is { } v) keep.Set(_slotNames[s], v);
+            LastRunPeakBytes = pool.PeakBytes;
+            return result;
+        }
+        finally
+        {
+            ReturnPool(pool);
+        }
+    }
+
+    private void Observe(RunOptions options, string name, int slot, Node? producer, Tensor?[] values, bool[] owned)
+    {
+        if (options.Observer is null) return;
+        var replacement = options.Observer.OnValue(new ObservedValue(name, values[slot]!, producer));
+        if (replacement is null || ReferenceEquals(replacement, values[slot])) return;
+        values[slot] = replacement;
+        owned[slot] = false; // the observer owns it; never recycle its buffer
+    }
+
+    private static Tensor?[] Execute(Node node, IKernel kernel, int[] inputSlots, int[] outputSlots, Tensor?[] values, BufferPool pool, int threads)
+    {
+        var inputs = new Tensor?[inputSlots.Length];
+        for (int k = 0; k < inputSlots.Length; k++)
+            inputs[k] = inputSlots[k] < 0 ? null : values[inputSlots[k]]
+                ?? throw new EngineException($"{node.Describe()}: input '{node.Inputs[k]}' has no value");
+        var outputs = new Tensor?[outputSlots.Length];
+        var ctx = new KernelContext(node, inputs, outputs, pool, threads);
+        try
+        {
+            kernel.Run(ctx);
+        }
+        catch (EngineException) { throw; }
+        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or InvalidOperationException
+                                     or InvalidCastException or NotSupportedException or OverflowException or AggregateException)
+        {
+            var inner = e is AggregateException ae ? ae.Flatten().InnerExceptions[0] : e;
+            if (inner is EngineException ee) throw ee;
+            throw ctx.Error(inner.Message);
+        }
+        return outputs;
+    }
+
+    private static void CheckInput(ValueInfo info, Tensor t)
+    {
+        if (info.Type != ElementType.Undefined && info.Type != t.Type)
+            throw new EngineException($"input '{info.Name}' must be {info.Type.OnnxName()} but {t.Type.OnnxName()} was given");
+        if (info.Shape is null) return;
+        bool ok = info.Shape.Length == t.Rank;
+        for (int d = 0; ok && d < t.Rank; d++)
+            if (info.Shape[d].IsKnown && info.Shape[d].Value != t.Shape[d]) ok = false;
+        if (!ok)
+            throw new EngineException($"input '{info.Name}' must have shape [{string.Join(",", info.Shape)}] but [{string.Join(",", t.Shape)}] was given");
+    }
+
+    private BufferPool TakePool()
+    {
+        lock (_poolLock)
+        {
+            var p = _idlePool ?? new BufferPool();
+            _idlePool = null;
+            p.ResetPeak();
+            return p;
+        }
+    }
+
+    private void ReturnPool(BufferPool pool)
+    {
+        lock (_poolLock) _idlePool ??= pool;
+    }
+}

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+
+namespace Quant.TestSupport;
+
+/// <summary>
+/// Where the pinned test assets are. build/fetch-test-assets.sh puts them there (the test command
+/// runs it first); a missing asset fails the test with the command that fetches it — never a skip.
+/// </summary>
+public static class TestAssets
+{
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    public static string Cache => Environment.GetEnvironmentVariable("QUANT_ASSETS") is { Length: > 0 } p ? p : Path.Combine(RepoRoot, ".cache", "assets");
+
+    public static string OcrModel(string file) => Require(Path.Combine(Cache, "ocr-models", file));
+    public static string DetModel => OcrModel("ch_PP-OCRv4_det_infer.onnx");
+    public static string RecModel => OcrModel("ch_PP-OCRv4_rec_infer.onnx");
+    public static string ClsModel => OcrModel("ch_ppocr_mobile_v2.0_cls_infer.onnx");
+
+    public static string OrtNodeModules => Require(Path.Combine(Cache, "ort", "node_modules"));
+
+    public static string OnnxNodeTests => Require("/usr/share/libonnx-testdata/data/node");
+
+    /// <summary>Small real samples committed under tests/data.</summary>
+    public static string Data(params string[] parts) => Require(Path.Combine([RepoRoot, "tests", "data", .. parts]));
+
+    public static string Require(string path)
+    {
+        if (File.Exists(path) || Directory.Exists(path)) return path;
+        throw new FileNotFoundException($"test asset '{path}' is missing; run build/fetch-test-assets.sh (the test command does)");
+    }
+
+    private static string FindRepoRoot()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "Quant.Build.sln"))) dir = Path.GetDirectoryName(dir);
+        return dir ?? throw new InvalidOperationException("cannot find Quant.Build.sln above the test assembly");
+    }
+
+    /// <summary>A fresh empty directory under the system temp folder.</summary>
+    public static string TempDir(string prefix)
+    {
+        var d = Path.Combine(Path.GetTempPath(), "quant-tests", $"{prefix}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(d);
+        return d;
+    }
+
+    /// <summary>Runs a process to completion with a time limit; returns exit code, stdout, stderr.</summary>
+    public static (int Code, string Stdout, string Stderr) Run(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env = null, string? workDir = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir ?? RepoRoot };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var so = p.StandardOutput.ReadToEndAsync();
+        var se = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(" ", args)} did not finish within {timeout}");
+        }
+        return (p.ExitCode, so.Result, se.Result);
+    }
+}
