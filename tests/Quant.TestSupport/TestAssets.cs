@@ -34,7 +34,11 @@ public static class TestAssets
     {
         var dir = AppContext.BaseDirectory;
         while (dir is not null && !File.Exists(Path.Combine(dir, "Quant.Build.sln"))) dir = Path.GetDirectoryName(dir);
-        return dir ?? throw new InvalidOperationException("cannot find Quant.Build.sln above the test assembly");
+        if (dir is not null) return dir;
+        var built = typeof(TestAssets).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .Cast<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "QuantRepoRoot")?.Value;
+        if (built is not null && File.Exists(Path.Combine(built, "Quant.Build.sln"))) return Path.GetFullPath(built);
+        throw new InvalidOperationException("cannot find Quant.Build.sln above the test assembly or where it was built");
     }
 
     /// <summary>A fresh empty directory under the system temp folder.</summary>

@@ -62,7 +62,7 @@ async function main() {
     else throw new Error(`unknown argument ${a}`);
   }
   const ortDir = process.env.QUANT_ORT_NODE_MODULES;
-  const ort = require(ortDir ? path.join(ortDir, 'onnxruntime-node') : 'onnxruntime-node');
+  const ort = require(ortDir ? path.resolve(ortDir, 'onnxruntime-node') : 'onnxruntime-node');
   const session = await ort.InferenceSession.create(opt.model, {
     intraOpNumThreads: opt.threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
   });

@@ -114,6 +114,8 @@ public sealed class InferenceSession
     public IReadOnlyList<Node> PlannedNodes => _steps.Select(s => s.Node).ToList();
     /// <summary>Peak bytes of live tensors and scratch during the most recent run.</summary>
     public long LastRunPeakBytes { get; private set; }
+    /// <summary>How many nodes the most recent run executed (fewer than planned for a downstream re-run).</summary>
+    public int LastRunNodeCount { get; private set; }
 
     /// <summary>The value of <paramref name="name"/> if it is known at plan time (initializer or folded).</summary>
     public Tensor? ConstantValue(string name) => _slotOf.TryGetValue(name, out var s) ? _constants[s] : null;
@@ -199,11 +201,13 @@ public sealed class InferenceSession
     private IReadOnlyDictionary<string, Tensor> Execute(Tensor?[] values, bool[] owned, RunOptions options, bool[]? stepFilter)
     {
         var pool = TakePool();
+        int executed = 0;
         try
         {
             for (int i = 0; i < _steps.Length; i++)
             {
                 if (stepFilter is not null && !stepFilter[i]) continue;
+                executed++;
                 var st = _steps[i];
                 var produced = Execute(st.Node, st.Kernel, st.Inputs, st.Outputs, values, pool, _options.Threads);
                 for (int k = 0; k < st.Outputs.Length; k++)
@@ -232,6 +236,7 @@ public sealed class InferenceSession
                 for (int s = 0; s < values.Length; s++)
                     if (values[s] is { } v) keep.Set(_slotNames[s], v);
             LastRunPeakBytes = pool.PeakBytes;
+            LastRunNodeCount = executed;
             return result;
         }
         finally

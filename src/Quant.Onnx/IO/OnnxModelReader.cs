@@ -157,14 +157,26 @@ public static class OnnxModelReader
             var type = (ElementType)t.DataType;
             foreach (var d in t.Dims)
                 if (d < 0) throw new OnnxFormatException($"{displayName}: {where} has a negative dimension ({d})");
-            long count = 1;
-            foreach (var d in t.Dims) count = checked(count * d);
             int size = type.SizeOf();
             if (type != ElementType.String && size == 0)
                 throw new OnnxFormatException($"{displayName}: {where} has element type {t.DataType}, which is not a tensor type we read");
+            // Element and byte counts are bounded by what an array can hold; larger declared dims cannot be backed by data.
+            long count = 1;
+            foreach (var d in t.Dims)
+            {
+                if (d != 0 && count > Array.MaxLength / d)
+                    throw new OnnxFormatException($"{displayName}: {where} declares dims [{string.Join(",", t.Dims)}], more elements than a tensor can hold; the file is corrupt");
+                count *= d;
+            }
+            if (count * Math.Max(size, 1) > Array.MaxLength)
+                throw new OnnxFormatException($"{displayName}: {where} declares dims [{string.Join(",", t.Dims)}] of {type.OnnxName()}, more than 2 GiB in one tensor, which we do not support");
 
             if (type == ElementType.String)
-                return new TensorData(t.Name, type, [.. t.Dims], [], t.StringData.Select(s => s.ToStringUtf8()).ToArray());
+            {
+                if (t.StringData.Count != count)
+                    throw new OnnxFormatException($"{displayName}: {where} declares {count} strings but stores {t.StringData.Count}; the file is truncated or corrupt");
+                return new TensorData(t.Name, type, [.. t.Dims], [], t.StringData.Select(s => s.ToStringUtf8()).ToArray()) { DocString = t.DocString };
+            }
 
             byte[] raw;
             if (t.DataLocation == TensorProto.Types.DataLocation.External)
@@ -181,6 +193,19 @@ public static class OnnxModelReader
         private byte[] FromTypedFields(TensorProto t, ElementType type, long count, string where)
         {
             int size = type.SizeOf();
+            long stored = type switch
+            {
+                ElementType.Float => t.FloatData.Count,
+                ElementType.Complex64 => t.FloatData.Count / 2,
+                ElementType.Double => t.DoubleData.Count,
+                ElementType.Complex128 => t.DoubleData.Count / 2,
+                ElementType.Int64 => t.Int64Data.Count,
+                ElementType.UInt32 or ElementType.UInt64 => t.Uint64Data.Count,
+                _ => t.Int32Data.Count,
+            };
+            // Check before allocating: huge declared dims over a few stored values must not allocate gigabytes.
+            if (stored != count)
+                throw new OnnxFormatException($"{displayName}: {where} declares {count} elements but stores {stored}; the file is truncated or corrupt");
             var raw = new byte[count * size];
             var span = raw.AsSpan();
             long have;
@@ -257,14 +282,18 @@ public static class OnnxModelReader
                 if (length < 0) length = expectedBytes;
                 if (length != expectedBytes)
                     throw new OnnxFormatException($"{displayName}: {where} external data length {length} does not match its dims ({expectedBytes} bytes)");
-                if (offset < 0 || offset + length > fs.Length)
+                if (offset < 0 || offset > fs.Length || length > fs.Length - offset)
                     throw new OnnxFormatException($"{displayName}: {where} reads bytes {offset}..{offset + length} of '{location}', which has only {fs.Length}; the data file is truncated");
                 var buffer = new byte[length];
                 fs.Seek(offset, SeekOrigin.Begin);
                 fs.ReadExactly(buffer);
                 return buffer;
             }
-            catch (IOException e) when (e is not EndOfStreamException)
+            catch (IOException e)
+            {
+                throw new OnnxFormatException($"{displayName}: {where} external data '{location}' cannot be read: {e.Message}", e);
+            }
+            catch (UnauthorizedAccessException e)
             {
                 throw new OnnxFormatException($"{displayName}: {where} external data '{location}' cannot be read: {e.Message}", e);
             }

@@ -54,8 +54,12 @@ public class OnnxNodeTests
             try { foreach (var n in OnnxModelReader.Load(Path.Combine(dir, "model.onnx")).Graph.Nodes) covered.Add(n.OpType); }
             catch (OnnxFormatException) { }
         }
-        // Ops newer than ONNX 1.12's test data (none yet) would be listed here with the reason.
-        var missing = KernelRegistry.Default.OpTypes().Where(op => !covered.Contains(op)).ToList();
+        // Ops newer than ONNX 1.12's test data are tested against ONNX Runtime instead; each is named here with the test that does it.
+        var newer = new Dictionary<string, string>
+        {
+            ["Gelu"] = "opset 20; ActivationsTests compares it with ONNX Runtime (Fixtures/elem_gelu_opset20.onnx)",
+        };
+        var missing = KernelRegistry.Default.OpTypes().Where(op => !covered.Contains(op) && !newer.ContainsKey(op)).ToList();
         Assert.True(missing.Count == 0, $"registered ops with no ONNX node test: {string.Join(", ", missing)}");
     }
 

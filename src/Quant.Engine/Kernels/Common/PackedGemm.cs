@@ -1,0 +1,401 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Quant.Engine.Kernels.Common;
+
+/// <summary>Which micro-kernel a <see cref="PackedGemm"/> uses.</summary>
+internal enum GemmIsa
+{
+    /// <summary>Portable loops (4x8 tile, plain multiply then add).</summary>
+    Scalar,
+    /// <summary>Vector256 + FMA (6x16 tile).</summary>
+    Avx2,
+    /// <summary>Vector512 + FMA (8x32 tile).</summary>
+    Avx512,
+}
+
+/// <summary>
+/// Source of the B operand (K x N) of a GEMM, copied on demand into NR-wide column panels:
+/// panel p of a (k0, kc, n0, nc) block holds rows k0..k0+kc-1 of columns n0+p*NR .. n0+p*NR+NR-1,
+/// row after row, at dst[(p*kc + k)*NR + j]; columns beyond nc are zero.
+/// </summary>
+internal abstract class GemmBSource
+{
+    public abstract unsafe void Pack(int k0, int kc, int n0, int nc, int nr, float* dst);
+}
+
+/// <summary>B[k, n] = data[offset + k*rowStride + n*colStride] (row-major when colStride is 1, transposed otherwise).</summary>
+internal sealed class StridedB(float[] data, int offset, int rowStride, int colStride) : GemmBSource
+{
+    public override unsafe void Pack(int k0, int kc, int n0, int nc, int nr, float* dst)
+    {
+        fixed (float* src0 = data)
+        {
+            int panels = (nc + nr - 1) / nr;
+            for (int p = 0; p < panels; p++)
+            {
+                int j0 = n0 + p * nr, w = Math.Min(nr, nc - p * nr);
+                float* d = dst + (nint)p * kc * nr;
+                for (int k = 0; k < kc; k++, d += nr)
+                {
+                    float* s = src0 + offset + (nint)(k0 + k) * rowStride + (nint)j0 * colStride;
+                    if (colStride == 1)
+                        Buffer.MemoryCopy(s, d, w * 4, w * 4);
+                    else
+                        for (int j = 0; j < w; j++) d[j] = s[(nint)j * colStride];
+                    for (int j = w; j < nr; j++) d[j] = 0;
+                }
+            }
+        }
+    }
+}
+
+/// <summary>A whole B operand packed once (constant weights): panel p holds all K rows at Data[(p*K + k)*NR + j].</summary>
+internal sealed class PrepackedB : GemmBSource
+{
+    public PrepackedB(PackedGemm gemm, float[] data, int offset, int rowStride, int colStride, int k, int n)
+    {
+        K = k; N = n; NR = gemm.NR;
+        int panels = (n + NR - 1) / NR;
+        Data = new float[Math.Max(1, panels * NR * k)];
+        var src = new StridedB(data, offset, rowStride, colStride);
+        unsafe
+        {
+            fixed (float* d = Data)
+                for (int p = 0; p < panels; p++)
+                    src.Pack(0, k, p * NR, Math.Min(NR, n - p * NR), NR, d + (nint)p * NR * k);
+        }
+    }
+
+    public float[] Data { get; }
+    public int K { get; }
+    public int N { get; }
+    public int NR { get; }
+
+    public override unsafe void Pack(int k0, int kc, int n0, int nc, int nr, float* dst) =>
+        throw new InvalidOperationException("prepacked B is read in place");
+}
+
+/// <summary>
+/// Single-precision GEMM C = A·B (+ bias per row, or + C) with A packed in MR-row panels and B copied
+/// block by block into NR-column panels, computed by a register-blocked micro-kernel.
+/// Each element of C is the sum over k in increasing order (one fused multiply-add per term on the
+/// vector paths), started from 0, its bias or its previous value; the K dimension is cut in fixed
+/// KC-blocks, so the bits of a result never depend on the thread count or on how N and M are split.
+/// </summary>
+internal sealed class PackedGemm
+{
+    /// <summary>Depth of a B block kept in L1/L2 while the micro-kernel sweeps over it.</summary>
+    public const int KC = 256;
+    /// <summary>Columns per parallel task (a multiple of every NR).</summary>
+    public const int NC = 256;
+
+    public static GemmIsa BestIsa { get; } =
+        Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Fma.IsSupported ? GemmIsa.Avx512
+        : Avx2.IsSupported && Fma.IsSupported ? GemmIsa.Avx2
+        : GemmIsa.Scalar;
+
+    public static PackedGemm Default { get; } = new(BestIsa);
+
+    public static bool IsSupported(GemmIsa isa) => isa switch
+    {
+        GemmIsa.Avx512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Fma.IsSupported,
+        GemmIsa.Avx2 => Avx2.IsSupported && Fma.IsSupported,
+        _ => true,
+    };
+
+    public PackedGemm(GemmIsa isa)
+    {
+        if (!IsSupported(isa)) throw new NotSupportedException($"{isa} GEMM is not supported by this CPU");
+        Isa = isa;
+        (MR, NR) = isa switch { GemmIsa.Avx512 => (8, 32), GemmIsa.Avx2 => (6, 16), _ => (4, 8) };
+    }
+
+    public GemmIsa Isa { get; }
+    public int MR { get; }
+    public int NR { get; }
+
+    /// <summary>Floats a packed A of <paramref name="m"/> x <paramref name="k"/> needs.</summary>
+    public int PackedASize(int m, int k) => (m + MR - 1) / MR * MR * k;
+
+    /// <summary>Rows rounded up to whole panels (the length a per-row bias array must have).</summary>
+    public int PaddedRows(int m) => (m + MR - 1) / MR * MR;
+
+    /// <summary>
+    /// Packs A[i, k] = scale * src[offset + i*rowStride + k*colStride] into dst[dstOffset..]: panel p
+    /// holds rows p*MR..p*MR+MR-1 at [(p*K + k)*MR + r]; rows beyond M are zero.
+    /// </summary>
+    public void PackA(float[] src, int offset, int rowStride, int colStride, int m, int k, float[] dst, int dstOffset, float scale = 1f)
+    {
+        int panels = (m + MR - 1) / MR;
+        for (int p = 0; p < panels; p++)
+        {
+            int baseD = dstOffset + p * k * MR;
+            for (int r = 0; r < MR; r++)
+            {
+                int i = p * MR + r;
+                if (i >= m)
+                {
+                    for (int kk = 0; kk < k; kk++) dst[baseD + kk * MR + r] = 0;
+                    continue;
+                }
+                int s = offset + i * rowStride;
+                if (scale == 1f)
+                    for (int kk = 0; kk < k; kk++) dst[baseD + kk * MR + r] = src[s + kk * colStride];
+                else
+                    for (int kk = 0; kk < k; kk++) dst[baseD + kk * MR + r] = scale * src[s + kk * colStride];
+            }
+        }
+    }
+
+    public float[] PackA(float[] src, int offset, int rowStride, int colStride, int m, int k, float scale = 1f)
+    {
+        var dst = new float[Math.Max(1, PackedASize(m, k))];
+        PackA(src, offset, rowStride, colStride, m, k, dst, 0, scale);
+        return dst;
+    }
+
+    /// <summary>
+    /// C[i, n] (at c[cOffset + i*ldc + n]) = init + Σ_k A[i,k]·B[k,n] for i &lt; M, n &lt; N, where init is
+    /// C's current value when <paramref name="accumulate"/>, else bias[biasOffset + i] when a bias is
+    /// given (it must have <see cref="PaddedRows"/> entries from biasOffset), else 0.
+    /// <paramref name="aPacked"/> is from <see cref="PackA(float[], int, int, int, int, int, float[], int, float)"/>.
+    /// </summary>
+    public void Multiply(KernelContext? ctx, int m, int n, int k, float[] aPacked, int aOffset, GemmBSource b,
+        float[] c, int cOffset, int ldc, float[]? bias = null, int biasOffset = 0, bool accumulate = false)
+    {
+        if (m <= 0 || n <= 0) return;
+        if (k == 0)
+        {
+            if (accumulate) return;
+            for (int i = 0; i < m; i++)
+                c.AsSpan(cOffset + i * ldc, n).Fill(bias is null ? 0f : bias[biasOffset + i]);
+            return;
+        }
+        if (b is PrepackedB pb && (pb.K != k || pb.N != n || pb.NR != NR))
+            throw new ArgumentException("prepacked B does not match the GEMM shape");
+
+        int nTiles = (n + NC - 1) / NC;
+        int mPanels = (m + MR - 1) / MR;
+        int threads = ctx?.Threads ?? 1;
+        // Few column tiles (small feature maps) leave threads idle: then also split the rows.
+        int mGroups = threads > 1 && nTiles < 2 * threads ? Math.Min(mPanels, (2 * threads + nTiles - 1) / nTiles) : 1;
+        int panelsPerGroup = (mPanels + mGroups - 1) / mGroups;
+        mGroups = (mPanels + panelsPerGroup - 1) / panelsPerGroup;
+        int tasks = nTiles * mGroups;
+
+        void Task(int t)
+        {
+            int nt = t / mGroups, g = t % mGroups;
+            int n0 = nt * NC, nc = Math.Min(NC, n - n0);
+            int mp0 = g * panelsPerGroup, mp1 = Math.Min(mPanels, mp0 + panelsPerGroup);
+            float[]? scratch = null;
+            if (b is not PrepackedB)
+                scratch = ctx?.RentScratch(KC * NC) ?? new float[KC * NC];
+            try { RunTile(m, k, aPacked, aOffset, b, c, cOffset, ldc, bias, biasOffset, accumulate, n0, nc, mp0, mp1, scratch); }
+            finally { if (scratch is not null) ctx?.ReturnScratch(scratch); }
+        }
+
+        if (ctx is null || tasks == 1)
+            for (int t = 0; t < tasks; t++) Task(t);
+        else
+            ctx.For(tasks, Task);
+    }
+
+    private unsafe void RunTile(int m, int k, float[] aPacked, int aOffset, GemmBSource b, float[] c, int cOffset, int ldc,
+        float[]? bias, int biasOffset, bool accumulate, int n0, int nc, int mp0, int mp1, float[]? scratch)
+    {
+        int nPanels = (nc + NR - 1) / NR;
+        float* tile = stackalloc float[MR * NR];
+        fixed (float* aBase = aPacked)
+        fixed (float* cBase = c)
+        fixed (float* scratchBase = scratch)
+        fixed (float* biasBase = bias)
+        {
+            PrepackedB? pre = b as PrepackedB;
+            fixed (float* preBase = pre?.Data)
+            {
+                for (int k0 = 0; k0 < k; k0 += KC)
+                {
+                    int kc = Math.Min(KC, k - k0);
+                    float* bBlock;
+                    nint panelStride;
+                    if (pre is not null)
+                    {
+                        bBlock = preBase + (nint)(n0 / NR) * NR * k + (nint)k0 * NR;
+                        panelStride = (nint)NR * k;
+                    }
+                    else
+                    {
+                        b.Pack(k0, kc, n0, nc, NR, scratchBase);
+                        bBlock = scratchBase;
+                        panelStride = (nint)NR * kc;
+                    }
+                    int init = k0 > 0 || accumulate ? 2 : bias is not null ? 1 : 0;
+                    for (int np = 0; np < nPanels; np++)
+                    {
+                        int cols = Math.Min(NR, nc - np * NR);
+                        float* bp = bBlock + np * panelStride;
+                        for (int mp = mp0; mp < mp1; mp++)
+                        {
+                            int rows = Math.Min(MR, m - mp * MR);
+                            float* ap = aBase + aOffset + (nint)mp * MR * k + (nint)k0 * MR;
+                            float* cp = cBase + cOffset + (nint)mp * MR * ldc + n0 + np * NR;
+                            float* bi = biasBase + biasOffset + mp * MR;
+                            if (rows == MR && cols == NR)
+                            {
+                                Kernel(kc, ap, bp, cp, ldc, bi, init);
+                                continue;
+                            }
+                            // Edge tile: run the same kernel on a full-size copy so every element gets the same arithmetic.
+                            if (init == 2)
+                            {
+                                for (int r = 0; r < MR; r++)
+                                    for (int j = 0; j < NR; j++)
+                                        tile[r * NR + j] = r < rows && j < cols ? cp[(nint)r * ldc + j] : 0f;
+                            }
+                            Kernel(kc, ap, bp, tile, NR, bi, init);
+                            for (int r = 0; r < rows; r++)
+                                for (int j = 0; j < cols; j++)
+                                    cp[(nint)r * ldc + j] = tile[r * NR + j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private unsafe void Kernel(int kc, float* a, float* b, float* c, nint ldc, float* bias, int init)
+    {
+        switch (Isa)
+        {
+            case GemmIsa.Avx512: Kernel8x32(kc, a, b, c, ldc, bias, init); break;
+            case GemmIsa.Avx2: Kernel6x16(kc, a, b, c, ldc, bias, init); break;
+            default: Kernel4x8(kc, a, b, c, ldc, bias, init); break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel8x32(int kc, float* a, float* b, float* c, nint ldc, float* bias, int init)
+    {
+        Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (init == 2)
+        {
+            float* r = c;
+            c00 = Vector512.Load(r); c01 = Vector512.Load(r + 16); r += ldc;
+            c10 = Vector512.Load(r); c11 = Vector512.Load(r + 16); r += ldc;
+            c20 = Vector512.Load(r); c21 = Vector512.Load(r + 16); r += ldc;
+            c30 = Vector512.Load(r); c31 = Vector512.Load(r + 16); r += ldc;
+            c40 = Vector512.Load(r); c41 = Vector512.Load(r + 16); r += ldc;
+            c50 = Vector512.Load(r); c51 = Vector512.Load(r + 16); r += ldc;
+            c60 = Vector512.Load(r); c61 = Vector512.Load(r + 16); r += ldc;
+            c70 = Vector512.Load(r); c71 = Vector512.Load(r + 16);
+        }
+        else if (init == 1)
+        {
+            c00 = c01 = Vector512.Create(bias[0]);
+            c10 = c11 = Vector512.Create(bias[1]);
+            c20 = c21 = Vector512.Create(bias[2]);
+            c30 = c31 = Vector512.Create(bias[3]);
+            c40 = c41 = Vector512.Create(bias[4]);
+            c50 = c51 = Vector512.Create(bias[5]);
+            c60 = c61 = Vector512.Create(bias[6]);
+            c70 = c71 = Vector512.Create(bias[7]);
+        }
+        else
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = Vector512<float>.Zero;
+        }
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a[0]); c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]); c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]); c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]); c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]); c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]); c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a[6]); c60 = Avx512F.FusedMultiplyAdd(av, b0, c60); c61 = Avx512F.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a[7]); c70 = Avx512F.FusedMultiplyAdd(av, b0, c70); c71 = Avx512F.FusedMultiplyAdd(av, b1, c71);
+            a += 8;
+            b += 32;
+        }
+        float* o = c;
+        c00.Store(o); c01.Store(o + 16); o += ldc;
+        c10.Store(o); c11.Store(o + 16); o += ldc;
+        c20.Store(o); c21.Store(o + 16); o += ldc;
+        c30.Store(o); c31.Store(o + 16); o += ldc;
+        c40.Store(o); c41.Store(o + 16); o += ldc;
+        c50.Store(o); c51.Store(o + 16); o += ldc;
+        c60.Store(o); c61.Store(o + 16); o += ldc;
+        c70.Store(o); c71.Store(o + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, float* bias, int init)
+    {
+        Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (init == 2)
+        {
+            float* r = c;
+            c00 = Vector256.Load(r); c01 = Vector256.Load(r + 8); r += ldc;
+            c10 = Vector256.Load(r); c11 = Vector256.Load(r + 8); r += ldc;
+            c20 = Vector256.Load(r); c21 = Vector256.Load(r + 8); r += ldc;
+            c30 = Vector256.Load(r); c31 = Vector256.Load(r + 8); r += ldc;
+            c40 = Vector256.Load(r); c41 = Vector256.Load(r + 8); r += ldc;
+            c50 = Vector256.Load(r); c51 = Vector256.Load(r + 8);
+        }
+        else if (init == 1)
+        {
+            c00 = c01 = Vector256.Create(bias[0]);
+            c10 = c11 = Vector256.Create(bias[1]);
+            c20 = c21 = Vector256.Create(bias[2]);
+            c30 = c31 = Vector256.Create(bias[3]);
+            c40 = c41 = Vector256.Create(bias[4]);
+            c50 = c51 = Vector256.Create(bias[5]);
+        }
+        else
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
+        }
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var av = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a[1]); c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a[2]); c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a[3]); c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a[4]); c40 = Fma.MultiplyAdd(av, b0, c40); c41 = Fma.MultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a[5]); c50 = Fma.MultiplyAdd(av, b0, c50); c51 = Fma.MultiplyAdd(av, b1, c51);
+            a += 6;
+            b += 16;
+        }
+        float* o = c;
+        c00.Store(o); c01.Store(o + 8); o += ldc;
+        c10.Store(o); c11.Store(o + 8); o += ldc;
+        c20.Store(o); c21.Store(o + 8); o += ldc;
+        c30.Store(o); c31.Store(o + 8); o += ldc;
+        c40.Store(o); c41.Store(o + 8); o += ldc;
+        c50.Store(o); c51.Store(o + 8);
+    }
+
+    private static unsafe void Kernel4x8(int kc, float* a, float* b, float* c, nint ldc, float* bias, int init)
+    {
+        float* acc = stackalloc float[32];
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 8; j++)
+                acc[r * 8 + j] = init == 2 ? c[r * ldc + j] : init == 1 ? bias[r] : 0f;
+        for (int k = 0; k < kc; k++, a += 4, b += 8)
+            for (int r = 0; r < 4; r++)
+            {
+                float av = a[r];
+                for (int j = 0; j < 8; j++) acc[r * 8 + j] += av * b[j];
+            }
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < 8; j++)
+                c[r * ldc + j] = acc[r * 8 + j];
+    }
+}

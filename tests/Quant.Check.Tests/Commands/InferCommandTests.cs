@@ -1,0 +1,123 @@
+using Quant.Engine;
+using Quant.TestSupport;
+
+namespace Quant.Check.Tests.Commands;
+
+/// <summary>
+/// <c>quant-check infer</c> run as a user runs it (a separate process): real model in, .npy files out,
+/// equal to ONNX Runtime; and each kind of bad input gives one clear error line and exit code 1.
+/// </summary>
+public class InferCommandTests
+{
+    private static readonly string Tool = Path.Combine(AppContext.BaseDirectory, "quant-check.dll");
+    private static readonly string SampleModel = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    private static readonly string SampleInput = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "inputs", "cls_0003.x.npy");
+    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
+
+    private static (int Code, string Stdout, string Stderr) QuantCheck(params string[] args) =>
+        TestAssets.Run("dotnet", [Tool, .. args], TimeSpan.FromMinutes(2));
+
+    [Fact]
+    public void Infer_writes_outputs_equal_to_onnx_runtime_and_reports_latency()
+    {
+        var dir = TestAssets.TempDir("infer");
+        var (code, stdout, stderr) = QuantCheck("infer", SampleModel, "--input", $"x={SampleInput}", "--out", dir, "--repeat", "3", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"latency: median \d+\.\d+ ms, min \d+\.\d+ ms over 3 run\(s\), 1 thread\(s\)", stdout);
+
+        var ours = Npy.Read(Path.Combine(dir, "softmax_0.tmp_0.npy"));
+        var reference = OrtOracle.Run(SampleModel, new Dictionary<string, Tensor> { ["x"] = Npy.Read(SampleInput) }).Outputs["softmax_0.tmp_0"];
+        Assert.Equal(reference.Shape, ours.Shape);
+        Assert.True(TensorAssert.MaxAbsDiff(reference, ours) <= 1e-5);
+        // cls_0003 is a line rotated by 180 degrees (labels.tsv: 1): class 1 must win.
+        var p = ours.ReadOnlySpan<float>();
+        Assert.True(p[1] > p[0], $"rotated line scored {p[1]} rotated vs {p[0]} upright");
+    }
+
+    [Fact]
+    public void Single_input_model_accepts_a_bare_file()
+    {
+        var dir = TestAssets.TempDir("infer");
+        var (code, _, stderr) = QuantCheck("infer", SampleModel, "--input", SampleInput, "--out", dir);
+        Assert.True(code == 0, stderr);
+        Assert.True(File.Exists(Path.Combine(dir, "softmax_0.tmp_0.npy")));
+    }
+
+    [Fact]
+    public void Truncated_model_is_one_clear_error()
+    {
+        var dir = TestAssets.TempDir("bad");
+        var bytes = File.ReadAllBytes(SampleModel);
+        var cut = Path.Combine(dir, "cut.onnx");
+        File.WriteAllBytes(cut, bytes[..(bytes.Length / 3)]);
+        AssertOneError(QuantCheck("infer", cut, "--input", SampleInput, "--out", dir), "cut.onnx", "truncated");
+    }
+
+    [Fact]
+    public void Garbage_model_is_one_clear_error()
+    {
+        var dir = TestAssets.TempDir("bad");
+        var junk = Path.Combine(dir, "junk.onnx");
+        File.WriteAllBytes(junk, Enumerable.Range(0, 5000).Select(i => (byte)(i * 7919 % 251)).ToArray());
+        AssertOneError(QuantCheck("infer", junk, "--input", SampleInput, "--out", dir), "junk.onnx", "not");
+    }
+
+    [Fact]
+    public void Unknown_op_names_node_op_domain_and_opset()
+    {
+        var dir = TestAssets.TempDir("bad");
+        var x = Path.Combine(dir, "x.npy");
+        Npy.Write(x, Tensor.From(new float[4], 1, 4));
+        var r = QuantCheck("infer", Fixture("unknown_op.onnx"), "--input", $"x={x}", "--out", dir);
+        AssertOneError(r, "frob_1", "FrobnicateLinear", "ai.onnx", "opset 13");
+    }
+
+    [Fact]
+    public void Shape_mismatch_at_run_time_names_the_input()
+    {
+        var dir = TestAssets.TempDir("bad");
+        var x = Path.Combine(dir, "x.npy");
+        Npy.Write(x, Tensor.From(new float[4 * 48 * 192], 1, 4, 48, 192));
+        AssertOneError(QuantCheck("infer", SampleModel, "--input", $"x={x}", "--out", dir), "'x'", "[1,4,48,192]");
+    }
+
+    [Fact]
+    public void External_data_outside_the_model_folder_is_refused()
+    {
+        var dir = TestAssets.TempDir("bad");
+        var x = Path.Combine(dir, "x.npy");
+        Npy.Write(x, Tensor.From(new float[4], 4));
+        AssertOneError(QuantCheck("infer", Fixture("external_escape.onnx"), "--input", $"x={x}", "--out", dir), "outside the model's folder", "'w'");
+    }
+
+    [Theory]
+    [InlineData("not numpy at all")]
+    [InlineData("\u0093NUMPY\u0001\u0000\u0010\u0000{'descr': '<f4'")]
+    public void Malformed_npy_is_one_clear_error(string content)
+    {
+        var dir = TestAssets.TempDir("bad");
+        var x = Path.Combine(dir, "bad.npy");
+        File.WriteAllBytes(x, System.Text.Encoding.Latin1.GetBytes(content));
+        AssertOneError(QuantCheck("infer", SampleModel, "--input", $"x={x}", "--out", dir), "bad.npy");
+    }
+
+    [Fact]
+    public void Npy_whose_data_is_shorter_than_its_shape_is_refused()
+    {
+        var dir = TestAssets.TempDir("bad");
+        var x = Path.Combine(dir, "short.npy");
+        var full = new MemoryStream();
+        Npy.Write(full, Tensor.From(new float[3 * 48 * 192], 1, 3, 48, 192));
+        File.WriteAllBytes(x, full.ToArray()[..1000]);
+        AssertOneError(QuantCheck("infer", SampleModel, "--input", $"x={x}", "--out", dir), "short.npy", "truncated");
+    }
+
+    private static void AssertOneError((int Code, string Stdout, string Stderr) r, params string[] mustMention)
+    {
+        Assert.Equal(1, r.Code);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one error line, got:\n{r.Stderr}");
+        Assert.StartsWith("quant-check: error: ", lines[0]);
+        foreach (var m in mustMention) Assert.Contains(m, lines[0]);
+    }
+}

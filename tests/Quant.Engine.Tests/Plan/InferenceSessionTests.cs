@@ -1,0 +1,104 @@
+using Quant.Onnx;
+using Quant.TestSupport;
+
+namespace Quant.Engine.Tests.Plan;
+
+/// <summary>Observers and downstream-only re-runs on the real rec model.</summary>
+public class InferenceSessionTests
+{
+    private static readonly Lazy<OnnxModel> RecModel = new(() => OnnxModelReader.Load(TestAssets.RecModel));
+
+    private sealed class CloneAll : IValueObserver
+    {
+        public readonly Dictionary<string, Tensor> Seen = new(StringComparer.Ordinal);
+        public readonly List<string> Order = [];
+        public Tensor? OnValue(in ObservedValue v)
+        {
+            Seen[v.Name] = v.Value.Clone();
+            Order.Add(v.Name);
+            return null;
+        }
+    }
+
+    private sealed class Replace(string name, Func<Tensor, Tensor> f) : IValueObserver
+    {
+        public Tensor? OnValue(in ObservedValue v) => v.Name == name ? f(v.Value) : null;
+    }
+
+    private static Dictionary<string, Tensor> Feeds(string file = "calib_0000.npy") => new() { ["x"] = OcrSamples.Rec(file) };
+
+    [Fact]
+    public void Observer_sees_every_planned_value_with_the_same_bits_as_a_kept_run()
+    {
+        var session = new InferenceSession(RecModel.Value);
+        var observer = new CloneAll();
+        session.Run(Feeds(), new RunOptions { Observer = observer });
+        var kept = new ValueCache();
+        session.Run(Feeds(), new RunOptions { KeepValues = kept });
+
+        var expected = session.PlannedNodes.SelectMany(n => n.Outputs).Where(o => o.Length > 0).Prepend("x").ToList();
+        Assert.Equal(expected, observer.Order);
+        foreach (var name in expected)
+            Assert.Equal(kept[name].Bytes().ToArray(), observer.Seen[name].Bytes().ToArray());
+    }
+
+    [Fact]
+    public void Observed_intermediates_equal_the_same_values_made_graph_outputs()
+    {
+        // Arena reuse must not corrupt what the observer is shown: compare against a session where the
+        // intermediates are graph outputs (so never recycled).
+        var session = new InferenceSession(RecModel.Value);
+        var observer = new CloneAll();
+        session.Run(Feeds(), new RunOptions { Observer = observer });
+
+        var exposed = OnnxModelReader.Load(TestAssets.RecModel);
+        var picks = session.PlannedNodes.Where((_, i) => i % 37 == 5).Select(n => n.Outputs[0]).ToList();
+        foreach (var p in picks) exposed.Graph.Outputs.Add(new ValueInfo(p, ElementType.Undefined, null));
+        var direct = new InferenceSession(exposed).Run(Feeds());
+        Assert.True(picks.Count >= 10);
+        foreach (var p in picks)
+            Assert.Equal(direct[p].Bytes().ToArray(), observer.Seen[p].Bytes().ToArray());
+    }
+
+    [Fact]
+    public void Downstream_rerun_equals_a_full_run_with_the_value_replaced()
+    {
+        var session = new InferenceSession(RecModel.Value);
+        var cache = new ValueCache();
+        session.Run(Feeds(), new RunOptions { KeepValues = cache });
+
+        // A value in the middle of the graph, perturbed as fake quantization would.
+        var planned = session.PlannedNodes;
+        var target = planned[planned.Count / 2].Outputs[0];
+        Tensor Perturb(Tensor t)
+        {
+            var c = t.Clone();
+            var s = c.Span<float>();
+            for (int i = 0; i < s.Length; i++) s[i] = MathF.Round(s[i] * 16) / 16;
+            return c;
+        }
+        var changed = Perturb(cache[target]);
+
+        var full = session.Run(Feeds(), new RunOptions { Observer = new Replace(target, Perturb) });
+        var partial = session.RunDownstream(cache, new Dictionary<string, Tensor> { [target] = changed });
+
+        Assert.True(session.LastRunNodeCount < planned.Count / 2 + 1, $"re-ran {session.LastRunNodeCount} of {planned.Count} nodes");
+        foreach (var (name, t) in full)
+            Assert.Equal(t.Bytes().ToArray(), partial[name].Bytes().ToArray());
+        // And the perturbation did change the output, so the comparison above means something.
+        var baseline = session.Run(Feeds());
+        Assert.NotEqual(baseline.Values.Single().Bytes().ToArray(), partial.Values.Single().Bytes().ToArray());
+    }
+
+    [Fact]
+    public void Results_do_not_depend_on_thread_count_or_repetition()
+    {
+        var one = new InferenceSession(RecModel.Value, new SessionOptions { Threads = 1 });
+        var two = new InferenceSession(RecModel.Value, new SessionOptions { Threads = 2 });
+        var a = one.Run(Feeds()).Values.Single().Bytes().ToArray();
+        var b = two.Run(Feeds()).Values.Single().Bytes().ToArray();
+        var c = two.Run(Feeds()).Values.Single().Bytes().ToArray();
+        Assert.Equal(a, b);
+        Assert.Equal(b, c);
+    }
+}
