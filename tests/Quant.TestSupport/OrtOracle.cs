@@ -8,13 +8,13 @@ public static class OrtOracle
 {
     public sealed record Result(IReadOnlyDictionary<string, Tensor> Outputs, double MedianMs, double MinMs);
 
-    public static Result Run(string model, IReadOnlyDictionary<string, Tensor> inputs, int threads = 1, int repeat = 1, int warmup = 0)
+    public static Result Run(string model, IReadOnlyDictionary<string, Tensor> inputs, int threads = 1, int repeat = 1, int warmup = 0, string optimization = "all")
     {
         var dir = TestAssets.TempDir("ort");
         try
         {
             var args = new List<string> { Path.Combine(TestAssets.RepoRoot, "tests", "oracle", "ort-run.js"), "--model", model, "--out", Path.Combine(dir, "out"),
-                "--threads", threads.ToString(), "--repeat", repeat.ToString(), "--warmup", warmup.ToString() };
+                "--threads", threads.ToString(), "--repeat", repeat.ToString(), "--warmup", warmup.ToString(), "--optimization", optimization };
             foreach (var (name, t) in inputs)
             {
                 var file = Path.Combine(dir, $"in{args.Count}.npy");

@@ -1,5 +1,6 @@
 // Runs an ONNX model in ONNX Runtime (the oracle) on .npy inputs and writes .npy outputs.
-// Usage: node ort-run.js --model M.onnx --out DIR [--threads N] [--repeat N] [--warmup N] name=file.npy ...
+// Usage: node ort-run.js --model M.onnx --out DIR [--threads N] [--repeat N] [--warmup N]
+//        [--optimization disabled|basic|extended|all] name=file.npy ...
 // Prints one JSON line: {"outputs": {...name: file}, "latency_ms": [...], "median_ms": x, "min_ms": y}
 'use strict';
 const fs = require('fs');
@@ -50,7 +51,7 @@ function safeName(name) { return name.replace(/[^A-Za-z0-9._-]/g, '_'); }
 
 async function main() {
   const args = process.argv.slice(2);
-  const opt = { threads: 1, repeat: 1, warmup: 0, inputs: {} };
+  const opt = { threads: 1, repeat: 1, warmup: 0, optimization: 'all', inputs: {} };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--model') opt.model = args[++i];
@@ -58,13 +59,14 @@ async function main() {
     else if (a === '--threads') opt.threads = Number(args[++i]);
     else if (a === '--repeat') opt.repeat = Number(args[++i]);
     else if (a === '--warmup') opt.warmup = Number(args[++i]);
+    else if (a === '--optimization') opt.optimization = args[++i];
     else if (a.includes('=')) { const k = a.indexOf('='); opt.inputs[a.slice(0, k)] = a.slice(k + 1); }
     else throw new Error(`unknown argument ${a}`);
   }
   const ortDir = process.env.QUANT_ORT_NODE_MODULES;
   const ort = require(ortDir ? path.resolve(ortDir, 'onnxruntime-node') : 'onnxruntime-node');
   const session = await ort.InferenceSession.create(opt.model, {
-    intraOpNumThreads: opt.threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+    intraOpNumThreads: opt.threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: opt.optimization,
   });
   const feeds = {};
   for (const [name, file] of Object.entries(opt.inputs)) {

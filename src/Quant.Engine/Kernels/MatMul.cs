@@ -8,7 +8,8 @@ namespace Quant.Engine.Kernels;
 /// MatMul: numpy matmul — y[b..., i, j] = Σ_k a[b..., i, k]·b[b..., k, j] with batch dimensions broadcast; a 1-D
 /// first operand is a row vector and a 1-D second operand a column vector, their unit axis removed from the result.
 /// Gemm: Y = alpha·A'·B' + beta·C with A' = transA ? Aᵀ : A, B' likewise, C broadcast to [M, N] (optional from
-/// opset 11); alpha is folded into the packed A (alpha·a rounded, then multiplied), beta·C is the starting value.
+/// opset 11); alpha is folded into the packed A (alpha·a rounded, then multiplied), beta·C is the starting value
+/// (beta = 0 ignores C entirely, so NaN in C does not propagate, as in ONNX Runtime).
 /// Each output is summed over k in increasing order with fused multiply-adds on the vector paths, independent of the
 /// thread count. Constant B operands (weights) are packed once when the plan is built.
 /// </summary>

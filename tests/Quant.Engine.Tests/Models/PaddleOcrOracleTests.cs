@@ -57,16 +57,18 @@ public class PaddleOcrOracleTests
         // A task-level check on top of the numeric one: greedy CTC decoding of the engine's output
         // reads the rendered line (labels.tsv holds the text that was drawn).
         var keys = File.ReadAllLines(TestAssets.OcrModel("ppocr_keys_v1.txt"));
-        var labels = File.ReadAllLines(TestAssets.Data("ppocr-rec", "labels.tsv")).Skip(1)
+        var labels = File.ReadAllLines(TestAssets.Data("ppocr-rec", "labels.tsv"))
             .Select(l => l.Split('\t')).ToDictionary(p => p[0], p => p[1]);
         int exact = 0;
+        var got = new List<string>();
         foreach (var file in OcrSamples.RecFiles)
         {
             var probs = Rec.Value.Run(new Dictionary<string, Tensor> { ["x"] = OcrSamples.Rec(file) }).Values.Single();
             var text = CtcGreedy(probs, keys);
-            if (text == labels[file]) exact++;
+            got.Add($"{text} (drawn: {labels[file]})");
+            if (text.Trim() == labels[file]) exact++;
         }
-        Assert.True(exact >= 3, $"only {exact} of {OcrSamples.RecFiles.Length} lines decoded exactly");
+        Assert.True(exact >= 3, $"only {exact} of {OcrSamples.RecFiles.Length} lines decoded exactly: {string.Join(" | ", got)}");
     }
 
     private static string CtcGreedy(Tensor probs, string[] keys)
@@ -89,7 +91,10 @@ public class PaddleOcrOracleTests
     internal static void AssertMatchesOrt(InferenceSession session, string modelPath, Tensor x, string what)
     {
         var ours = session.Run(new Dictionary<string, Tensor> { ["x"] = x });
-        var reference = OrtOracle.Run(modelPath, new Dictionary<string, Tensor> { ["x"] = x }).Outputs;
+        // ORT's graph optimizations are off for the oracle: at level 'all' it rewrites det into NCHWc
+        // blocks whose GlobalAveragePool sums 25,600 values serially in float, an error (1.7e-3 against
+        // the exact mean, measured) larger than this test's tolerance; its plain kernels are the reference.
+        var reference = OrtOracle.Run(modelPath, new Dictionary<string, Tensor> { ["x"] = x }, optimization: "disabled").Outputs;
         Assert.Equal(reference.Keys.Order(), ours.Keys.Order());
         foreach (var (name, expected) in reference)
         {
