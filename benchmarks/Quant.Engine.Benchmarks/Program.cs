@@ -19,6 +19,7 @@ for (int i = 0; i < args.Length; i++)
 
 Console.WriteLine($"engine vs ONNX Runtime 1.30 — {Environment.ProcessorCount} cores, AVX-512F {System.Runtime.Intrinsics.X86.Avx512F.IsSupported}, median of {repeat} runs after warm-up");
 Console.WriteLine($"{"model",-22} {"threads",7} {"engine ms",10} {"ORT ms",10} {"ratio",7} {"engine peak MiB",16}");
+var profiles = new List<string>();
 foreach (var name in models)
 {
     var (path, input) = name switch
@@ -42,10 +43,15 @@ foreach (var name in models)
         }
         times.Sort();
         double ours = times[(times.Count - 1) / 2];
+        var timings = new NodeTimings();
+        for (int r = 0; r < repeat; r++) session.Run(feeds, new RunOptions { Timings = timings });
+        profiles.Add($"{name}, {threads} thread(s), ms per run by op type: " +
+            string.Join(", ", timings.ByOpType().Take(8).Select(t => $"{t.OpType} {t.Milliseconds / repeat:F1} ({t.Nodes})")));
         var ort = OrtOracle.Run(path, feeds, threads, repeat, warmup: 3);
         string label = $"{name} [{string.Join("x", input.Shape)}]";
         Console.WriteLine($"{label,-22} {threads,7} {ours,10:F1} {ort.MedianMs,10:F1} {ours / ort.MedianMs,7:F2} {session.LastRunPeakBytes / 1048576.0,16:F1}");
     }
 }
+foreach (var p in profiles) Console.WriteLine(p);
 Console.WriteLine($"process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
 return 0;

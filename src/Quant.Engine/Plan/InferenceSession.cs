@@ -17,6 +17,8 @@ public sealed class InferenceSession
     private readonly List<string> _slotNames = [];
     private readonly Tensor?[] _constants;
     private readonly Step[] _steps;
+    /// <summary>The same plan with elementwise chains fused; used when no one looks at intermediates.</summary>
+    private readonly Step[] _fastSteps;
     private readonly (int Slot, ValueInfo Info)[] _inputs;
     private readonly (int Slot, string Name)[] _outputs;
     private readonly bool[] _isGraphOutput;
@@ -87,9 +89,19 @@ public sealed class InferenceSession
         }
         _constants = constants;
 
-        // Lifetimes: a runtime value dies after the last step that reads it (or right after its producer if unread).
         _isGraphOutput = new bool[_slotNames.Count];
         foreach (var o in graph.Outputs) _isGraphOutput[_slotOf[o.Name]] = true;
+        _steps = WithLifetimes(steps, constants, overridable);
+        _fastSteps = _options.FuseElementwise ? WithLifetimes(Fuse(model, steps, constants), constants, overridable) : _steps;
+        _outputs = graph.Outputs.Select(o => (_slotOf[o.Name], o.Name)).ToArray();
+    }
+
+    /// <summary>
+    /// Lifetimes: a runtime value dies after the last step that reads it (or right after its producer
+    /// if nothing reads it); graph outputs, constants and caller-provided inputs never die.
+    /// </summary>
+    private Step[] WithLifetimes(List<Step> steps, Tensor?[] constants, HashSet<int> overridable)
+    {
         var lastUse = Enumerable.Repeat(-1, _slotNames.Count).ToArray();
         for (int s = 0; s < steps.Count; s++)
         {
@@ -103,13 +115,40 @@ public sealed class InferenceSession
             if (lastUse[slot] < 0 || _isGraphOutput[slot] || constants[slot] is not null || overridable.Contains(slot)) continue;
             releases[lastUse[slot]].Add(slot);
         }
-        _steps = steps.Select((st, i) => st with { ReleaseAfter = [.. releases[i]] }).ToArray();
-        _outputs = graph.Outputs.Select(o => (_slotOf[o.Name], o.Name)).ToArray();
+        return steps.Select((st, i) => st with { ReleaseAfter = [.. releases[i]] }).ToArray();
+    }
+
+    private List<Step> Fuse(OnnxModel model, List<Step> steps, Tensor?[] constants)
+    {
+        Dictionary<string, ValueInfo> inferred;
+        try { inferred = Quant.Onnx.Shapes.ShapeInference.Run(model); }
+        catch (Exception e) when (e is OnnxFormatException or ArgumentException or InvalidOperationException or KeyNotFoundException)
+        {
+            return steps; // without types, nothing is known to be float: run unfused
+        }
+        bool IsFloatWithRank(int slot) =>
+            inferred.TryGetValue(_slotNames[slot], out var vi) && vi.Type == ElementType.Float && vi.Shape is { Length: >= 1 };
+        var plan = ElementwiseFusion.Plan(
+            steps.Select(st => new ElementwiseFusion.StepView(st.Node, st.Inputs, st.Outputs)).ToList(),
+            slot => constants[slot], IsFloatWithRank, slot => _isGraphOutput[slot]);
+        var fused = new List<Step>(plan.Count);
+        foreach (var item in plan)
+        {
+            if (item is int index) { fused.Add(steps[index]); continue; }
+            var chain = (ElementwiseFusion.FusedChain)item;
+            var members = chain.Members.Select(m => steps[m].Node).ToList();
+            var node = new Node($"fused[{string.Join(",", members.Select(m => m.Name))}]", "FusedElementwise", "quant.engine",
+                [_slotNames[chain.Head]], chain.Outputs.Select(o => _slotNames[o]));
+            fused.Add(new Step(node, chain.Kernel, [chain.Head], chain.Outputs, []));
+        }
+        return fused;
     }
 
     public OnnxModel Model { get; }
     public IReadOnlyList<ValueInfo> Inputs => _inputs.Select(i => i.Info).ToList();
     public IReadOnlyList<string> OutputNames => _outputs.Select(o => o.Name).ToList();
+    /// <summary>The steps of an unobserved run, in order: fused chains appear as one FusedElementwise node.</summary>
+    internal IReadOnlyList<Node> FastPlanNodes => _fastSteps.Select(s => s.Node).ToList();
     /// <summary>Nodes that run per call, in plan order (folded constant nodes excluded).</summary>
     public IReadOnlyList<Node> PlannedNodes => _steps.Select(s => s.Node).ToList();
     /// <summary>Peak bytes of live tensors and scratch during the most recent run.</summary>
@@ -151,7 +190,8 @@ public sealed class InferenceSession
         foreach (var (slot, info) in _inputs)
             if (values[slot] is { } t) Observe(options, info.Name, slot, null, values, owned);
 
-        return Execute(values, owned, options, stepFilter: null);
+        bool watched = options.Observer is not null || options.KeepValues is not null || options.Timings is not null;
+        return Execute(watched ? _steps : _fastSteps, values, owned, options, stepFilter: null);
     }
 
     /// <summary>
@@ -195,21 +235,23 @@ public sealed class InferenceSession
         }
         foreach (var (s, _) in _outputs)
             if (!dirty[s] && values[s] is null && upstream.TryGet(_slotNames[s], out var cachedOut)) values[s] = cachedOut;
-        return Execute(values, owned, options, run);
+        return Execute(_steps, values, owned, options, run);
     }
 
-    private IReadOnlyDictionary<string, Tensor> Execute(Tensor?[] values, bool[] owned, RunOptions options, bool[]? stepFilter)
+    private IReadOnlyDictionary<string, Tensor> Execute(Step[] plan, Tensor?[] values, bool[] owned, RunOptions options, bool[]? stepFilter)
     {
         var pool = TakePool();
         int executed = 0;
         try
         {
-            for (int i = 0; i < _steps.Length; i++)
+            for (int i = 0; i < plan.Length; i++)
             {
                 if (stepFilter is not null && !stepFilter[i]) continue;
                 executed++;
-                var st = _steps[i];
+                var st = plan[i];
+                long started = options.Timings is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
                 var produced = Execute(st.Node, st.Kernel, st.Inputs, st.Outputs, values, pool, _options.Threads);
+                options.Timings?.Add(st.Node, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 for (int k = 0; k < st.Outputs.Length; k++)
                 {
                     int slot = st.Outputs[k];

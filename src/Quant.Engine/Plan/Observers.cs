@@ -33,6 +33,31 @@ public sealed class RunOptions
     public IValueObserver? Observer { get; init; }
     /// <summary>When set, every value of the run (inputs, intermediates, outputs) is kept here instead of being recycled.</summary>
     public ValueCache? KeepValues { get; init; }
+    /// <summary>When set, each executed node's wall time is added here (where the time goes, for benchmarks).</summary>
+    public NodeTimings? Timings { get; init; }
+}
+
+/// <summary>Accumulated wall time per node over one or more runs.</summary>
+public sealed class NodeTimings
+{
+    private readonly Dictionary<Node, (long Ticks, int Calls)> _byNode = new(ReferenceEqualityComparer.Instance);
+
+    internal void Add(Node node, long ticks)
+    {
+        _byNode.TryGetValue(node, out var t);
+        _byNode[node] = (t.Ticks + ticks, t.Calls + 1);
+    }
+
+    /// <summary>Milliseconds per node, slowest first.</summary>
+    public IReadOnlyList<(Node Node, double Milliseconds, int Calls)> ByNode() =>
+        _byNode.Select(kv => (kv.Key, kv.Value.Ticks * 1000.0 / System.Diagnostics.Stopwatch.Frequency, kv.Value.Calls))
+            .OrderByDescending(x => x.Item2).ToList();
+
+    /// <summary>Milliseconds per op type, slowest first.</summary>
+    public IReadOnlyList<(string OpType, double Milliseconds, int Nodes)> ByOpType() =>
+        _byNode.GroupBy(kv => kv.Key.OpType)
+            .Select(g => (g.Key, g.Sum(kv => kv.Value.Ticks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency, g.Count()))
+            .OrderByDescending(x => x.Item2).ToList();
 }
 
 public sealed class SessionOptions
@@ -42,4 +67,9 @@ public sealed class SessionOptions
     public KernelRegistry Registry { get; init; } = KernelRegistry.Default;
     /// <summary>Evaluate nodes whose inputs are all constant once, when the plan is built.</summary>
     public bool FoldConstants { get; init; } = true;
+    /// <summary>
+    /// Run chains of float elementwise nodes as one pass when nobody observes the intermediates
+    /// (no observer, no kept values, no timings). Results are bit-identical either way.
+    /// </summary>
+    public bool FuseElementwise { get; init; } = true;
 }

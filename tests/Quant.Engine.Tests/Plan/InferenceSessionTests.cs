@@ -90,6 +90,30 @@ public class InferenceSessionTests
         Assert.NotEqual(baseline.Values.Single().Bytes().ToArray(), partial.Values.Single().Bytes().ToArray());
     }
 
+    [Theory]
+    [InlineData("det")]
+    [InlineData("rec")]
+    [InlineData("cls")]
+    public void Fused_elementwise_chains_give_the_same_bits_as_unfused_nodes(string which)
+    {
+        var (path, x) = which switch
+        {
+            "det" => (TestAssets.DetModel, OcrSamples.Det(OcrSamples.DetFiles[1], 320, 640)),
+            "rec" => (TestAssets.RecModel, OcrSamples.Rec(OcrSamples.RecFiles[1])),
+            _ => (TestAssets.ClsModel, OcrSamples.Cls(OcrSamples.ClsFiles[1])),
+        };
+        var model = OnnxModelReader.Load(path);
+        var fused = new InferenceSession(model);
+        var plain = new InferenceSession(model, new SessionOptions { FuseElementwise = false });
+        int chains = fused.FastPlanNodes.Count(n => n.OpType == "FusedElementwise");
+        Assert.True(chains >= 10, $"only {chains} fused chains in {which}");
+        Assert.True(fused.FastPlanNodes.Count < fused.PlannedNodes.Count);
+        var feeds = new Dictionary<string, Tensor> { ["x"] = x };
+        var a = fused.Run(feeds);
+        var b = plain.Run(feeds);
+        foreach (var (name, t) in b) Assert.Equal(t.Bytes().ToArray(), a[name].Bytes().ToArray());
+    }
+
     [Fact]
     public void Results_do_not_depend_on_thread_count_or_repetition()
     {
