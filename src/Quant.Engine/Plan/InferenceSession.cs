@@ -190,7 +190,7 @@ public sealed class InferenceSession
         foreach (var (slot, info) in _inputs)
             if (values[slot] is { } t) Observe(options, info.Name, slot, null, values, owned);
 
-        bool watched = options.Observer is not null || options.KeepValues is not null || options.Timings is not null;
+        bool watched = options.Observer is not null || options.KeepValues is not null;
         return Execute(watched ? _steps : _fastSteps, values, owned, options, stepFilter: null);
     }
 

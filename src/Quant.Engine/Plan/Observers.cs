@@ -69,7 +69,7 @@ public sealed class SessionOptions
     public bool FoldConstants { get; init; } = true;
     /// <summary>
     /// Run chains of float elementwise nodes as one pass when nobody observes the intermediates
-    /// (no observer, no kept values, no timings). Results are bit-identical either way.
+    /// (no observer, no kept values). Results are bit-identical either way.
     /// </summary>
     public bool FuseElementwise { get; init; } = true;
 }
