@@ -1,0 +1,139 @@
+using Quant.Core.Diagnostics;
+using Quant.Onnx;
+
+namespace Quant.Core.Config;
+
+/// <summary>The precision a node, input or output is computed in (HMCT's qtype).</summary>
+public enum QType { Int8, Int16, Float16, Float32 }
+
+/// <summary>How activation scales are derived from calibration statistics (HMCT's calibration_type).</summary>
+public enum CalibrationMethod { Default, Max, Percentile, Kl, Mse, Fixed }
+
+/// <summary>The J6 precision templates (see docs/config-reference.md for what each sets).</summary>
+public enum Preset { Performance, Base, Precision, UpperBound }
+
+/// <summary>
+/// A parsed quantization config: HMCT's <c>quant_config</c> block (model_config, op_config,
+/// node_config, subgraph_config) plus Quant.Build's own sections (inputs, calibration, preset).
+/// Every user-written entry remembers where it was written, so later stages can point at it.
+/// </summary>
+public sealed class QuantConfig
+{
+    public required string SourceFile { get; init; }
+    public ModelConfig Model { get; init; } = new();
+    /// <summary>op_config: by ONNX op type (e.g. Softmax).</summary>
+    public Dictionary<string, OpTypeConfig> OpTypes { get; init; } = new(StringComparer.Ordinal);
+    /// <summary>node_config: by node name.</summary>
+    public Dictionary<string, NodeConfig> Nodes { get; init; } = new(StringComparer.Ordinal);
+    /// <summary>subgraph_config: by the user's subgraph name.</summary>
+    public Dictionary<string, SubgraphConfig> Subgraphs { get; init; } = new(StringComparer.Ordinal);
+    public Preset? Preset { get; init; }
+    public SourcePosition PresetPosition { get; init; }
+    /// <summary>inputs: by model input name.</summary>
+    public Dictionary<string, InputConfig> Inputs { get; init; } = new(StringComparer.Ordinal);
+    public CalibrationSettings Calibration { get; init; } = new();
+}
+
+/// <summary>model_config.</summary>
+public sealed class ModelConfig
+{
+    /// <summary>all_node_type: the default qtype of every node.</summary>
+    public QType? AllNodeType { get; init; }
+    public SourcePosition AllNodeTypePosition { get; init; }
+    /// <summary>model_output_type: the qtype of the nodes producing model outputs.</summary>
+    public QType? ModelOutputType { get; init; }
+    public SourcePosition ModelOutputTypePosition { get; init; }
+    public ActivationConfig Activation { get; init; } = new();
+    public WeightConfig Weight { get; init; } = new();
+}
+
+/// <summary>model_config.activation. Lists are the candidates HMCT searches when several are given.</summary>
+public sealed class ActivationConfig
+{
+    public IReadOnlyList<CalibrationMethod> CalibrationTypes { get; init; } = [CalibrationMethod.Default];
+    /// <summary>max_percentile candidates for the percentile method (fraction, e.g. 0.99995).</summary>
+    public IReadOnlyList<double> MaxPercentiles { get; init; } = [0.99995];
+    public IReadOnlyList<bool> PerChannel { get; init; } = [false];
+    public IReadOnlyList<bool> Asymmetric { get; init; } = [false];
+    /// <summary>num_bin: histogram bins per tensor.</summary>
+    public int NumBins { get; init; } = 2048;
+    public SourcePosition Position { get; init; }
+}
+
+/// <summary>model_config.weight.</summary>
+public sealed class WeightConfig
+{
+    public bool PerChannel { get; init; } = true;
+    public bool BiasCorrection { get; init; }
+    public SourcePosition Position { get; init; }
+}
+
+/// <summary>op_config entry.</summary>
+public sealed class OpTypeConfig
+{
+    public required string OpType { get; init; }
+    public QType? QType { get; init; }
+    public SourcePosition Position { get; init; }
+}
+
+/// <summary>The qtype of one input of a node: a precision, or <c>ec</c> (HMCT: leave it to error compensation).</summary>
+public readonly record struct InputQType(QType? QType, bool ErrorCompensation, SourcePosition Position);
+
+/// <summary>node_config entry.</summary>
+public sealed class NodeConfig
+{
+    public required string NodeName { get; init; }
+    public QType? QType { get; init; }
+    /// <summary>input0, input1, ...: by input index.</summary>
+    public Dictionary<int, InputQType> Inputs { get; init; } = [];
+    /// <summary>A fixed activation scale for the node's output (wins over calibration).</summary>
+    public float? Scale { get; init; }
+    /// <summary>A fixed threshold (max |x|) for the node's output; scale = threshold / qmax.</summary>
+    public float? Threshold { get; init; }
+    public SourcePosition Position { get; init; }
+}
+
+/// <summary>subgraph_config entry: every node between the inputs and the outputs gets the qtype.</summary>
+public sealed class SubgraphConfig
+{
+    public required string Name { get; init; }
+    /// <summary>Value (tensor) names where the subgraph starts.</summary>
+    public IReadOnlyList<string> Inputs { get; init; } = [];
+    /// <summary>Value (tensor) names where the subgraph ends.</summary>
+    public IReadOnlyList<string> Outputs { get; init; } = [];
+    public QType QType { get; init; }
+    public SourcePosition Position { get; init; }
+}
+
+public enum ChannelOrder { Keep, BgrToRgb, RgbToBgr }
+
+public enum DataLayout { NCHW, NHWC }
+
+/// <summary>inputs entry: where a model input's calibration data lives and how it becomes the model's input.</summary>
+public sealed class InputConfig
+{
+    public required string Name { get; init; }
+    /// <summary>File globs (relative to the config file's folder): .npy, .npz, or raw .bin with <see cref="Shape"/>.</summary>
+    public IReadOnlyList<string> Data { get; init; } = [];
+    /// <summary>Element type of the stored data (for .bin; checked for .npy/.npz).</summary>
+    public ElementType? StoredType { get; init; }
+    /// <summary>Shape of one stored sample (required for .bin).</summary>
+    public int[]? Shape { get; init; }
+    /// <summary>Layout of the stored data; transposed to the model's NCHW when NHWC.</summary>
+    public DataLayout Layout { get; init; } = DataLayout.NCHW;
+    /// <summary>Preprocessing, in this order: x * scale, channel reorder, (x - mean[c]) / std[c].</summary>
+    public float Scale { get; init; } = 1f;
+    public float[]? Mean { get; init; }
+    public float[]? Std { get; init; }
+    public ChannelOrder ChannelOrder { get; init; } = ChannelOrder.Keep;
+    public SourcePosition Position { get; init; }
+}
+
+/// <summary>calibration section.</summary>
+public sealed class CalibrationSettings
+{
+    /// <summary>Use at most this many samples (null: all that the globs match).</summary>
+    public int? Samples { get; init; }
+    public int BatchSize { get; init; } = 1;
+    public SourcePosition Position { get; init; }
+}

@@ -1,0 +1,35 @@
+namespace Quant.Core.Diagnostics;
+
+/// <summary>
+/// Every diagnostic the toolchain reports, one range per area. The numbers are part of the
+/// user-facing contract (MSBuild shows them; docs/error-codes.md lists them): never renumber.
+/// </summary>
+public enum ErrorCode
+{
+    // QB1xxx: quantization config (yaml/json)
+    ConfigSyntax = 1001,
+    ConfigUnknownKey = 1002,
+    ConfigWrongType = 1003,
+    ConfigInvalidValue = 1004,
+    ConfigUnknownNode = 1005,
+    ConfigUnknownOpType = 1006,
+    ConfigSubgraphUnreachable = 1007,
+    ConfigUnknownInput = 1008,
+    ConfigMissingInput = 1009,
+    ConfigFileNotFound = 1010,
+
+    // QB2xxx: calibration data
+    DataGlobMatchesNothing = 2001,
+    DataShapeMismatch = 2002,
+    DataTypeMismatch = 2003,
+    DataUnreadable = 2004,
+
+    // QB3xxx: model
+    ModelUnreadable = 3001,
+    ModelUnsupportedOp = 3002,
+    ModelRunFailed = 3003,
+
+    // QB4xxx: calibration and export
+    CalibrationFailed = 4001,
+    ExportFailed = 4002,
+}
