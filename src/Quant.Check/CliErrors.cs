@@ -1,3 +1,4 @@
+using Quant.Core.Diagnostics;
 using Quant.Engine;
 using Quant.Onnx;
 
@@ -9,13 +10,25 @@ internal static class CliErrors
     public const int Failure = 1;
 
     public static bool IsUserError(Exception e) =>
-        e is OnnxFormatException or EngineException or NpyFormatException or CliUsageException
+        e is OnnxFormatException or EngineException or NpyFormatException or CliUsageException or QuantException
             or IOException or UnauthorizedAccessException;
 
+    /// <summary>
+    /// One line per failure: a positioned MSBuild-style diagnostic (<c>file(line,col): error QB1002: ...</c>)
+    /// when we know where, else <c>quant-check: error: ...</c>.
+    /// </summary>
     public static int Report(Exception e)
     {
-        Console.Error.WriteLine($"quant-check: error: {e.Message}");
+        Console.Error.WriteLine(e is QuantException q ? q.ToDiagnostic() : $"quant-check: error: {e.Message}");
         return Failure;
+    }
+
+    /// <summary>Runs a command body, turning user errors into one line and exit code 1; cancellation into exit 130.</summary>
+    public static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (OperationCanceledException) { Console.Error.WriteLine("quant-check: cancelled"); return 130; }
+        catch (Exception e) when (IsUserError(e)) { return Report(e); }
     }
 }
 

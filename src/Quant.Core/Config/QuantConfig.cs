@@ -1,5 +1,6 @@
 using Quant.Core.Diagnostics;
 using Quant.Onnx;
+using YamlDotNet.RepresentationModel;
 
 namespace Quant.Core.Config;
 
@@ -32,6 +33,15 @@ public sealed class QuantConfig
     /// <summary>inputs: by model input name.</summary>
     public Dictionary<string, InputConfig> Inputs { get; init; } = new(StringComparer.Ordinal);
     public CalibrationSettings Calibration { get; init; } = new();
+    /// <summary>
+    /// The reserved <c>checks:</c> mapping, kept as written (with its YAML positions) until issue 4 defines
+    /// its schema; null when absent.
+    /// </summary>
+    public YamlMappingNode? Checks { get; init; }
+    public SourcePosition ChecksPosition { get; init; }
+
+    /// <summary>The folder data globs are relative to.</summary>
+    public string BaseDirectory => Path.GetDirectoryName(Path.GetFullPath(SourceFile)) ?? ".";
 }
 
 /// <summary>model_config.</summary>
@@ -55,17 +65,31 @@ public sealed class ActivationConfig
     public IReadOnlyList<double> MaxPercentiles { get; init; } = [0.99995];
     public IReadOnlyList<bool> PerChannel { get; init; } = [false];
     public IReadOnlyList<bool> Asymmetric { get; init; } = [false];
-    /// <summary>num_bin: histogram bins per tensor.</summary>
+    /// <summary>num_bin: histogram bins per tensor (the first of <see cref="NumBinCandidates"/>).</summary>
     public int NumBins { get; init; } = 2048;
+    /// <summary>num_bin as written: HMCT accepts a list of candidates too.</summary>
+    public IReadOnlyList<int> NumBinCandidates { get; init; } = [2048];
     public SourcePosition Position { get; init; }
+    public SourcePosition CalibrationTypesPosition { get; init; }
+    public SourcePosition MaxPercentilesPosition { get; init; }
+    public SourcePosition PerChannelPosition { get; init; }
+    public SourcePosition AsymmetricPosition { get; init; }
+    public SourcePosition NumBinsPosition { get; init; }
 }
 
 /// <summary>model_config.weight.</summary>
 public sealed class WeightConfig
 {
     public bool PerChannel { get; init; } = true;
+    /// <summary>bias_correction: true, or a mapping (HMCT's <c>{metric: mae, num_sample: 8}</c>), which also enables it.</summary>
     public bool BiasCorrection { get; init; }
+    /// <summary>bias_correction.metric when given as a mapping (recorded as written, e.g. mae).</summary>
+    public string? BiasCorrectionMetric { get; init; }
+    /// <summary>bias_correction.num_sample when given as a mapping.</summary>
+    public int? BiasCorrectionSamples { get; init; }
     public SourcePosition Position { get; init; }
+    public SourcePosition PerChannelPosition { get; init; }
+    public SourcePosition BiasCorrectionPosition { get; init; }
 }
 
 /// <summary>op_config entry.</summary>
@@ -73,7 +97,9 @@ public sealed class OpTypeConfig
 {
     public required string OpType { get; init; }
     public QType? QType { get; init; }
+    /// <summary>Where the op type (the key) is written.</summary>
     public SourcePosition Position { get; init; }
+    public SourcePosition QTypePosition { get; init; }
 }
 
 /// <summary>The qtype of one input of a node: a precision, or <c>ec</c> (HMCT: leave it to error compensation).</summary>
@@ -90,7 +116,11 @@ public sealed class NodeConfig
     public float? Scale { get; init; }
     /// <summary>A fixed threshold (max |x|) for the node's output; scale = threshold / qmax.</summary>
     public float? Threshold { get; init; }
+    /// <summary>Where the node name (the key) is written.</summary>
     public SourcePosition Position { get; init; }
+    public SourcePosition QTypePosition { get; init; }
+    public SourcePosition ScalePosition { get; init; }
+    public SourcePosition ThresholdPosition { get; init; }
 }
 
 /// <summary>subgraph_config entry: every node between the inputs and the outputs gets the qtype.</summary>
@@ -102,7 +132,12 @@ public sealed class SubgraphConfig
     /// <summary>Value (tensor) names where the subgraph ends.</summary>
     public IReadOnlyList<string> Outputs { get; init; } = [];
     public QType QType { get; init; }
+    /// <summary>Where the subgraph name (the key) is written.</summary>
     public SourcePosition Position { get; init; }
+    /// <summary>Where each entry of <see cref="Inputs"/> is written (same order).</summary>
+    public IReadOnlyList<SourcePosition> InputPositions { get; init; } = [];
+    /// <summary>Where each entry of <see cref="Outputs"/> is written (same order).</summary>
+    public IReadOnlyList<SourcePosition> OutputPositions { get; init; } = [];
 }
 
 public enum ChannelOrder { Keep, BgrToRgb, RgbToBgr }
@@ -115,18 +150,36 @@ public sealed class InputConfig
     public required string Name { get; init; }
     /// <summary>File globs (relative to the config file's folder): .npy, .npz, or raw .bin with <see cref="Shape"/>.</summary>
     public IReadOnlyList<string> Data { get; init; } = [];
+    /// <summary>Where each glob of <see cref="Data"/> is written (same order).</summary>
+    public IReadOnlyList<SourcePosition> DataPositions { get; init; } = [];
     /// <summary>Element type of the stored data (for .bin; checked for .npy/.npz).</summary>
     public ElementType? StoredType { get; init; }
     /// <summary>Shape of one stored sample (required for .bin).</summary>
     public int[]? Shape { get; init; }
     /// <summary>Layout of the stored data; transposed to the model's NCHW when NHWC.</summary>
     public DataLayout Layout { get; init; } = DataLayout.NCHW;
-    /// <summary>Preprocessing, in this order: x * scale, channel reorder, (x - mean[c]) / std[c].</summary>
+    /// <summary>
+    /// Preprocessing, in this order: x * Scale / ScaleDivisor, channel reorder, (x - mean[c]) / std[c],
+    /// NHWC to NCHW. <c>scale: 1/255</c> is kept as Scale 1, ScaleDivisor 255 so x / 255 is computed exactly.
+    /// </summary>
     public float Scale { get; init; } = 1f;
+    public float ScaleDivisor { get; init; } = 1f;
+    /// <summary>Per channel (one value: every channel).</summary>
     public float[]? Mean { get; init; }
     public float[]? Std { get; init; }
     public ChannelOrder ChannelOrder { get; init; } = ChannelOrder.Keep;
+    /// <summary>Where the input name (the key) is written.</summary>
     public SourcePosition Position { get; init; }
+    public SourcePosition StoredTypePosition { get; init; }
+    public SourcePosition ShapePosition { get; init; }
+    public SourcePosition LayoutPosition { get; init; }
+    public SourcePosition ScalePosition { get; init; }
+    public SourcePosition MeanPosition { get; init; }
+    public SourcePosition StdPosition { get; init; }
+    public SourcePosition ChannelOrderPosition { get; init; }
+
+    /// <summary>True when any float preprocessing is declared (scale, mean, std or a channel reorder).</summary>
+    public bool HasPreprocessing => Scale != 1f || ScaleDivisor != 1f || Mean is not null || Std is not null || ChannelOrder != ChannelOrder.Keep;
 }
 
 /// <summary>calibration section.</summary>
@@ -136,4 +189,6 @@ public sealed class CalibrationSettings
     public int? Samples { get; init; }
     public int BatchSize { get; init; } = 1;
     public SourcePosition Position { get; init; }
+    public SourcePosition SamplesPosition { get; init; }
+    public SourcePosition BatchSizePosition { get; init; }
 }

@@ -8,8 +8,12 @@ namespace Quant.Engine.Kernels;
 /// y[n, m, o...] = B[m] + Σ_{c in group(m), k...} W[m, c, k...]·x[n, g*C/group + c, o*stride - padBegin + k*dilation]
 /// with zero padding. auto_pad NOTSET uses pads; SAME_UPPER/SAME_LOWER give out = ceil(in/stride) with the odd
 /// padding unit at the end/begin; VALID pads nothing. Depthwise groups (one input channel per group) run a
-/// direct kernel; the rest run the packed GEMM (1x1 stride-1 convolutions read the NCHW input in place,
-/// others gather im2col panels on the fly). Constant weights and bias are packed once when the plan is built.
+/// direct kernel; stride-1 2-D/1-D convolutions run the GEMM micro-kernel on the image read in place
+/// (<see cref="DirectConv"/>: 1x1 straight from the input, others from a zero-bordered copy); the rest run the
+/// packed GEMM with im2col panels gathered on the fly. Constant weights and bias are packed once when the plan is built.
+/// Subnormal weights are used as zero on the GEMM paths (and on the depthwise path when the weights are constant):
+/// each term they drop is below 2^-126 times the input, while subnormal operands slow the CPU's multiply-adds
+/// by two orders of magnitude (the PaddleOCR SE blocks hold thousands of them).
 /// Summation order per output is fixed (see <see cref="PackedGemm"/> and <see cref="Depthwise"/>), so results do
 /// not depend on the thread count. NaN and infinities propagate as IEEE arithmetic does.
 /// </summary>
@@ -30,6 +34,7 @@ internal static class ConvKernels
         private readonly Tensor? _constB;
         private float[]? _packedW;
         private float[]? _paddedBias;
+        private float[]? _flushedW;
 
         public ConvKernel(KernelSetup setup)
         {
@@ -43,6 +48,7 @@ internal static class ConvKernels
                 var w = _constW;
                 int m = w.Shape[0], g = (int)_group;
                 if (m % g == 0) _packedW = PackWeights(w, g);
+                if (w.Shape[1] == 1) _flushedW = PackedGemm.FlushSubnormals(w.ReadOnlySpan<float>());
                 if (_constB is not null && _constB.Type == ElementType.Float && _constB.Rank == 1 && _constB.Length == m && m % g == 0)
                     _paddedBias = PadBias(_constB.ReadOnlySpan<float>(), m, g);
             }
@@ -55,7 +61,7 @@ internal static class ConvKernels
             var packed = new float[Math.Max(1, per * group)];
             var data = (float[])w.Buffer;
             for (int g = 0; g < group; g++)
-                _gemm.PackA(data, g * mg * kg, kg, 1, mg, kg, packed, g * per);
+                _gemm.PackA(data, g * mg * kg, kg, 1, mg, kg, packed, g * per, flushSubnormals: true);
             return packed;
         }
 
@@ -111,7 +117,8 @@ internal static class ConvKernels
                     : new Conv2DGeometry(cg, 1, inShape[0], 1, kernel[0], 1, geo.Strides[0], 1, geo.Dilations[0], 0, geo.PadBegin[0], 1, outShape[0]);
                 if (cg == 1)
                 {
-                    RunDepthwise(ctx, g2, xd, wd, b, yd, batch, c, m, mg, kProd, inPlane, outPlane);
+                    var dw = _flushedW is not null && ReferenceEquals(w, _constW) ? _flushedW : wd;
+                    RunDepthwise(ctx, g2, xd, dw, b, yd, batch, c, m, mg, kProd, inPlane, outPlane);
                     return;
                 }
             }
@@ -123,7 +130,7 @@ internal static class ConvKernels
             else
             {
                 rentedW = ctx.RentScratch(Math.Max(1, _gemm.PackedASize(mg, kg) * group));
-                for (int g = 0; g < group; g++) _gemm.PackA(wd, g * mg * kg, kg, 1, mg, kg, rentedW, g * _gemm.PackedASize(mg, kg));
+                for (int g = 0; g < group; g++) _gemm.PackA(wd, g * mg * kg, kg, 1, mg, kg, rentedW, g * _gemm.PackedASize(mg, kg), flushSubnormals: true);
                 packed = rentedW;
             }
             float[]? bias = null;
@@ -141,6 +148,7 @@ internal static class ConvKernels
                 }
             }
             float[]? col = null;
+            float[]? padded = null;
             try
             {
                 int perA = _gemm.PackedASize(mg, kg), perB = _gemm.PaddedRows(mg);
@@ -155,6 +163,13 @@ internal static class ConvKernels
                                 ? new Conv2DGeometry(cg, inShape[0], inShape[1], kernel[0], kernel[1], geo.Strides[0], geo.Strides[1],
                                     geo.Dilations[0], geo.Dilations[1], geo.PadBegin[0], geo.PadBegin[1], outShape[0], outShape[1])
                                 : new Conv2DGeometry(cg, 1, inShape[0], 1, kernel[0], 1, geo.Strides[0], 1, geo.Dilations[0], 0, geo.PadBegin[0], 1, outShape[0]);
+                            if (DirectConv.Applies(_gemm, g2, mg))
+                            {
+                                int size = DirectConv.PaddedSize(_gemm, g2);
+                                if (size > 0) padded ??= ctx.RentScratch(size);
+                                DirectConv.Run(ctx, _gemm, g2, xd, xOff, padded, mg, packed, g * perA, bias, g * perB, yd, (n * m + g * mg) * outPlane);
+                                continue;
+                            }
                             src = g2.IsPointwise ? new StridedB(xd, xOff, inPlane, 1) : new Conv2DBSource(xd, xOff, g2);
                         }
                         else
@@ -170,6 +185,7 @@ internal static class ConvKernels
             finally
             {
                 if (col is not null) ctx.ReturnScratch(col);
+                if (padded is not null) ctx.ReturnScratch(padded);
                 if (rentedW is not null) ctx.ReturnScratch(rentedW);
                 if (rentedB is not null) ctx.ReturnScratch(rentedB);
             }

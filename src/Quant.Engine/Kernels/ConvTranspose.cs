@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Quant.Engine.Kernels.Common;
 using Quant.Onnx;
 
@@ -10,7 +12,9 @@ namespace Quant.Engine.Kernels;
 /// when given (then the total padding is derived and split begin = total - floor(total/2) for NOTSET/SAME_LOWER,
 /// begin = floor(total/2) for SAME_UPPER); auto_pad SAME_* without output_shape targets in*stride.
 /// Computed as a packed GEMM into a column buffer (W^T·x per group) followed by a scatter-add (col2im) per
-/// output channel, taps in increasing order, so results do not depend on the thread count.
+/// output channel, taps in increasing order, so results do not depend on the thread count. When the kernel equals
+/// the stride (no padding, no dilation) each output is bias + one tap's sum, computed in the GEMM, and the
+/// scatter is a copy. Subnormal weights are used as zero (see <see cref="ConvKernels"/>).
 /// </summary>
 [KernelFamily]
 internal static class ConvTransposeKernels
@@ -48,7 +52,7 @@ internal static class ConvTransposeKernels
             int per = _gemm.PackedASize(rows, cg);
             var packed = new float[Math.Max(1, per * group)];
             for (int g = 0; g < group; g++)
-                _gemm.PackA((float[])w.Buffer, g * cg * rows, 1, rows, rows, cg, packed, g * per);
+                _gemm.PackA((float[])w.Buffer, g * cg * rows, 1, rows, rows, cg, packed, g * per, flushSubnormals: true);
             return packed;
         }
 
@@ -120,14 +124,36 @@ internal static class ConvTransposeKernels
             else
             {
                 rentedW = ctx.RentScratch(Math.Max(1, perA * group));
-                for (int g = 0; g < group; g++) _gemm.PackA((float[])w.Buffer, g * cg * rows, 1, rows, rows, cg, rentedW, g * perA);
+                for (int g = 0; g < group; g++) _gemm.PackA((float[])w.Buffer, g * cg * rows, 1, rows, rows, cg, rentedW, g * perA, flushSubnormals: true);
                 packed = rentedW;
             }
             var col = ctx.RentScratch(Math.Max(1, group * rows * inPlane));
+            // Kernel == stride with no padding or dilation (the det upsampling): every output is exactly one
+            // tap of one input, so the GEMM adds the bias itself and the scatter is a plain interleaving copy.
+            bool tiles = r == 2 && kernel[0] == s[0] && kernel[1] == s[1] && d[0] == 1 && d[1] == 1 && pb[0] == 0 && pb[1] == 0
+                && outShape[0] == inShape[0] * s[0] && outShape[1] == inShape[1] * s[1];
+            float[]? rowBias = null;
+            int perBias = _gemm.PaddedRows(rows);
+            if (tiles && bias is not null)
+            {
+                rowBias = ctx.RentScratch(perBias * group);
+                for (int g = 0; g < group; g++)
+                    for (int i = 0; i < rows; i++) rowBias[g * perBias + i] = bias[g * mg + i / kProd];
+            }
             try
             {
                 for (int n = 0; n < batch; n++)
                 {
+                    if (tiles)
+                    {
+                        for (int g = 0; g < group; g++)
+                            _gemm.Multiply(ctx, rows, inPlane, cg, packed, g * perA, new StridedB(xd, (n * cin + g * cg) * inPlane, inPlane, 1),
+                                col, g * rows * inPlane, inPlane, rowBias, g * perBias);
+                        int nb = n;
+                        ctx.For(m, o => Interleave(col, (o / mg * rows + o % mg * kProd) * inPlane, inShape[0], inShape[1], s[0], s[1],
+                            yd, (nb * m + o) * outPlane));
+                        continue;
+                    }
                     for (int g = 0; g < group; g++)
                         _gemm.Multiply(ctx, rows, inPlane, cg, packed, g * perA, new StridedB(xd, (n * cin + g * cg) * inPlane, inPlane, 1),
                             col, g * rows * inPlane, inPlane);
@@ -150,7 +176,43 @@ internal static class ConvTransposeKernels
             finally
             {
                 ctx.ReturnScratch(col);
+                if (rowBias is not null) ctx.ReturnScratch(rowBias);
                 if (rentedW is not null) ctx.ReturnScratch(rentedW);
+            }
+        }
+
+        /// <summary>y[(iy*sh + ky)*W*sw + ix*sw + kx] = col[((ky*sw + kx)*h + iy)*w + ix] (one output channel's taps).</summary>
+        private static unsafe void Interleave(float[] col, int colOffset, int h, int w, int sh, int sw, float[] y, int yOffset)
+        {
+            int plane = h * w, ow = w * sw;
+            if (colOffset + sh * sw * plane > col.Length || yOffset + h * sh * ow > y.Length) throw new ArgumentException("interleave buffers are too small");
+            bool v512 = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+            var lo = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            var hi = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            fixed (float* cb = col)
+            fixed (float* yb = y)
+            {
+                for (int iy = 0; iy < h; iy++)
+                    for (int ky = 0; ky < sh; ky++)
+                    {
+                        float* yr = yb + yOffset + (nint)(iy * sh + ky) * ow;
+                        float* c0 = cb + colOffset + (nint)(ky * sw) * plane + (nint)iy * w;
+                        int ix = 0;
+                        if (sw == 2 && v512)
+                        {
+                            float* c1 = c0 + plane;
+                            for (; ix + 16 <= w; ix += 16)
+                            {
+                                var a = Vector512.Load(c0 + ix);
+                                var b = Vector512.Load(c1 + ix);
+                                Avx512F.PermuteVar16x32x2(a, lo, b).Store(yr + 2 * ix);
+                                Avx512F.PermuteVar16x32x2(a, hi, b).Store(yr + 2 * ix + 16);
+                            }
+                        }
+                        for (; ix < w; ix++)
+                            for (int kx = 0; kx < sw; kx++)
+                                yr[ix * sw + kx] = c0[(nint)kx * plane + ix];
+                    }
             }
         }
 

@@ -194,6 +194,103 @@ public class ConvTests
         }
     }
 
+    /// <summary>
+    /// The in-place stride-1 path against the packed GEMM (same summation order, so the same bits) and the
+    /// double reference, on odd shapes: output widths 1..67 (every panel tail), rows 1..19 (every MR tail),
+    /// K across a KC block, dilations, asymmetric and over-sized pads, pointwise maps whose last panel would read
+    /// past the end of the image (offset into a larger buffer and exactly at its end), 1 and 2 threads.
+    /// </summary>
+    [Fact]
+    public void Direct_stride1_path_matches_the_packed_gemm_bitwise_and_the_reference()
+    {
+        var rng = new Random(21);
+        foreach (var isa in GemmTestUtil.SupportedIsas().Where(i => i != GemmIsa.Scalar))
+        {
+            var gemm = new PackedGemm(isa);
+            for (int t = 0; t < 90; t++)
+            {
+                bool pointwise = t % 3 == 0;
+                int ow = t < 67 ? t + 1 : rng.Next(1, 90);
+                int oh = rng.Next(1, 5);
+                int kh = pointwise ? 1 : rng.Next(1, 4), kw = pointwise ? 1 : rng.Next(1, 6);
+                int dh = pointwise ? 1 : rng.Next(1, 3), dw = pointwise ? 1 : rng.Next(1, 3);
+                int pt = pointwise ? 0 : rng.Next(0, kh + 1), pl = pointwise ? 0 : rng.Next(0, kw + 1);
+                int ch = t % 10 == 5 ? 31 : rng.Next(1, 8); // 31 x 9 taps crosses the 256-deep K block
+                if (t % 10 == 5 && !pointwise) { kh = 3; kw = 3; }
+                int h = pointwise ? oh : Math.Max(1, oh - 1 + (kh - 1) * dh + 1 - pt - rng.Next(0, kh));
+                int w = pointwise ? ow : Math.Max(1, ow - 1 + (kw - 1) * dw + 1 - pl - rng.Next(0, kw));
+                int m = t % 20 + 1;
+                var g = new Conv2DGeometry(ch, h, w, kh, kw, 1, 1, dh, dw, pt, pl, oh, ow);
+                int k = g.KSize, n = oh * ow, plane = h * w;
+                int xOffset = t % 2 == 0 ? 0 : 7;
+                var x = GemmTestUtil.Random(rng, xOffset + ch * plane);
+                var wts = GemmTestUtil.Random(rng, m * k);
+                bool hasBias = t % 4 != 1;
+                var bias = hasBias ? GemmTestUtil.Random(rng, m) : null;
+                var paddedBias = new float[gemm.PaddedRows(m) + 2];
+                bias?.CopyTo(paddedBias, 2);
+                var a = gemm.PackA(wts, 0, k, 1, m, k);
+                var expectedPacked = Enumerable.Repeat(float.NaN, 3 + m * n).ToArray();
+                GemmBSource src = g.IsPointwise ? new StridedB(x, xOffset, plane, 1) : new Conv2DBSource(x, xOffset, g);
+                gemm.Multiply(null, m, n, k, a, 0, src, expectedPacked, 3, n, hasBias ? paddedBias : null, 2);
+                var xt = Tensor.From(x.AsSpan(xOffset).ToArray(), 1, ch, h, w);
+                var wt = Tensor.From(wts, m, ch, kh, kw);
+                var reference = ConvReference.Conv(xt, wt, bias, 1, [1, 1], [dh, dw], [pt, pl], [oh, ow]);
+                string what = $"{isa} t={t} m={m} ch={ch} in={h}x{w} k={kh}x{kw} d={dh},{dw} pads={pt},{pl} out={oh}x{ow}";
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var y = Enumerable.Repeat(float.NaN, 3 + m * n).ToArray();
+                    var padded = new float[Math.Max(1, DirectConv.PaddedSize(gemm, g))];
+                    Array.Fill(padded, float.NaN);
+                    DirectConv.Run(GemmTestUtil.Context(threads), gemm, g, x, xOffset, padded, m, a, 0, hasBias ? paddedBias : null, 2, y, 3);
+                    GemmTestUtil.AssertBitwiseEqual(expectedPacked, y, $"{what} threads={threads} vs packed");
+                    GemmTestUtil.AssertClose(reference, y.AsSpan(3), $"{what} threads={threads} vs reference");
+                    Assert.True(float.IsNaN(y[2]), $"{what}: wrote before its output");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Direct_path_is_chosen_for_the_det_and_rec_stride1_shapes()
+    {
+        var gemm = PackedGemm.Default;
+        if (gemm.Isa == GemmIsa.Scalar) return;
+        Assert.True(DirectConv.Applies(gemm, new Conv2DGeometry(96, 160, 160, 3, 3, 1, 1, 1, 1, 1, 1, 160, 160), 24));
+        Assert.True(DirectConv.Applies(gemm, new Conv2DGeometry(16, 320, 320, 1, 1, 1, 1, 1, 1, 0, 0, 320, 320), 32));
+        Assert.False(DirectConv.Applies(gemm, new Conv2DGeometry(480, 6, 80, 1, 1, 1, 1, 1, 1, 0, 0, 6, 80), 480));
+        Assert.False(DirectConv.Applies(gemm, new Conv2DGeometry(3, 640, 640, 3, 3, 2, 2, 1, 1, 1, 1, 320, 320), 16));
+        Assert.False(DirectConv.Applies(gemm, new Conv2DGeometry(96, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1), 24));
+    }
+
+    /// <summary>Subnormal weights act as zeros on every path (constant and runtime weights, GEMM and depthwise).</summary>
+    [Fact]
+    public void Subnormal_weights_act_as_zero()
+    {
+        var rng = new Random(5);
+        foreach (var (c, m, group, k, inSize) in new[] { (24, 12, 1, 1, 5), (8, 6, 1, 3, 9), (16, 8, 1, 3, 20), (6, 6, 6, 3, 40), (40, 16, 1, 1, 1) })
+        {
+            var x = GemmTestUtil.RandomTensor(rng, 1, c, inSize, inSize);
+            var wData = GemmTestUtil.Random(rng, m * (c / group) * k * k);
+            var zeroed = (float[])wData.Clone();
+            for (int i = 0; i < wData.Length; i += 3)
+            {
+                wData[i] = (i % 2 == 0 ? 1 : -1) * 1e-39f * (1 + i % 5);
+                zeroed[i] = 0f;
+            }
+            Assert.True(float.IsSubnormal(wData[0]));
+            var attrs = new[] { AttributeValue.Of("group", (long)group), AttributeValue.Of("pads", new long[] { k / 2, k / 2, k / 2, k / 2 }) };
+            var expected = GemmTestUtil.RunNode("Conv", attrs, [x, Tensor.From(zeroed, m, c / group, k, k)], new HashSet<int> { 1 });
+            var constant = GemmTestUtil.RunNode("Conv", attrs, [x, Tensor.From(wData, m, c / group, k, k)], new HashSet<int> { 1 });
+            GemmTestUtil.AssertBitwiseEqual(expected.ReadOnlySpan<float>(), constant.ReadOnlySpan<float>(), $"constant c={c} group={group} k={k}");
+            if (group == 1)
+            {
+                var runtime = GemmTestUtil.RunNode("Conv", attrs, [x, Tensor.From(wData, m, c / group, k, k)]);
+                GemmTestUtil.AssertBitwiseEqual(expected.ReadOnlySpan<float>(), runtime.ReadOnlySpan<float>(), $"runtime c={c} k={k}");
+            }
+        }
+    }
+
     [Fact]
     public void Channel_mismatch_names_the_problem()
     {

@@ -82,6 +82,30 @@ public class ConvTransposeTests
         }
     }
 
+    /// <summary>
+    /// Kernel == stride without padding (the bias-in-GEMM, copy-scatter path): widths 1..37 cover the 16-wide
+    /// interleave and its tail; strides 1..3 per axis, groups, batches, with and without bias, runtime and constant weights.
+    /// </summary>
+    [Fact]
+    public void Kernel_equal_to_stride_tiles_the_output_exactly()
+    {
+        var rng = new Random(77);
+        for (int t = 0; t < 40; t++)
+        {
+            int sh = t % 3 + 1, sw = t < 37 ? 2 : t % 3 + 1;
+            int h = rng.Next(1, 6), w = t < 37 ? t + 1 : rng.Next(1, 40);
+            int group = t % 5 == 4 ? 2 : 1, cg = rng.Next(1, 7), mg = rng.Next(1, 5);
+            var x = GemmTestUtil.RandomTensor(rng, t % 7 == 3 ? 2 : 1, group * cg, h, w);
+            var wt = GemmTestUtil.RandomTensor(rng, group * cg, mg, sh, sw);
+            var b = t % 2 == 0 ? GemmTestUtil.RandomTensor(rng, group * mg) : null;
+            var expected = Reference(x, wt, b?.ReadOnlySpan<float>().ToArray(), group, [sh, sw], [1, 1], [0, 0], [h * sh, w * sw]);
+            var attrs = new[] { AttributeValue.Of("group", (long)group), AttributeValue.Of("strides", new long[] { sh, sw }) };
+            var y = GemmTestUtil.RunNode("ConvTranspose", attrs, [x, wt, b], t % 3 == 0 ? new HashSet<int> { 1, 2 } : null);
+            Assert.Equal([x.Shape[0], group * mg, h * sh, w * sw], y.Shape);
+            GemmTestUtil.AssertClose(expected, y.ReadOnlySpan<float>(), $"case {t} s={sh},{sw} in={h}x{w} group={group}");
+        }
+    }
+
     [Fact]
     public void Output_shape_derives_the_padding()
     {

@@ -125,8 +125,31 @@ internal sealed class PackedGemm
     /// <summary>
     /// Packs A[i, k] = scale * src[offset + i*rowStride + k*colStride] into dst[dstOffset..]: panel p
     /// holds rows p*MR..p*MR+MR-1 at [(p*K + k)*MR + r]; rows beyond M are zero.
+    /// With <paramref name="flushSubnormals"/>, subnormal values are packed as (signed) zero: their products
+    /// are below 2^-126 times the other factor, far under half an ulp of any normal sum, while every fused
+    /// multiply-add on a subnormal operand costs the CPU a microcode assist (trained weights that were
+    /// shrunk towards zero hold thousands of them, which made small convolutions 20x slower).
     /// </summary>
-    public void PackA(float[] src, int offset, int rowStride, int colStride, int m, int k, float[] dst, int dstOffset, float scale = 1f)
+    public void PackA(float[] src, int offset, int rowStride, int colStride, int m, int k, float[] dst, int dstOffset, float scale = 1f,
+        bool flushSubnormals = false)
+    {
+        PackARaw(src, offset, rowStride, colStride, m, k, dst, dstOffset, scale);
+        if (!flushSubnormals) return;
+        var packed = dst.AsSpan(dstOffset, PackedASize(m, k));
+        for (int i = 0; i < packed.Length; i++)
+            if (float.IsSubnormal(packed[i])) packed[i] = MathF.CopySign(0f, packed[i]);
+    }
+
+    /// <summary>A copy of <paramref name="src"/> with subnormal values replaced by signed zeros (see <see cref="PackA(float[], int, int, int, int, int, float[], int, float, bool)"/>).</summary>
+    public static float[] FlushSubnormals(ReadOnlySpan<float> src)
+    {
+        var dst = src.ToArray();
+        for (int i = 0; i < dst.Length; i++)
+            if (float.IsSubnormal(dst[i])) dst[i] = MathF.CopySign(0f, dst[i]);
+        return dst;
+    }
+
+    private void PackARaw(float[] src, int offset, int rowStride, int colStride, int m, int k, float[] dst, int dstOffset, float scale)
     {
         int panels = (m + MR - 1) / MR;
         for (int p = 0; p < panels; p++)
@@ -274,6 +297,126 @@ internal sealed class PackedGemm
             case GemmIsa.Avx2: Kernel6x16(kc, a, b, c, ldc, bias, init); break;
             default: Kernel4x8(kc, a, b, c, ldc, bias, init); break;
         }
+    }
+
+    /// <summary>
+    /// The micro-kernel with B read in place: row k of the MR x NR tile's B comes from b + offs[k] (NR
+    /// consecutive floats). Same arithmetic, in the same order, as the packed kernel.
+    /// </summary>
+    public unsafe void KernelIndirect(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* bias, int init)
+    {
+        switch (Isa)
+        {
+            case GemmIsa.Avx512: Kernel8x32Indirect(kc, a, b, offs, c, ldc, bias, init); break;
+            case GemmIsa.Avx2: Kernel6x16Indirect(kc, a, b, offs, c, ldc, bias, init); break;
+            default: throw new NotSupportedException("the in-place B kernel needs AVX2 or AVX-512");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel8x32Indirect(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* bias, int init)
+    {
+        Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
+        if (init == 2)
+        {
+            float* r = c;
+            c00 = Vector512.Load(r); c01 = Vector512.Load(r + 16); r += ldc;
+            c10 = Vector512.Load(r); c11 = Vector512.Load(r + 16); r += ldc;
+            c20 = Vector512.Load(r); c21 = Vector512.Load(r + 16); r += ldc;
+            c30 = Vector512.Load(r); c31 = Vector512.Load(r + 16); r += ldc;
+            c40 = Vector512.Load(r); c41 = Vector512.Load(r + 16); r += ldc;
+            c50 = Vector512.Load(r); c51 = Vector512.Load(r + 16); r += ldc;
+            c60 = Vector512.Load(r); c61 = Vector512.Load(r + 16); r += ldc;
+            c70 = Vector512.Load(r); c71 = Vector512.Load(r + 16);
+        }
+        else if (init == 1)
+        {
+            c00 = c01 = Vector512.Create(bias[0]);
+            c10 = c11 = Vector512.Create(bias[1]);
+            c20 = c21 = Vector512.Create(bias[2]);
+            c30 = c31 = Vector512.Create(bias[3]);
+            c40 = c41 = Vector512.Create(bias[4]);
+            c50 = c51 = Vector512.Create(bias[5]);
+            c60 = c61 = Vector512.Create(bias[6]);
+            c70 = c71 = Vector512.Create(bias[7]);
+        }
+        else
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = c60 = c61 = c70 = c71 = Vector512<float>.Zero;
+        }
+        for (int k = 0; k < kc; k++)
+        {
+            float* bk = b + offs[k];
+            var b0 = Vector512.Load(bk);
+            var b1 = Vector512.Load(bk + 16);
+            var av = Vector512.Create(a[0]); c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]); c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]); c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]); c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]); c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]); c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a[6]); c60 = Avx512F.FusedMultiplyAdd(av, b0, c60); c61 = Avx512F.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a[7]); c70 = Avx512F.FusedMultiplyAdd(av, b0, c70); c71 = Avx512F.FusedMultiplyAdd(av, b1, c71);
+            a += 8;
+        }
+        float* o = c;
+        c00.Store(o); c01.Store(o + 16); o += ldc;
+        c10.Store(o); c11.Store(o + 16); o += ldc;
+        c20.Store(o); c21.Store(o + 16); o += ldc;
+        c30.Store(o); c31.Store(o + 16); o += ldc;
+        c40.Store(o); c41.Store(o + 16); o += ldc;
+        c50.Store(o); c51.Store(o + 16); o += ldc;
+        c60.Store(o); c61.Store(o + 16); o += ldc;
+        c70.Store(o); c71.Store(o + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel6x16Indirect(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* bias, int init)
+    {
+        Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (init == 2)
+        {
+            float* r = c;
+            c00 = Vector256.Load(r); c01 = Vector256.Load(r + 8); r += ldc;
+            c10 = Vector256.Load(r); c11 = Vector256.Load(r + 8); r += ldc;
+            c20 = Vector256.Load(r); c21 = Vector256.Load(r + 8); r += ldc;
+            c30 = Vector256.Load(r); c31 = Vector256.Load(r + 8); r += ldc;
+            c40 = Vector256.Load(r); c41 = Vector256.Load(r + 8); r += ldc;
+            c50 = Vector256.Load(r); c51 = Vector256.Load(r + 8);
+        }
+        else if (init == 1)
+        {
+            c00 = c01 = Vector256.Create(bias[0]);
+            c10 = c11 = Vector256.Create(bias[1]);
+            c20 = c21 = Vector256.Create(bias[2]);
+            c30 = c31 = Vector256.Create(bias[3]);
+            c40 = c41 = Vector256.Create(bias[4]);
+            c50 = c51 = Vector256.Create(bias[5]);
+        }
+        else
+        {
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector256<float>.Zero;
+        }
+        for (int k = 0; k < kc; k++)
+        {
+            float* bk = b + offs[k];
+            var b0 = Vector256.Load(bk);
+            var b1 = Vector256.Load(bk + 8);
+            var av = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a[1]); c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a[2]); c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a[3]); c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a[4]); c40 = Fma.MultiplyAdd(av, b0, c40); c41 = Fma.MultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a[5]); c50 = Fma.MultiplyAdd(av, b0, c50); c51 = Fma.MultiplyAdd(av, b1, c51);
+            a += 6;
+        }
+        float* o = c;
+        c00.Store(o); c01.Store(o + 8); o += ldc;
+        c10.Store(o); c11.Store(o + 8); o += ldc;
+        c20.Store(o); c21.Store(o + 8); o += ldc;
+        c30.Store(o); c31.Store(o + 8); o += ldc;
+        c40.Store(o); c41.Store(o + 8); o += ldc;
+        c50.Store(o); c51.Store(o + 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -1,0 +1,99 @@
+using System.CommandLine;
+using System.Globalization;
+using Quant.Core.Analysis;
+using Quant.Core.Stages;
+
+namespace Quant.Check.Commands;
+
+/// <summary><c>quant-check export</c>: calibrate and write the QDQ model, the model check report and the change log.</summary>
+internal static class ExportCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<FileInfo>("model") { Description = "The float .onnx model" };
+        var config = new Option<FileInfo>("--config", "-c") { Description = "The quantization config (.yaml or .json)", Required = true };
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for NAME.qat.onnx, NAME.model_check.txt/.json, the change log and the calibration cache", Required = true };
+        var name = new Option<string?>("--name") { Description = "Artifact base name (default: the model file name)" };
+        var threads = new Option<int>("--threads") { Description = "Threads per kernel (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var cache = new Option<DirectoryInfo?>("--cache") { Description = "Folder for the calibration statistics cache (default: --out)" };
+
+        var cmd = new Command("export", "Calibrate a float model and export the fake-quant QDQ model (the qat.bc equivalent)")
+            { model, config, outDir, name, threads, cache };
+        cmd.SetAction((parse, cancel) =>
+        {
+            var request = new ExportRequest
+            {
+                ModelPath = parse.GetValue(model)!.FullName,
+                ConfigPath = parse.GetValue(config)!.FullName,
+                OutputDirectory = parse.GetValue(outDir)!.FullName,
+                Name = parse.GetValue(name),
+                Threads = Math.Max(1, parse.GetValue(threads)),
+                CacheDirectory = parse.GetValue(cache)?.FullName,
+            };
+            return Task.FromResult(CliErrors.Guard(() => Run(request, cancel)));
+        });
+        return cmd;
+    }
+
+    private static int Run(ExportRequest request, CancellationToken cancel)
+    {
+        using var bar = new ProgressBar();
+        var result = ExportStage.Run(request, bar, cancel);
+        bar.Dispose();
+        var inv = CultureInfo.InvariantCulture;
+        Console.WriteLine($"calibration: {(result.CalibrationFromCache ? "statistics from cache" : "collected")} in {result.CalibrationTime.TotalSeconds.ToString("F1", inv)} s; method {result.ChosenMethod}");
+        foreach (var (m, s) in result.Candidates) Console.WriteLine($"  candidate {m}: mean output cosine {s.ToString("F6", inv)}");
+        var counts = result.Plan.CountByQType();
+        Console.WriteLine("precision: " + string.Join(", ", counts.Select(kv => $"{kv.Key.ToString().ToLowerInvariant()} {kv.Value}")));
+        Console.WriteLine();
+        Console.WriteLine("output similarity, float vs qat (min / avg / max over calibration samples)");
+        PrintTable(result.Similarity);
+        Console.WriteLine();
+        Console.WriteLine($"qat model:    {result.QatModelPath}");
+        Console.WriteLine($"model check:  {result.ModelCheckTextPath}");
+        Console.WriteLine($"change log:   {result.ChangeLogPath}");
+        Console.WriteLine($"done in {result.TotalTime.TotalSeconds.ToString("F1", inv)} s");
+        return 0;
+    }
+
+    internal static void PrintTable(SimilarityTable table)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var rows = new List<string[]> { new[] { "output", "cosine", "L1", "L2", "Chebyshev" } };
+        foreach (var o in table.Outputs)
+        {
+            string F(Func<Similarity, double> m) { var s = table.Of(o, m); return $"{s.Min.ToString("G5", inv)} / {s.Avg.ToString("G5", inv)} / {s.Max.ToString("G5", inv)}"; }
+            rows.Add([o, F(s => s.Cosine), F(s => s.L1), F(s => s.L2), F(s => s.Chebyshev)]);
+        }
+        var widths = Enumerable.Range(0, 5).Select(i => rows.Max(r => r[i].Length)).ToArray();
+        foreach (var r in rows) Console.WriteLine(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
+    }
+}
+
+/// <summary>A one-line progress bar on stderr when it is a terminal; phase lines otherwise (logs, MSBuild).</summary>
+internal sealed class ProgressBar : IProgress<StageProgress>, IDisposable
+{
+    private readonly bool _interactive = !Console.IsErrorRedirected;
+    private string _phase = "";
+    private bool _drawn;
+
+    public void Report(StageProgress p)
+    {
+        if (_interactive)
+        {
+            int width = 30, filled = p.Total == 0 ? width : p.Done * width / Math.Max(1, p.Total);
+            Console.Error.Write($"\r{p.Phase,-28} [{new string('#', filled)}{new string('.', width - filled)}] {p.Done}/{p.Total}   ");
+            _drawn = true;
+        }
+        else if (p.Phase != _phase || p.Done == p.Total)
+        {
+            Console.Error.WriteLine($"{p.Phase}: {p.Done}/{p.Total}");
+        }
+        _phase = p.Phase;
+    }
+
+    public void Dispose()
+    {
+        if (_drawn) { Console.Error.WriteLine(); _drawn = false; }
+    }
+}

@@ -1,0 +1,137 @@
+using Quant.Onnx;
+
+namespace Quant.Core.Passes;
+
+/// <summary>A node the preparation took out of the graph, and why.</summary>
+/// <param name="Name">The node's name, or "" when the file gave it none.</param>
+/// <param name="Outputs">Its output value names (how unnamed nodes are identified).</param>
+public sealed record RemovedNode(string Name, string OpType, IReadOnlyList<string> Outputs, string Reason)
+{
+    /// <summary>The name, or the op type and first output for an unnamed node.</summary>
+    public string Label => Name.Length > 0 ? Name : $"{OpType} -> {(Outputs.Count > 0 ? Outputs[0] : "?")}";
+
+    public override string ToString() => $"{Label} ({OpType}): {Reason}";
+}
+
+/// <summary>
+/// One BatchNormalization (or per-channel bias Add) and whether it was folded into the node producing its
+/// input. <see cref="IntoNode"/> is that producer's name ("" if there is none, e.g. a graph input).
+/// </summary>
+public sealed record FoldRecord(string Node, string OpType, string IntoNode, string IntoOpType, bool Folded, string Reason)
+{
+    public override string ToString() =>
+        Folded ? $"{Node} ({OpType}) folded into {IntoNode} ({IntoOpType})" : $"{Node} ({OpType}) not folded: {Reason}";
+}
+
+/// <summary>
+/// A fusion decision for a convolution followed by an activation. The graph is not rewritten: a fused pair
+/// means the exporter must place no quantization point between <see cref="ProducerNode"/> and the
+/// activation's output. <see cref="ActivationNodes"/> lists every node of the activation (several for a
+/// decomposed HardSwish: Add, Clip, Mul, Div).
+/// </summary>
+public sealed record FusionRecord(string ProducerNode, string ProducerOpType, string Activation, IReadOnlyList<string> ActivationNodes,
+    string OutputValue, bool Fused, string Reason)
+{
+    public override string ToString() =>
+        $"{ProducerNode} ({ProducerOpType}) + {Activation} [{string.Join(", ", ActivationNodes)}]: {(Fused ? "fused" : "not fused")} ({Reason})";
+}
+
+/// <summary>What the preparation may do. The defaults are what the export stage uses.</summary>
+public sealed class PreparationOptions
+{
+    public bool FoldConstants { get; init; } = true;
+    public bool FoldBatchNormalization { get; init; } = true;
+    /// <summary>
+    /// Activations the target runs fused with a preceding Conv/ConvTranspose. "HardSwish" also covers the
+    /// decomposed form x * Clip(x + 3, 0, 6) / 6 that Paddle exports. Others get "activation not supported
+    /// for fusion".
+    /// </summary>
+    public IReadOnlySet<string> FusibleActivations { get; init; } = new HashSet<string>(StringComparer.Ordinal) { "Relu", "Clip", "HardSwish" };
+    /// <summary>A folded node whose outputs hold more elements than this and than its inputs stays (folding would bloat the file).</summary>
+    public long MaxFoldedElements { get; init; } = 1 << 20;
+}
+
+/// <summary>
+/// The float model after graph preparation, with everything the model-check report lists: removed nodes
+/// (with reasons), BatchNormalization folds (done or not, with reasons), fusion decisions and dead nodes,
+/// and the mapping between value names of the original and the prepared model.
+/// </summary>
+public sealed class PreparedModel
+{
+    internal PreparedModel(OnnxModel model, List<RemovedNode> removed, List<FoldRecord> folds, List<FusionRecord> fusions,
+        List<RemovedNode> dead, int constantsConverted, List<RemovedNode> constantFolded, List<string> removedInitializers,
+        Dictionary<string, string> aliases, Dictionary<string, string> vanished, HashSet<string> originalValues)
+    {
+        _originalValues = originalValues;
+        Model = model;
+        RemovedNodes = removed;
+        Folds = folds;
+        Fusions = fusions;
+        DeadNodes = dead;
+        ConstantNodesConverted = constantsConverted;
+        ConstantFoldedNodes = constantFolded;
+        RemovedInitializers = removedInitializers;
+        _aliases = aliases;
+        _vanished = vanished;
+        foreach (var (orig, prep) in aliases)
+        {
+            if (!_originals.TryGetValue(prep, out var l)) _originals[prep] = l = [];
+            l.Add(orig);
+        }
+    }
+
+    private readonly HashSet<string> _originalValues;
+    private readonly Dictionary<string, string> _aliases;
+    private readonly Dictionary<string, string> _vanished;
+    private readonly Dictionary<string, List<string>> _originals = new(StringComparer.Ordinal);
+
+    /// <summary>The prepared model (a copy; the input model is not modified).</summary>
+    public OnnxModel Model { get; }
+    /// <summary>Every node removed, in the order the passes removed them, with the reason.</summary>
+    public IReadOnlyList<RemovedNode> RemovedNodes { get; }
+    /// <summary>Every BatchNormalization and per-channel bias Add considered for folding, folded or not.</summary>
+    public IReadOnlyList<FoldRecord> Folds { get; }
+    /// <summary>The BatchNormalization nodes folded into their producer.</summary>
+    public IReadOnlyList<FoldRecord> FoldedBatchNorms => Folds.Where(f => f.Folded && f.OpType == "BatchNormalization").ToList();
+    /// <summary>The BatchNormalization nodes that stay in the model, each with the reason.</summary>
+    public IReadOnlyList<FoldRecord> UnfoldedBatchNorms => Folds.Where(f => !f.Folded && f.OpType == "BatchNormalization").ToList();
+    public IReadOnlyList<FusionRecord> Fusions { get; }
+    /// <summary>Nodes of the original model none of whose outputs reach a graph output (removed).</summary>
+    public IReadOnlyList<RemovedNode> DeadNodes { get; }
+    /// <summary>How many Constant nodes became initializers.</summary>
+    public int ConstantNodesConverted { get; }
+    /// <summary>Nodes evaluated at preparation time because all their inputs were constant.</summary>
+    public IReadOnlyList<RemovedNode> ConstantFoldedNodes { get; }
+    /// <summary>Initializers no remaining node reads (dropped).</summary>
+    public IReadOnlyList<string> RemovedInitializers { get; }
+
+    /// <summary>
+    /// The prepared model's name for the value the original model calls <paramref name="originalName"/>, or null
+    /// when no prepared value equals it (e.g. a convolution's output before a folded BatchNormalization;
+    /// <see cref="WhyVanished"/> says why). Names that did not change map to themselves.
+    /// </summary>
+    public string? PreparedValueName(string originalName)
+    {
+        if (!_originalValues.Contains(originalName)) return null;
+        if (_aliases.TryGetValue(originalName, out var p)) return p;
+        return _vanished.ContainsKey(originalName) ? null : originalName;
+    }
+
+    /// <summary>Why an original value has no counterpart in the prepared model, or null if it has one.</summary>
+    public string? WhyVanished(string originalName) => _vanished.GetValueOrDefault(originalName);
+
+    /// <summary>
+    /// Every original value name that the prepared value <paramref name="preparedName"/> stands for: itself when the
+    /// original had it, plus removed aliases (an Identity's output, a renamed producer output).
+    /// </summary>
+    public IReadOnlyList<string> OriginalValueNames(string preparedName)
+    {
+        var result = new List<string>();
+        if (_originalValues.Contains(preparedName) && !_aliases.ContainsKey(preparedName) && !_vanished.ContainsKey(preparedName)) result.Add(preparedName);
+        if (_originals.TryGetValue(preparedName, out var l)) result.AddRange(l.Where(n => n != preparedName));
+        return result;
+    }
+
+    /// <summary>Original value names whose prepared name differs, with that name.</summary>
+    public IReadOnlyDictionary<string, string> RenamedValues => _aliases;
+}

@@ -1,0 +1,309 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Quant.Core.Analysis;
+using Quant.Core.Calibration;
+using Quant.Core.Config;
+using Quant.Core.Data;
+using Quant.Core.Diagnostics;
+using Quant.Core.Export;
+using Quant.Core.Passes;
+using Quant.Core.Precision;
+using Quant.Core.Reports;
+using Quant.Engine;
+using Quant.Onnx;
+
+namespace Quant.Core.Stages;
+
+/// <summary>What the export stage is asked to do.</summary>
+public sealed class ExportRequest
+{
+    public required string ModelPath { get; init; }
+    public required string ConfigPath { get; init; }
+    public required string OutputDirectory { get; init; }
+    /// <summary>Artifact base name (default: the model file's name without extension).</summary>
+    public string? Name { get; init; }
+    /// <summary>Where the calibration statistics cache lives (default: the output directory).</summary>
+    public string? CacheDirectory { get; init; }
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>How many samples the <c>default</c> method compares candidates on (the first N).</summary>
+    public int SelectionSamples { get; init; } = 8;
+}
+
+/// <summary>A step of the stage with its progress, for a progress bar.</summary>
+public readonly record struct StageProgress(string Phase, int Done, int Total);
+
+/// <summary>What the export stage produced and measured.</summary>
+public sealed class ExportResult
+{
+    public required string QatModelPath { get; init; }
+    public required string ModelCheckTextPath { get; init; }
+    public required string ModelCheckJsonPath { get; init; }
+    public required string ChangeLogPath { get; init; }
+    public required string CalibrationCachePath { get; init; }
+    public required bool CalibrationFromCache { get; init; }
+    public required string ChosenMethod { get; init; }
+    /// <summary>Candidate method → its score (mean over outputs of the average output cosine vs float) when <c>default</c> searched.</summary>
+    public required IReadOnlyList<(string Method, double Score)> Candidates { get; init; }
+    public required SimilarityTable Similarity { get; init; }
+    public required PrecisionPlan Plan { get; init; }
+    public required PreparedModel Prepared { get; init; }
+    public required TimeSpan CalibrationTime { get; init; }
+    public required TimeSpan TotalTime { get; init; }
+    public required IReadOnlyList<string> DataFiles { get; init; }
+}
+
+/// <summary>
+/// Export: float ONNX + quantization config + calibration data → <c>NAME.qat.onnx</c> (QDQ),
+/// <c>NAME.model_check.txt/.json</c>, <c>NAME.qconfig_changelogs.txt</c> and a calibration cache.
+/// Calibration is one streamed pass whose statistics are cached on disk, keyed by the model bytes,
+/// the data fingerprint and the statistics settings: a changed precision setting re-derives scales
+/// from the cache without running calibration again.
+/// </summary>
+public static class ExportStage
+{
+    public static ExportResult Run(ExportRequest request, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var total = Stopwatch.StartNew();
+        string name = request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath);
+        Directory.CreateDirectory(request.OutputDirectory);
+        var cacheDir = request.CacheDirectory ?? request.OutputDirectory;
+        Directory.CreateDirectory(cacheDir);
+
+        var config = QuantConfigLoader.Load(request.ConfigPath);
+        OnnxModel original;
+        try { original = OnnxModelReader.Load(request.ModelPath); }
+        catch (OnnxFormatException e) { throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(request.ModelPath), e.Message, e); }
+
+        var prepared = GraphPreparation.Prepare(original);
+        var model = prepared.Model;
+        var sessionOptions = new SessionOptions { Threads = request.Threads };
+        var floatSession = NewSession(model, sessionOptions, request.ModelPath);
+        var data = CalibrationDataSet.Create(config, model.Graph.RuntimeInputs);
+
+        // Calibration statistics: from the cache when model, data and statistics settings are unchanged.
+        var activation = config.Model.Activation;
+        bool perChannel = activation.PerChannel.Count > 0 && activation.PerChannel[0];
+        string cacheKey = CacheKey(request.ModelPath, data.Fingerprint(), activation.NumBins, perChannel);
+        var cachePath = Path.Combine(cacheDir, name + ".calibration.qcs");
+        var calibrationTime = Stopwatch.StartNew();
+        var stats = CalibrationStatistics.TryLoad(cachePath, cacheKey);
+        bool fromCache = stats is not null;
+        if (stats is null)
+        {
+            var collector = new CalibrationCollector(numBins: activation.NumBins, perChannel: perChannel, threads: request.Threads);
+            int done = 0, count = data.BatchSamples.Count;
+            progress?.Report(new StageProgress("calibration", 0, count));
+            foreach (var batch in data.Batches())
+            {
+                cancel.ThrowIfCancellationRequested();
+                Run(floatSession, batch, new RunOptions { Observer = collector }, request.ModelPath);
+                progress?.Report(new StageProgress("calibration", ++done, count));
+            }
+            stats = collector.ToStatistics(cacheKey);
+            stats.Save(cachePath);
+        }
+        calibrationTime.Stop();
+
+        var plan = PrecisionPlanner.Plan(model, config, FusedPairs(model, prepared));
+        var tensorTypes = ActivationTensors(plan);
+        var fixedParams = FixedParams(config, plan);
+        var weights = WeightParams(model, plan, config.Model.Weight.PerChannel);
+
+        // One candidate set per method; `default` (or several listed methods) compares them on the float outputs.
+        var baseOptions = new ActivationOptions
+        {
+            MaxPercentile = activation.MaxPercentiles.Count > 0 ? activation.MaxPercentiles[0] : 0.99995,
+            PerChannel = perChannel,
+            Asymmetric = activation.Asymmetric.Count > 0 && activation.Asymmetric[0],
+        };
+        var candidates = CandidateSets(stats, tensorTypes, baseOptions, activation, fixedParams).ToList();
+        string chosen;
+        IReadOnlyDictionary<string, QuantParams> activations;
+        var scores = new List<(string, double)>();
+        if (candidates.Count == 1)
+        {
+            (chosen, activations) = candidates[0];
+        }
+        else
+        {
+            var reference = data.Samples().Take(request.SelectionSamples)
+                .Select(s => (Inputs: s, Outputs: Run(floatSession, s, null, request.ModelPath))).ToList();
+            double best = double.NegativeInfinity;
+            (chosen, activations) = candidates[0];
+            int k = 0;
+            foreach (var (method, parameters) in candidates)
+            {
+                cancel.ThrowIfCancellationRequested();
+                progress?.Report(new StageProgress("choosing calibration method", k++, candidates.Count));
+                var qat = NewSession(QdqExporter.Export(model, plan, parameters, weights), sessionOptions, request.ModelPath);
+                var table = new SimilarityTable();
+                foreach (var (inputs, outputs) in reference) Compare(table, outputs, Run(qat, inputs, null, request.ModelPath));
+                double score = table.Outputs.Average(o => table.Of(o, s => s.Cosine).Avg);
+                scores.Add((method, score));
+                if (score > best) { best = score; chosen = method; activations = parameters; }
+            }
+            progress?.Report(new StageProgress("choosing calibration method", candidates.Count, candidates.Count));
+        }
+
+        var qatModel = QdqExporter.Export(model, plan, activations, weights);
+        var qatPath = Path.Combine(request.OutputDirectory, QdqExporter.FileName(name));
+        OnnxModelWriter.Save(qatModel, qatPath);
+
+        // Float vs qat over every calibration sample (the hmct-info table), streamed.
+        var qatSession = NewSession(qatModel, sessionOptions, qatPath);
+        var similarity = new SimilarityTable();
+        int sampleCount = data.SampleCount, seen = 0;
+        foreach (var sample in data.Samples())
+        {
+            cancel.ThrowIfCancellationRequested();
+            Compare(similarity, Run(floatSession, sample, null, request.ModelPath), Run(qatSession, sample, null, qatPath));
+            progress?.Report(new StageProgress("comparing float and qat", ++seen, sampleCount));
+        }
+
+        var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");
+        AtomicText.Write(changeLogPath, plan.RenderChangeLog());
+        var report = new ModelCheckReport(name, original, prepared, plan, activations, weights, stats, chosen, scores, similarity);
+        var txtPath = Path.Combine(request.OutputDirectory, name + ".model_check.txt");
+        var jsonPath = Path.Combine(request.OutputDirectory, name + ".model_check.json");
+        AtomicText.Write(txtPath, report.RenderText());
+        AtomicText.Write(jsonPath, report.RenderJson());
+
+        return new ExportResult
+        {
+            QatModelPath = qatPath,
+            ModelCheckTextPath = txtPath,
+            ModelCheckJsonPath = jsonPath,
+            ChangeLogPath = changeLogPath,
+            CalibrationCachePath = cachePath,
+            CalibrationFromCache = fromCache,
+            ChosenMethod = chosen,
+            Candidates = scores,
+            Similarity = similarity,
+            Plan = plan,
+            Prepared = prepared,
+            CalibrationTime = calibrationTime.Elapsed,
+            TotalTime = total.Elapsed,
+            DataFiles = data.Files,
+        };
+    }
+
+    private static IEnumerable<(string, IReadOnlyDictionary<string, QuantParams>)> CandidateSets(CalibrationStatistics stats,
+        IReadOnlyDictionary<string, QType> tensors, ActivationOptions baseOptions, ActivationConfig activation,
+        IReadOnlyDictionary<string, QuantParams> fixedParams)
+    {
+        var methods = activation.CalibrationTypes.Distinct().ToList();
+        if (methods.Contains(CalibrationMethod.Default))
+        {
+            foreach (var c in ActivationScales.Candidates(stats, tensors, baseOptions, activation.MaxPercentiles, fixedParams)) yield return c;
+            yield break;
+        }
+        foreach (var m in methods)
+        {
+            if (m == CalibrationMethod.Fixed)
+            {
+                // Every activation must then have a node_config scale or threshold; others keep max.
+                yield return ("fixed", ActivationScales.DeriveAll(stats, tensors, baseOptions with { Method = CalibrationMethod.Max }, fixedParams));
+                continue;
+            }
+            if (m == CalibrationMethod.Percentile && activation.MaxPercentiles.Count > 1)
+            {
+                foreach (var p in activation.MaxPercentiles)
+                {
+                    var o = baseOptions with { Method = m, MaxPercentile = p };
+                    yield return (ActivationScales.MethodName(o), ActivationScales.DeriveAll(stats, tensors, o, fixedParams));
+                }
+                continue;
+            }
+            var opt = baseOptions with { Method = m };
+            yield return (ActivationScales.MethodName(opt), ActivationScales.DeriveAll(stats, tensors, opt, fixedParams));
+        }
+    }
+
+    /// <summary>Every activation tensor some node reads or writes as int8/int16, with the qtype it is calibrated for.</summary>
+    internal static IReadOnlyDictionary<string, QType> ActivationTensors(PrecisionPlan plan)
+    {
+        var result = new SortedDictionary<string, QType>(StringComparer.Ordinal);
+        foreach (var n in plan.Nodes)
+        {
+            if (n.ShapeOnly) continue;
+            foreach (var i in n.Inputs)
+                if (i.Role == InputRole.Activation && !i.Fused && i.QType is QType.Int8 or QType.Int16 && i.Tensor.Length > 0)
+                    result.TryAdd(i.Tensor, i.QType!.Value);
+            foreach (var o in n.Outputs)
+                if (o.QType is QType.Int8 or QType.Int16 && o.Tensor.Length > 0)
+                    result.TryAdd(o.Tensor, o.QType!.Value);
+        }
+        return result;
+    }
+
+    private static IReadOnlyDictionary<string, QuantParams> FixedParams(QuantConfig config, PrecisionPlan plan)
+    {
+        var result = new Dictionary<string, QuantParams>(StringComparer.Ordinal);
+        foreach (var (nodeName, nc) in config.Nodes)
+        {
+            if (nc.Scale is null && nc.Threshold is null) continue;
+            var np = plan.ByName(nodeName);
+            if (np is null) continue; // the planner already reported unknown node names
+            foreach (var o in np.Outputs)
+                if (o.Tensor.Length > 0)
+                    result[o.Tensor] = ActivationScales.Fixed(o.QType is QType.Int16 ? QType.Int16 : QType.Int8, nc.Scale, nc.Threshold);
+        }
+        return result;
+    }
+
+    private static IReadOnlyDictionary<string, QuantParams> WeightParams(OnnxModel model, PrecisionPlan plan, bool perChannel)
+    {
+        var result = new SortedDictionary<string, QuantParams>(StringComparer.Ordinal);
+        foreach (var n in plan.Nodes)
+        {
+            foreach (var i in n.Inputs)
+            {
+                if (i.Role != InputRole.Weight || i.QType is not (QType.Int8 or QType.Int16) || result.ContainsKey(i.Tensor)) continue;
+                if (!model.Graph.Initializers.TryGetValue(i.Tensor, out var data)) continue;
+                var w = Tensor.FromData(data);
+                int? axis = perChannel ? QdqExporter.WeightAxis(n.Node, i.Index, w.Rank) : null;
+                result[i.Tensor] = axis is int a ? WeightQuantizer.Params(w, a, i.QType.Value) : WeightQuantizer.PerTensor(w, i.QType.Value);
+            }
+        }
+        return result;
+    }
+
+    private static IReadOnlyList<FusedPair> FusedPairs(OnnxModel model, PreparedModel prepared)
+    {
+        var byName = model.Graph.Nodes.Where(n => n.Name.Length > 0).GroupBy(n => n.Name).ToDictionary(g => g.Key, g => g.First());
+        var pairs = new List<FusedPair>();
+        foreach (var f in prepared.Fusions.Where(f => f.Fused))
+        {
+            if (!byName.TryGetValue(f.ProducerNode, out var producer)) continue;
+            foreach (var a in f.ActivationNodes)
+                if (byName.TryGetValue(a, out var act)) pairs.Add(new FusedPair(producer, act));
+        }
+        return pairs;
+    }
+
+    private static void Compare(SimilarityTable table, IReadOnlyDictionary<string, Tensor> reference, IReadOnlyDictionary<string, Tensor> actual)
+    {
+        foreach (var (output, r) in reference)
+            if (r.Type is ElementType.Float or ElementType.Float16 or ElementType.Double)
+                table.Add(output, Similarity.Of(actual[output], r));
+    }
+
+    private static string CacheKey(string modelPath, string dataFingerprint, int numBins, bool perChannel)
+    {
+        using var sha = SHA256.Create();
+        using (var fs = File.OpenRead(modelPath)) sha.ComputeHash(fs);
+        return $"model={Convert.ToHexStringLower(sha.Hash!)};data={dataFingerprint};num_bin={numBins};per_channel={perChannel}";
+    }
+
+    private static InferenceSession NewSession(OnnxModel model, SessionOptions options, string file)
+    {
+        try { return new InferenceSession(model, options); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelUnsupportedOp, SourcePosition.InFile(file), e.Message, e); }
+    }
+
+    private static IReadOnlyDictionary<string, Tensor> Run(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, RunOptions? options, string file)
+    {
+        try { return session.Run(inputs, options); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
+    }
+}
