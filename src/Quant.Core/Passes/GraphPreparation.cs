@@ -21,6 +21,7 @@ public static class GraphPreparation
         // Dead nodes are reported as the original model has them, before any pass changes what is reachable.
         var dead = model.Graph.DeadNodes();
         var deadRecords = dead.Select(n => PassState.Record(n, "dead: none of its outputs reaches a graph output")).ToList();
+        DeadNodeRemoval.Run(s, dead); // first, so no pass spends work on them (folding a dead constant chain, say)
 
         int converted = ConstantNodesToInitializers.Run(s);
         IdentityRemoval.Run(s);

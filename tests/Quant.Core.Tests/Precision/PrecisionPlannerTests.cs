@@ -239,6 +239,11 @@ public class PrecisionPlannerTests
                 break;
         }
         Assert.All(fusedActs, n => Assert.Equal(plan[n.FusedInto!].Compute, n.Compute));
+        Assert.Equal(2, fusedActs.Count);
+        // The five Pow nodes of the decomposed LayerNorms have no integer kernel: the only fallbacks.
+        if (preset is Preset.Performance or Preset.Precision)
+            Assert.Equal(5, plan.ChangeLog.Count(c => c.OpType == "Pow" && c.To == QType.Float32));
+        Assert.Equal(plan.ChangeLog.Count(c => c.OpType != "Pow"), plan.ChangeLog.Count(c => c.Reason.StartsWith("fused into", StringComparison.Ordinal)));
         Assert.Equal(plan.RenderChangeLog(), RecPlan(preset).RenderChangeLog());
     }
 }

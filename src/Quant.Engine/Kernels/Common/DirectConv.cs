@@ -15,14 +15,14 @@ internal static class DirectConv
     /// <summary>
     /// Whether geometry <paramref name="g"/> with <paramref name="m"/> output channels should run here (<see cref="Run"/> takes any
     /// stride-1 geometry on a vector ISA): stride 1 on a
-    /// vector ISA; pointwise only for few output channels (many rows amortize the cheap pointwise packing, and
+    /// vector ISA; pointwise only for at most 6 panels of output channels (measured: more rows amortize the cheap pointwise packing, and
     /// packed panels are friendlier to L1 than NR-float runs one image plane apart) and maps of at least one panel;
     /// other kernels when the output rows fill at least half of their panels.
     /// </summary>
     public static bool Applies(PackedGemm gemm, in Conv2DGeometry g, int m)
     {
         if (gemm.Isa == GemmIsa.Scalar || g.SH != 1 || g.SW != 1) return false;
-        if (g.IsPointwise) return m <= 16 * gemm.MR && g.OH * g.OW >= gemm.NR;
+        if (g.IsPointwise) return m <= 6 * gemm.MR && g.OH * g.OW >= gemm.NR;
         // Panels never straddle output rows; rows much narrower than a panel would waste most of its work
         // (measured: still a win at 20 of 32 columns, since the im2col copy it saves is 9x the input for 3x3).
         int panels = (g.OW + gemm.NR - 1) / gemm.NR;

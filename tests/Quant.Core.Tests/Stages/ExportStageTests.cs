@@ -1,0 +1,137 @@
+using Quant.Core.Analysis;
+using Quant.Core.Stages;
+using Quant.Engine;
+using Quant.Onnx;
+using Quant.TestSupport;
+
+namespace Quant.Core.Tests.Stages;
+
+/// <summary>
+/// The export stage end to end on the real PaddleOCR models and the committed real samples: every
+/// preset with every calibration type exports a QDQ model that ONNX Runtime runs, and ORT's outputs
+/// on our qat.onnx match our engine's run of the same file.
+/// </summary>
+public class ExportStageTests
+{
+    private const double EngineVsOrtMinCosine = 0.9999;
+
+    public static readonly string[] Presets = ["performance", "base", "precision", "upper_bound"];
+    public static readonly string[] Methods = ["max", "percentile", "kl", "mse", "default"];
+
+    private static string Yaml(string dataGlob, string preset, string method, string preprocessing, string extra = "") => $"""
+        preset: {preset}
+        model_config:
+          activation:
+            calibration_type: {method}
+        inputs:
+          x:
+            data: "{dataGlob}"
+        {preprocessing}
+        {extra}
+        """;
+
+    private const string RecPreprocessing = """
+              scale: 1/255
+              mean: 0.5
+              std: 0.5
+        """;
+
+    private const string DetPreprocessing = """
+              scale: 1/255
+              mean: [0.485, 0.456, 0.406]
+              std: [0.229, 0.224, 0.225]
+        """;
+
+    [Fact]
+    public void Rec_every_preset_and_calibration_type_runs_alike_in_onnx_runtime_and_the_engine() =>
+        EveryPresetAndMethod(TestAssets.RecModel, Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy"), RecPreprocessing,
+            OcrSamples.Rec(OcrSamples.RecFiles[2]));
+
+    [Fact]
+    public void Det_every_preset_and_calibration_type_runs_alike_in_onnx_runtime_and_the_engine() =>
+        EveryPresetAndMethod(TestAssets.DetModel, Path.Combine(TestAssets.Data("ppocr-det"), "*.npy"), DetPreprocessing,
+            OcrSamples.Det(OcrSamples.DetFiles[0]));
+
+    private static void EveryPresetAndMethod(string model, string glob, string preprocessing, Tensor probe)
+    {
+        var dir = TestAssets.TempDir("export");
+        var cache = Path.Combine(dir, "cache");
+        var failures = new List<string>();
+        foreach (var preset in Presets)
+            foreach (var method in Methods)
+            {
+                var cfg = Path.Combine(dir, $"{preset}-{method}.yaml");
+                File.WriteAllText(cfg, Yaml(glob.Replace('\\', '/'), preset, method, preprocessing));
+                var result = ExportStage.Run(new ExportRequest
+                {
+                    ModelPath = model, ConfigPath = cfg, OutputDirectory = Path.Combine(dir, $"{preset}-{method}"), CacheDirectory = cache,
+                    Name = "m", SelectionSamples = 2,
+                });
+                var feeds = new Dictionary<string, Tensor> { ["x"] = probe };
+                var ours = new InferenceSession(OnnxModelReader.Load(result.QatModelPath)).Run(feeds);
+                var ort = OrtOracle.Run(result.QatModelPath, feeds, optimization: "disabled").Outputs;
+                foreach (var (name, reference) in ort)
+                {
+                    double cos = Similarity.Of(ours[name], reference).Cosine;
+                    if (!(cos >= EngineVsOrtMinCosine)) failures.Add($"{preset}/{method} '{name}': engine vs ORT cosine {cos:F6}");
+                }
+            }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [Fact]
+    public void Changing_one_node_config_entry_re_exports_from_cached_calibration()
+    {
+        var dir = TestAssets.TempDir("export");
+        var glob = Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy").Replace('\\', '/');
+        var cfg = Path.Combine(dir, "q.yaml");
+        File.WriteAllText(cfg, Yaml(glob, "performance", "max", RecPreprocessing));
+        var request = new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = Path.Combine(dir, "out"), Name = "rec" };
+        var first = ExportStage.Run(request);
+        Assert.False(first.CalibrationFromCache);
+        var firstQat = File.ReadAllBytes(first.QatModelPath);
+
+        // The same config again: identical bytes (deterministic export from the cached statistics).
+        var again = ExportStage.Run(request);
+        Assert.True(again.CalibrationFromCache);
+        Assert.Equal(firstQat, File.ReadAllBytes(again.QatModelPath));
+
+        // One node to int16: calibration is not re-run, the model changes.
+        var node = first.Plan.Nodes.First(n => n.OpType == "Conv").Name;
+        File.WriteAllText(cfg, Yaml(glob, "performance", "max", RecPreprocessing, $"node_config:\n  {node}: {{qtype: int16}}"));
+        var changed = ExportStage.Run(request);
+        Assert.True(changed.CalibrationFromCache);
+        Assert.NotEqual(firstQat, File.ReadAllBytes(changed.QatModelPath));
+        Assert.Equal(Core.Config.QType.Int16, changed.Plan.ByName(node)!.Compute);
+
+        // Adding a calibration file invalidates the cache.
+        var data2 = Path.Combine(dir, "data");
+        Directory.CreateDirectory(data2);
+        foreach (var f in OcrSamples.RecFiles.Take(2)) File.Copy(TestAssets.Data("ppocr-rec", f), Path.Combine(data2, f));
+        File.WriteAllText(cfg, Yaml(Path.Combine(data2, "*.npy").Replace('\\', '/'), "performance", "max", RecPreprocessing));
+        Assert.False(ExportStage.Run(request).CalibrationFromCache);
+    }
+
+    [Fact]
+    public void Reports_list_fallbacks_fusions_dtypes_layers_and_similarity()
+    {
+        var dir = TestAssets.TempDir("export");
+        var cfg = Path.Combine(dir, "q.yaml");
+        File.WriteAllText(cfg, Yaml(Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy").Replace('\\', '/'), "base", "max", RecPreprocessing));
+        var r = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = dir, Name = "rec" });
+        var text = File.ReadAllText(r.ModelCheckTextPath);
+        foreach (var section in new[] { "== Unsupported ops and float fallbacks ==", "== Fusions ==", "== Dead and removed nodes ==",
+                     "== Shared tensors with different ranges (shared-module risk) ==", "== Input/output dtypes per op type ==",
+                     "== Layers ==", "== Output similarity, float vs qat", "== Change log ==" })
+            Assert.Contains(section, text);
+        // base preset: GEMM-type ops int8, the rest float16 — both must show up in the per-op-type table.
+        var convRow = text.Split('\n').First(l => l.StartsWith("Conv ", StringComparison.Ordinal));
+        Assert.Matches(@"^Conv\s+\d+\s+\d+/0/\d+/0", convRow);
+        Assert.Contains("float16", text);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(r.ModelCheckJsonPath));
+        Assert.True(json.RootElement.GetProperty("layers").GetArrayLength() > 100);
+        Assert.Equal("softmax_11.tmp_0", json.RootElement.GetProperty("similarity")[0].GetProperty("output").GetString());
+        var cos = json.RootElement.GetProperty("similarity")[0].GetProperty("cosine").GetProperty("avg").GetDouble();
+        Assert.InRange(cos, 0.9, 1.0);
+    }
+}
