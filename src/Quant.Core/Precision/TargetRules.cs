@@ -20,7 +20,7 @@ public sealed record OpSupport(string OpType, bool Int8, bool Int16, bool Int16W
 }
 
 /// <summary>
-/// The rules of our J6-like target (documented in docs/precision.md, "Target rules"). Every float op can run
+/// The rules of our J6-like target (documented in docs/config-reference.md, "Precision rules and presets"). Every float op can run
 /// in float16 or float32; the table lists the ops that also run with integer inputs.
 /// </summary>
 public static class TargetRules

@@ -238,7 +238,7 @@ public class QdqExporterTests(ITestOutputHelper output)
             Directory.Delete(dir, true);
         }
         // cls: a 2-class softmax, so cosine saturates near 1 and only a loose order check is meaningful.
-        // rec with all-int8 absmax scales is far from float (0.80, see docs/precision.md "Measured"): its decomposed
+        // rec with all-int8 absmax scales is far from float (0.80, see docs/config-reference.md, "Measured"): its decomposed
         // LayerNorm/HardSwish and heavy-tailed Conv inputs need better calibration and fusion; these floors guard
         // the present state, not the goal.
         var floor = which == "cls"
