@@ -62,8 +62,8 @@ internal static class ExportCommand
         var rows = new List<string[]> { new[] { "output", "cosine", "L1", "L2", "Chebyshev" } };
         foreach (var o in table.Outputs)
         {
-            string F(Func<Similarity, double> m) { var s = table.Of(o, m); return $"{s.Min.ToString("G5", inv)} / {s.Avg.ToString("G5", inv)} / {s.Max.ToString("G5", inv)}"; }
-            rows.Add([o, F(s => s.Cosine), F(s => s.L1), F(s => s.L2), F(s => s.Chebyshev)]);
+            string F(Func<Similarity, double> m, string format) { var s = table.Of(o, m); return $"{s.Min.ToString(format, inv)} / {s.Avg.ToString(format, inv)} / {s.Max.ToString(format, inv)}"; }
+            rows.Add([o, F(s => s.Cosine, "F6"), F(s => s.L1, "G5"), F(s => s.L2, "G5"), F(s => s.Chebyshev, "G5")]);
         }
         var widths = Enumerable.Range(0, 5).Select(i => rows.Max(r => r[i].Length)).ToArray();
         foreach (var r in rows) Console.WriteLine(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());

@@ -1,0 +1,78 @@
+using Quant.Engine;
+using Quant.TestSupport;
+
+namespace Quant.Check.Tests.Commands;
+
+/// <summary><c>quant-check export</c> as a user runs it: real cls model, real samples, a J6-style yaml.</summary>
+public class ExportCommandTests
+{
+    private static readonly string Tool = Path.Combine(AppContext.BaseDirectory, "quant-check.dll");
+    private static readonly string ClsModel = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+
+    private static (int Code, string Stdout, string Stderr) QuantCheck(params string[] args) =>
+        TestAssets.Run("dotnet", [Tool, .. args], TimeSpan.FromMinutes(5));
+
+    private static string WriteConfig(string dir, string body)
+    {
+        var path = Path.Combine(dir, "cls.quant.yaml");
+        File.WriteAllText(path, body.Replace("DATA", Path.Combine(TestAssets.Data("ppocr-cls"), "cls_*.npy").Replace('\\', '/')));
+        return path;
+    }
+
+    private const string GoodConfig = """
+        quant_config:
+          model_config:
+            all_node_type: int8
+            activation:
+              calibration_type: [max, percentile]
+              max_percentile: 0.99995
+          op_config:
+            Softmax: {qtype: float16}
+        inputs:
+          x:
+            data: "DATA"
+            scale: 1/255
+            mean: 0.5
+            std: 0.5
+        calibration:
+          batch_size: 2
+        """;
+
+    [Fact]
+    public void Export_writes_the_qat_model_reports_and_a_similarity_table()
+    {
+        var dir = TestAssets.TempDir("export-cli");
+        var cfg = WriteConfig(dir, GoodConfig);
+        var (code, stdout, stderr) = QuantCheck("export", ClsModel, "--config", cfg, "--out", Path.Combine(dir, "out"), "--name", "cls");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("output similarity, float vs qat", stdout);
+        Assert.Matches(@"softmax_0\.tmp_0\s+(0\.9|1\.0)\d+ / (0\.9|1\.0)\d+ / ", stdout);
+        Assert.Contains("candidate max", stdout);
+        Assert.Contains("candidate percentile(0.99995)", stdout);
+        foreach (var f in new[] { "cls.qat.onnx", "cls.model_check.txt", "cls.model_check.json", "cls.qconfig_changelogs.txt", "cls.calibration.qcs" })
+            Assert.True(File.Exists(Path.Combine(dir, "out", f)), f);
+        Assert.Contains("calibration: 0/2", stderr); // 4 samples in batches of 2
+        // The exported model runs in ONNX Runtime and reads the rotated line as rotated.
+        var x = OcrSamples.Cls("cls_0003.npy");
+        var p = OrtOracle.Run(Path.Combine(dir, "out", "cls.qat.onnx"), new Dictionary<string, Tensor> { ["x"] = x }).Outputs["softmax_0.tmp_0"].ReadOnlySpan<float>();
+        Assert.True(p[1] > p[0]);
+    }
+
+    [Theory]
+    [InlineData("inputs:\n  x:\n    data: \"DATA\"\n    scael: 1\n", "(4,5): error QB1002:", "scale")]
+    [InlineData("calibration:\n  batch_size: two\n", "(2,15): error QB1003:", "two")]
+    [InlineData("node_config:\n  no_such_node: {qtype: int16}\ninputs:\n  x:\n    data: \"DATA\"\n", "(2,3): error QB1005:", "no_such_node")]
+    [InlineData("inputs:\n  x:\n    data: \"nothing/*.npy\"\n", "(3,11): error QB2001:", "nothing/*.npy")]
+    public void Bad_config_is_one_positioned_diagnostic(string yaml, string position, string mention)
+    {
+        var dir = TestAssets.TempDir("export-cli");
+        var cfg = WriteConfig(dir, yaml);
+        var (code, _, stderr) = QuantCheck("export", ClsModel, "--config", cfg, "--out", Path.Combine(dir, "out"));
+        Assert.Equal(1, code);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.Contains(": 0/") && !l.StartsWith("calibration")).ToList();
+        Assert.True(lines.Count == 1, stderr);
+        Assert.StartsWith(cfg + position, lines[0]);
+        Assert.Contains(mention, lines[0]);
+        Assert.False(File.Exists(Path.Combine(dir, "out", "cls.qat.onnx")));
+    }
+}
