@@ -53,11 +53,32 @@ public static class ActivationScales
         {
             CalibrationMethod.Max => absMax,
             CalibrationMethod.Percentile => HistogramMath.Quantile(hist, binWidth, maxPercentile),
-            CalibrationMethod.Kl => HistogramMath.KlBins(hist, KlLevels(t, hist.Length)) * binWidth,
+            CalibrationMethod.Kl => KlThreshold(hist, binWidth, absMax, KlLevels(t, hist.Length)),
             CalibrationMethod.Mse => HistogramMath.MseThreshold(hist, binWidth, QMax(t)),
             _ => throw new ArgumentException($"calibration method {method} does not derive a threshold from statistics"),
         };
         return Math.Min(th, absMax);
+    }
+
+    /// <summary>
+    /// Fewer observed elements per histogram bin than this and KL's distributions are noise: a tensor
+    /// that small (squeeze-excitation vectors: one value per channel per sample) keeps its absmax.
+    /// </summary>
+    public const int MinKlElementsPerBin = 16;
+
+    /// <summary>
+    /// KL over the bins that hold data ([0, absmax], not the histogram's power-of-two range, so the
+    /// 128-level floor is relative to the data), falling back to absmax when the tensor is too small
+    /// for a distribution or spans no more bins than there are levels.
+    /// </summary>
+    private static double KlThreshold(long[] hist, double binWidth, double absMax, int levels)
+    {
+        if (binWidth <= 0) return absMax;
+        int used = (int)Math.Min(hist.Length, Math.Ceiling(absMax / binWidth));
+        long total = 0;
+        foreach (var c in hist) total += c;
+        if (used <= levels || total < (long)MinKlElementsPerBin * used) return absMax;
+        return HistogramMath.KlBins(hist.AsSpan(0, used), levels) * binWidth;
     }
 
     /// <summary>KL's target number of quantized levels for one side of the range.</summary>

@@ -116,7 +116,14 @@ public static class ExportStage
             PerChannel = perChannel,
             Asymmetric = activation.Asymmetric.Count > 0 && activation.Asymmetric[0],
         };
-        var candidates = CandidateSets(stats, tensorTypes, baseOptions, activation, fixedParams).ToList();
+        // Model inputs keep their full range under every method: their range is the preprocessing's, and
+        // clipping it (rec pads lines with -1, exactly its minimum) shifts whole regions of the image.
+        var inputParams = new Dictionary<string, QuantParams>(fixedParams, StringComparer.Ordinal);
+        var maxOptions = baseOptions with { Method = CalibrationMethod.Max };
+        foreach (var input in model.Graph.RuntimeInputs)
+            if (tensorTypes.TryGetValue(input.Name, out var qt) && !inputParams.ContainsKey(input.Name) && stats.TryGet(input.Name, out var st))
+                inputParams[input.Name] = ActivationScales.Derive(st, qt, maxOptions);
+        var candidates = CandidateSets(stats, tensorTypes, baseOptions, activation, inputParams).ToList();
         string chosen;
         IReadOnlyDictionary<string, QuantParams> activations;
         var scores = new List<(string, double)>();

@@ -196,17 +196,27 @@ internal static class ConvKernels
         {
             var bias = b is null ? null : (float[])b.Buffer;
             int scratchSize = Depthwise.ScratchSize(g2);
-            ctx.For(batch * m, t =>
+            int planes = batch * m;
+            // Contiguous runs of channels per task: one scratch rental per run, and few enough tasks that the
+            // scheduling cost stays small next to the work (small maps have hundreds of cheap channels).
+            int tasks = PackedGemm.ParallelTasks(ctx, (long)planes * outPlane * taps, planes);
+            void Runs(int t)
             {
-                int n = t / m, o = t % m;
+                int p0 = (int)((long)planes * t / tasks), p1 = (int)((long)planes * (t + 1) / tasks);
                 var scratch = ctx.RentScratch(scratchSize);
                 try
                 {
-                    Depthwise.Run(g2, xd, (n * c + o / mg) * inPlane, wd, o * taps, bias is null ? 0f : bias[o],
-                        yd, (n * m + o) * outPlane, scratch);
+                    for (int p = p0; p < p1; p++)
+                    {
+                        int n = p / m, o = p % m;
+                        Depthwise.Run(g2, xd, (n * c + o / mg) * inPlane, wd, o * taps, bias is null ? 0f : bias[o],
+                            yd, (n * m + o) * outPlane, scratch);
+                    }
                 }
                 finally { ctx.ReturnScratch(scratch); }
-            });
+            }
+            if (tasks == 1) Runs(0);
+            else ctx.For(tasks, Runs);
         }
     }
 }

@@ -156,6 +156,51 @@ public class ConvTests
         }
     }
 
+    /// <summary>
+    /// The depthwise vector paths (four rows at a time, 64/32/16-column blocks, partial tails, stride-2
+    /// de-interleaving, phase-split strides) against a scalar loop in the same order (bias, then taps ky-major,
+    /// one fused multiply-add each): bitwise, for output heights 1..9, widths 1..70 and beyond, strides 1..3,
+    /// dilations 1..2, asymmetric pads; the scratch starts as NaN and the output is checked not to spill.
+    /// </summary>
+    [Fact]
+    public void Depthwise_matches_the_ordered_scalar_loop_bitwise()
+    {
+        var rng = new Random(31);
+        for (int t = 0; t < 420; t++)
+        {
+            int oh = 1 + t / 7 % 9, ow = t < 350 ? 1 + t % 70 : rng.Next(70, 170);
+            int kh = rng.Next(1, 6), kw = rng.Next(1, 6), sh = rng.Next(1, 4), sw = t % 4 == 0 ? 2 : rng.Next(1, 4);
+            int dh = rng.Next(1, 3), dw = rng.Next(1, 3), pt = rng.Next(0, kh), pl = rng.Next(0, kw);
+            int h = Math.Max(1, (oh - 1) * sh + (kh - 1) * dh + 1 - pt - rng.Next(0, kh));
+            int w = Math.Max(1, (ow - 1) * sw + (kw - 1) * dw + 1 - pl - rng.Next(0, kw));
+            var g = new Conv2DGeometry(1, h, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow);
+            int xOffset = t % 3, wOffset = t % 2 * 5, yOffset = 2;
+            var x = GemmTestUtil.Random(rng, xOffset + h * w);
+            var wt = GemmTestUtil.Random(rng, wOffset + kh * kw);
+            float bias = GemmTestUtil.Random(rng, 1)[0];
+            var expected = new float[oh * ow];
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                {
+                    float acc = bias;
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++)
+                        {
+                            int iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+                            float v = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[xOffset + iy * w + ix] : 0f;
+                            acc = MathF.FusedMultiplyAdd(wt[wOffset + ky * kw + kx], v, acc);
+                        }
+                    expected[oy * ow + ox] = acc;
+                }
+            var y = Enumerable.Repeat(float.NaN, yOffset + oh * ow + 3).ToArray();
+            var scratch = Enumerable.Repeat(float.NaN, Depthwise.ScratchSize(g)).ToArray();
+            Depthwise.Run(g, x, xOffset, wt, wOffset, bias, y, yOffset, scratch);
+            string what = $"t={t} in={h}x{w} k={kh}x{kw} s={sh},{sw} d={dh},{dw} pads={pt},{pl} out={oh}x{ow}";
+            GemmTestUtil.AssertBitwiseEqual(expected, y.AsSpan(yOffset, oh * ow), what);
+            Assert.True(float.IsNaN(y[yOffset - 1]) && float.IsNaN(y[yOffset + oh * ow]), $"{what}: wrote outside its output");
+        }
+    }
+
     [Fact]
     public void Auto_pad_modes_follow_the_spec()
     {

@@ -10,7 +10,8 @@ namespace Quant.Engine.Kernels.Common;
 /// (plain multiply-add on the portable path). The input plane is first copied into a zero-bordered
 /// scratch so the vectorized loop along ox needs no border tests; for strides other than 1 (and 2 with
 /// AVX-512, which de-interleaves in registers) the scratch is split by column phase (position mod SW)
-/// so every tap reads a contiguous run.
+/// so every tap reads a contiguous run. With AVX-512, four output rows are computed together so that each
+/// tap feeds several independent FMA chains (same per-output order, so the same bits as one row at a time).
 /// </summary>
 internal static class Depthwise
 {
@@ -18,8 +19,10 @@ internal static class Depthwise
     public static int ScratchSize(in Conv2DGeometry g)
     {
         var (hp, wp) = Padded(g);
-        return hp * (wp + g.SW) + 32;
+        return hp * (wp + g.SW) + Slack;
     }
+
+    private const int Slack = 64;
 
     private static (int Hp, int Wp) Padded(in Conv2DGeometry g) =>
         ((g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1, (g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1);
@@ -38,7 +41,7 @@ internal static class Depthwise
         bool plain = sw == 1 || (sw == 2 && v512);
         int lp = plain ? wp : (wp + sw - 1) / sw;
         int rowStride = plain ? wp : sw * lp;
-        if (scratch.Length < hp * rowStride) throw new ArgumentException("depthwise scratch is too small");
+        if (scratch.Length < hp * rowStride + Slack) throw new ArgumentException("depthwise scratch is too small");
         fixed (float* xb = x)
         fixed (float* sb = scratch)
         fixed (float* wb = w)
@@ -76,6 +79,10 @@ internal static class Depthwise
                 }
             }
 
+            // Zeroed slack after the last row: vector tails read up to 31 floats past the last padded row
+            // (lanes whose outputs are discarded), and garbage there could be subnormal, which slows the FMAs.
+            new Span<float>(sb + (nint)hp * rowStride, Slack).Clear();
+
             int taps = g.KH * g.KW;
             int* tapOff = stackalloc int[taps];
             for (int ky = 0; ky < g.KH; ky++)
@@ -86,14 +93,33 @@ internal static class Depthwise
                 }
             int oxStep = plain ? sw : 1;
             float* wt = wb + wOffset;
+            nint rowStep = (nint)g.SH * rowStride;
+            if (v512)
+            {
+                for (int oy = 0; oy < g.OH;)
+                {
+                    float* rowBase = sb + oy * rowStep;
+                    float* yrow = yb + yOffset + (nint)oy * g.OW;
+                    if (g.OH - oy >= 4)
+                    {
+                        if (oxStep == 2) Rows4<EvenLanes>(rowBase, rowStep, tapOff, taps, wt, bias, yrow, g.OW);
+                        else Rows4<Contiguous>(rowBase, rowStep, tapOff, taps, wt, bias, yrow, g.OW);
+                        oy += 4;
+                    }
+                    else
+                    {
+                        if (oxStep == 2) Row1<EvenLanes>(rowBase, tapOff, taps, wt, bias, yrow, g.OW);
+                        else Row1<Contiguous>(rowBase, tapOff, taps, wt, bias, yrow, g.OW);
+                        oy++;
+                    }
+                }
+                return;
+            }
             for (int oy = 0; oy < g.OH; oy++)
             {
-                float* rowBase = sb + (nint)oy * g.SH * rowStride;
+                float* rowBase = sb + oy * rowStep;
                 float* yrow = yb + yOffset + (nint)oy * g.OW;
                 int ox = 0;
-                if (v512)
-                    ox = oxStep == 2 ? Rows512Stride2(rowBase, tapOff, taps, wt, bias, yrow, g.OW, wp)
-                        : Rows512(rowBase, tapOff, taps, wt, bias, yrow, g.OW);
                 if (v256 && oxStep == 1)
                     ox = Rows256(rowBase, tapOff, taps, wt, bias, yrow, ox, g.OW);
                 for (; ox < g.OW; ox++)
@@ -110,60 +136,140 @@ internal static class Depthwise
         }
     }
 
-    /// <summary>Stride 2 on the plain layout: each tap loads 32 consecutive floats and keeps the even lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe int Rows512Stride2(float* rowBase, int* tapOff, int taps, float* wt, float bias, float* yrow, int ow, int wp)
+    /// <summary>How 16 consecutive outputs of a row read one tap: 16 consecutive floats, or the even ones of 32 (stride 2).</summary>
+    private interface ILanes
     {
-        var even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        var bv = Vector512.Create(bias);
-        int maxTap = 0;
-        for (int t = 0; t < taps; t++) maxTap = Math.Max(maxTap, tapOff[t] % Math.Max(1, wp));
-        int ox = 0;
-        // Lanes used by the last tap stay inside the padded row (lane 31 may read one float past it, still in scratch).
-        for (; ox + 16 <= ow && 2 * ox + maxTap + 31 <= wp; ox += 16)
-        {
-            var a0 = bv;
-            float* p = rowBase + 2 * (nint)ox;
-            for (int t = 0; t < taps; t++)
-            {
-                float* q = p + tapOff[t];
-                var v = Avx512F.PermuteVar16x32x2(Vector512.Load(q), even, Vector512.Load(q + 16));
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(wt[t]), v, a0);
-            }
-            a0.Store(yrow + ox);
-        }
-        return ox;
+        static abstract int Step { get; }
+        static abstract unsafe Vector512<float> Load(float* p);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe int Rows512(float* rowBase, int* tapOff, int taps, float* wt, float bias, float* yrow, int ow)
+    private struct Contiguous : ILanes
     {
-        int ox = 0;
+        public static int Step => 1;
+        public static unsafe Vector512<float> Load(float* p) => Vector512.Load(p);
+    }
+
+    private struct EvenLanes : ILanes
+    {
+        public static int Step => 2;
+        public static unsafe Vector512<float> Load(float* p) =>
+            Avx512F.PermuteVar16x32x2(Vector512.Load(p), Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), Vector512.Load(p + 16));
+    }
+
+    /// <summary>
+    /// Four output rows at once (rows rowStep floats apart in the scratch): a tap's weight feeds up to eight
+    /// independent accumulator chains, where one row alone leaves the FMA units waiting on the latency of a
+    /// single chain. Each output still gets bias then the taps in order, so the bits do not change.
+    /// The last 1..15 columns run a full vector that reads past the row (into the next row or the zeroed slack) and store only the valid lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Rows4<TLanes>(float* rowBase, nint rowStep, int* tapOff, int taps, float* wt, float bias, float* yrow, int ow)
+        where TLanes : struct, ILanes
+    {
+        int step = TLanes.Step;
         var bv = Vector512.Create(bias);
-        // Two vectors at a time so each weight broadcast feeds two FMAs.
+        float* r0 = rowBase, r1 = rowBase + rowStep, r2 = rowBase + 2 * rowStep, r3 = rowBase + 3 * rowStep;
+        float* y0 = yrow, y1 = yrow + ow, y2 = yrow + 2 * ow, y3 = yrow + 3 * ow;
+        int ox = 0;
         for (; ox + 32 <= ow; ox += 32)
         {
-            var a0 = bv; var a1 = bv;
-            float* p = rowBase + ox;
+            Vector512<float> a0 = bv, a1 = bv, b0 = bv, b1 = bv, c0 = bv, c1 = bv, d0 = bv, d1 = bv;
+            nint o = (nint)ox * step, o2 = o + 16 * step;
+            for (int t = 0; t < taps; t++)
+            {
+                var wv = Vector512.Create(wt[t]);
+                nint q = tapOff[t];
+                a0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r0 + q + o), a0);
+                a1 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r0 + q + o2), a1);
+                b0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r1 + q + o), b0);
+                b1 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r1 + q + o2), b1);
+                c0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r2 + q + o), c0);
+                c1 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r2 + q + o2), c1);
+                d0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r3 + q + o), d0);
+                d1 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r3 + q + o2), d1);
+            }
+            a0.Store(y0 + ox); a1.Store(y0 + ox + 16);
+            b0.Store(y1 + ox); b1.Store(y1 + ox + 16);
+            c0.Store(y2 + ox); c1.Store(y2 + ox + 16);
+            d0.Store(y3 + ox); d1.Store(y3 + ox + 16);
+        }
+        for (; ox < ow; ox += 16)
+        {
+            Vector512<float> a0 = bv, b0 = bv, c0 = bv, d0 = bv;
+            nint o = (nint)ox * step;
+            for (int t = 0; t < taps; t++)
+            {
+                var wv = Vector512.Create(wt[t]);
+                nint q = tapOff[t] + o;
+                a0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r0 + q), a0);
+                b0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r1 + q), b0);
+                c0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r2 + q), c0);
+                d0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(r3 + q), d0);
+            }
+            int n = Math.Min(16, ow - ox);
+            StoreFirst(a0, y0 + ox, n);
+            StoreFirst(b0, y1 + ox, n);
+            StoreFirst(c0, y2 + ox, n);
+            StoreFirst(d0, y3 + ox, n);
+        }
+    }
+
+    /// <summary>One output row, up to four vectors of columns at a time (see <see cref="Rows4"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Row1<TLanes>(float* rowBase, int* tapOff, int taps, float* wt, float bias, float* yrow, int ow)
+        where TLanes : struct, ILanes
+    {
+        int step = TLanes.Step;
+        var bv = Vector512.Create(bias);
+        int ox = 0;
+        for (; ox + 64 <= ow; ox += 64)
+        {
+            Vector512<float> a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+            float* p = rowBase + (nint)ox * step;
             for (int t = 0; t < taps; t++)
             {
                 var wv = Vector512.Create(wt[t]);
                 float* q = p + tapOff[t];
-                a0 = Avx512F.FusedMultiplyAdd(wv, Vector512.Load(q), a0);
-                a1 = Avx512F.FusedMultiplyAdd(wv, Vector512.Load(q + 16), a1);
+                a0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(q), a0);
+                a1 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(q + 16 * step), a1);
+                a2 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(q + 32 * step), a2);
+                a3 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(q + 48 * step), a3);
             }
-            a0.Store(yrow + ox);
-            a1.Store(yrow + ox + 16);
+            a0.Store(yrow + ox); a1.Store(yrow + ox + 16); a2.Store(yrow + ox + 32); a3.Store(yrow + ox + 48);
         }
-        for (; ox + 16 <= ow; ox += 16)
+        for (; ox + 32 <= ow; ox += 32)
+        {
+            Vector512<float> a0 = bv, a1 = bv;
+            float* p = rowBase + (nint)ox * step;
+            for (int t = 0; t < taps; t++)
+            {
+                var wv = Vector512.Create(wt[t]);
+                float* q = p + tapOff[t];
+                a0 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(q), a0);
+                a1 = Avx512F.FusedMultiplyAdd(wv, TLanes.Load(q + 16 * step), a1);
+            }
+            a0.Store(yrow + ox); a1.Store(yrow + ox + 16);
+        }
+        for (; ox < ow; ox += 16)
         {
             var a0 = bv;
-            float* p = rowBase + ox;
+            float* p = rowBase + (nint)ox * step;
             for (int t = 0; t < taps; t++)
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(wt[t]), Vector512.Load(p + tapOff[t]), a0);
-            a0.Store(yrow + ox);
+                a0 = Avx512F.FusedMultiplyAdd(Vector512.Create(wt[t]), TLanes.Load(p + tapOff[t]), a0);
+            StoreFirst(a0, yrow + ox, Math.Min(16, ow - ox));
         }
-        return ox;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreFirst(Vector512<float> v, float* dst, int n)
+    {
+        if (n == 16)
+        {
+            v.Store(dst);
+            return;
+        }
+        float* lanes = (float*)&v;
+        for (int i = 0; i < n; i++) dst[i] = lanes[i];
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

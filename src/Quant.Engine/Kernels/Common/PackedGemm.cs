@@ -98,6 +98,24 @@ internal sealed class PackedGemm
 
     public static PackedGemm Default { get; } = new(BestIsa);
 
+    /// <summary>
+    /// Multiply-adds below which a kernel runs on the calling thread: handing work to a pool thread and
+    /// waiting for it costs tens of microseconds, as much as this much arithmetic.
+    /// </summary>
+    public const long MinParallelWork = 1 << 18;
+
+    /// <summary>
+    /// Tasks to split <paramref name="work"/> multiply-adds into (at most <paramref name="maxTasks"/>): 1 when
+    /// there is no thread budget or too little work, else a few per thread so a late or busy thread does not
+    /// hold up the rest.
+    /// </summary>
+    public static int ParallelTasks(KernelContext? ctx, long work, int maxTasks)
+    {
+        int threads = ctx?.Threads ?? 1;
+        if (threads <= 1 || maxTasks <= 1 || work < MinParallelWork) return 1;
+        return (int)Math.Min(maxTasks, Math.Min(threads * 4L, Math.Max(threads, work / MinParallelWork)));
+    }
+
     public static bool IsSupported(GemmIsa isa) => isa switch
     {
         GemmIsa.Avx512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Fma.IsSupported,
