@@ -87,7 +87,6 @@ internal static class MatMulKernels
             int batchCount = Tensor.ElementCount(batch);
             var stridesA = BatchStrides(batchA, br, m * k);
             var stridesB = BatchStrides(batchB, br, k * n);
-            int parallelBatches = batchCount >= 2 ? batchCount : 0;
             void One(int t, KernelContext? inner)
             {
                 int rem = t, offA = 0, offB = 0;
@@ -106,8 +105,17 @@ internal static class MatMulKernels
                 }
                 finally { ctx.ReturnScratch(packed); }
             }
-            if (parallelBatches > 0) ctx.For(batchCount, t => One(t, null));
-            else One(0, ctx);
+            // Whole products per task when they split evenly over the threads (attention heads); otherwise one
+            // product after another, each split inside. Small jobs stay on the calling thread either way.
+            int tasks = PackedGemm.ParallelTasks(ctx, (long)batchCount * m * n * k, batchCount);
+            if (tasks > 1 && (batchCount % ctx.Threads == 0 || batchCount >= 4 * ctx.Threads))
+                ctx.For(tasks, t =>
+                {
+                    int end = (int)((long)batchCount * (t + 1) / tasks);
+                    for (int i = (int)((long)batchCount * t / tasks); i < end; i++) One(i, null);
+                });
+            else
+                for (int i = 0; i < batchCount; i++) One(i, ctx);
         }
 
         private static int[] BatchStrides(int[] dims, int br, int matrix)

@@ -198,4 +198,76 @@ public class PackedGemmTests
             GemmTestUtil.AssertBitwiseEqual(one, three, $"{m}x{n}x{k} 1 vs 3 threads (prepacked)");
         }
     }
+    /// <summary>
+    /// The vector paths (narrow matrix-vector columns and 32/16-column tiles) against a scalar loop in the
+    /// documented order (init, then k increasing, one fused multiply-add per term): bitwise, for N 1..40,
+    /// odd M, K across a KC block, bias / accumulate / plain, strided and prepacked B, and 1..3 threads on
+    /// jobs large enough to be split.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void Vector_paths_match_the_ordered_fma_loop_bitwise(string isaName)
+    {
+        var isa = Enum.Parse<GemmIsa>(isaName);
+        if (isa == GemmIsa.Scalar) return;
+        var gemm = new PackedGemm(isa);
+        var rng = new Random(4321);
+        for (int t = 0; t < 60; t++)
+        {
+            int n = t < 40 ? t + 1 : rng.Next(1, 9);
+            int m = t % 3 == 0 ? rng.Next(1, 20) : rng.Next(60, 300);
+            int k = t % 5 == 0 ? rng.Next(257, 700) : rng.Next(1, 120);
+            var a = GemmTestUtil.Random(rng, m * k);
+            var b = GemmTestUtil.Random(rng, k * n);
+            int mode = t % 3;
+            float[]? bias = mode == 1 ? GemmTestUtil.Random(rng, m) : null;
+            float[]? init = mode == 2 ? GemmTestUtil.Random(rng, m * n) : null;
+            var expected = new float[m * n];
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    float acc = init?[i * n + j] ?? bias?[i] ?? 0f;
+                    for (int p = 0; p < k; p++) acc = MathF.FusedMultiplyAdd(a[i * k + p], b[p * n + j], acc);
+                    expected[i * n + j] = acc;
+                }
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                bool prepack = (t + threads) % 2 == 0;
+                var actual = RunGemm(gemm, GemmTestUtil.Context(threads), m, n, k, a, b, init, bias, prepack);
+                GemmTestUtil.AssertBitwiseEqual(expected, actual, $"{isa} m={m} n={n} k={k} mode={mode} threads={threads} prepack={prepack}");
+            }
+        }
+    }
+
+    /// <summary>Every (column panel, row panel) pair lands in exactly one task, for any thread count and job size.</summary>
+    [Fact]
+    public void Schedule_covers_every_panel_pair_once()
+    {
+        foreach (int threads in new[] { 1, 2, 3, 4 })
+            foreach (int nPanels in new[] { 1, 2, 3, 7, 8, 9, 15, 16, 30, 120 })
+                foreach (int mPanels in new[] { 1, 2, 5, 60 })
+                    foreach (long work in new[] { 10L, PackedGemm.MinParallelWork, 1L << 30 })
+                    {
+                        var plan = GemmSchedule.Plan(GemmTestUtil.Context(threads), work, nPanels, 8, mPanels);
+                        var seen = new int[nPanels, mPanels];
+                        int largest = 0;
+                        for (int t = 0; t < plan.Tasks; t++)
+                        {
+                            var (p0, p1, mp0, mp1) = plan.Task(t);
+                            Assert.True(p1 - p0 <= 8, $"task {t} has {p1 - p0} column panels");
+                            largest = Math.Max(largest, (p1 - p0) * (mp1 - mp0));
+                            for (int p = p0; p < p1; p++)
+                                for (int mp = mp0; mp < mp1; mp++) seen[p, mp]++;
+                        }
+                        foreach (int v in seen) Assert.Equal(1, v);
+                        if (threads == 1 || work < PackedGemm.MinParallelWork) Assert.Equal((nPanels + 7) / 8, plan.Tasks);
+                        else
+                        {
+                            // Within twice the ideal share, and one tile per thread at least when there are enough.
+                            int ideal = (nPanels * mPanels + threads - 1) / threads;
+                            Assert.True(largest <= Math.Max(2 * ideal, (nPanels + 7) / 8 > threads ? 8 : 0), $"{plan}: a task holds {largest} panel pairs");
+                            Assert.True(plan.Tasks >= Math.Min(threads, (nPanels + 7) / 8), $"{plan} leaves threads idle");
+                        }
+                    }
+    }
 }

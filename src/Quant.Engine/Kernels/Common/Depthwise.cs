@@ -146,12 +146,14 @@ internal static class Depthwise
     private struct Contiguous : ILanes
     {
         public static int Step => 1;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe Vector512<float> Load(float* p) => Vector512.Load(p);
     }
 
     private struct EvenLanes : ILanes
     {
         public static int Step => 2;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static unsafe Vector512<float> Load(float* p) =>
             Avx512F.PermuteVar16x32x2(Vector512.Load(p), Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), Vector512.Load(p + 16));
     }

@@ -79,22 +79,14 @@ internal static class DirectConv
 
         int panelsPerRow = (rowLen + nr - 1) / nr;
         int totalPanels = rows * panelsPerRow;
-        int panelsPerTask = Math.Max(1, PackedGemm.NC / nr);
-        int nTiles = (totalPanels + panelsPerTask - 1) / panelsPerTask;
         int mPanels = (m + mr - 1) / mr;
-        int threads = ctx?.Threads ?? 1;
-        int mGroups = threads > 1 && nTiles < 2 * threads ? Math.Min(mPanels, (2 * threads + nTiles - 1) / nTiles) : 1;
-        int panelsPerGroup = (mPanels + mGroups - 1) / mGroups;
-        mGroups = (mPanels + panelsPerGroup - 1) / panelsPerGroup;
-        int tasks = nTiles * mGroups;
+        var plan = GemmSchedule.Plan(ctx, (long)m * outPlane * kTotal, totalPanels, Math.Max(1, PackedGemm.NC / nr), mPanels);
         // A run whose NR-wide read would leave the source array (pointwise tail) is copied into a small zero-padded panel.
         long lastRead = (long)srcOffset + offs[kTotal - 1];
 
         void Task(int t)
         {
-            int nt = t / mGroups, grp = t % mGroups;
-            int p0 = nt * panelsPerTask, p1 = Math.Min(totalPanels, p0 + panelsPerTask);
-            int mp0 = grp * panelsPerGroup, mp1 = Math.Min(mPanels, mp0 + panelsPerGroup);
+            var (p0, p1, mp0, mp1) = plan.Task(t);
             float* tile = stackalloc float[mr * nr];
             float[]? tail = null;
             int[]? tailOffs = null;
@@ -142,10 +134,10 @@ internal static class DirectConv
             }
         }
 
-        if (ctx is null || tasks == 1)
-            for (int t = 0; t < tasks; t++) Task(t);
+        if (ctx is null || plan.Tasks == 1)
+            for (int t = 0; t < plan.Tasks; t++) Task(t);
         else
-            ctx.For(tasks, Task);
+            ctx.For(plan.Tasks, Task);
     }
 
     /// <summary>One NR-column panel: all K blocks, rows of panels mp0..mp1-1, into c (row stride ldc).</summary>
@@ -201,8 +193,14 @@ internal static class DirectConv
                 drow[hi..].Clear();
             }
         }
-        if (ctx is null || g.Channels == 1) for (int c = 0; c < g.Channels; c++) Channel(c);
-        else ctx.For(g.Channels, Channel);
+        // Copies are cheap per channel: contiguous runs of channels per task, and no hand-off for small images.
+        int tasks = PackedGemm.ParallelTasks(ctx, (long)g.Channels * hp * wp, g.Channels);
+        if (tasks == 1) for (int c = 0; c < g.Channels; c++) Channel(c);
+        else ctx!.For(tasks, t =>
+        {
+            int c1 = (int)((long)g.Channels * (t + 1) / tasks);
+            for (int c = (int)((long)g.Channels * t / tasks); c < c1; c++) Channel(c);
+        });
         padded.AsSpan(g.Channels * hp * wp, nr).Clear();
     }
 }

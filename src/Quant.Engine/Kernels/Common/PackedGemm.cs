@@ -78,6 +78,40 @@ internal sealed class PrepackedB : GemmBSource
 }
 
 /// <summary>
+/// How a GEMM-shaped job (column panels x row panels) is cut into parallel tasks. Column panels are dealt
+/// out in equal runs (at most <c>maxPanelsPerTile</c> each, so a task's B block fits its scratch), and the
+/// number of runs is rounded up to a multiple of the thread count so no thread idles at the end; when there
+/// are fewer runs than threads (narrow outputs) the row panels are split too. Jobs too small to pay for the
+/// hand-off run as one task. The cut never changes a result: every output element is computed by one task
+/// in the same order.
+/// </summary>
+internal readonly record struct GemmSchedule(int Tasks, int NTiles, int NPanels, int MGroups, int PanelsPerGroup, int MPanels)
+{
+    public static GemmSchedule Plan(KernelContext? ctx, long work, int nPanels, int maxPanelsPerTile, int mPanels)
+    {
+        int threads = PackedGemm.ParallelTasks(ctx, work, int.MaxValue) > 1 ? ctx!.Threads : 1;
+        int nTiles = (nPanels + maxPanelsPerTile - 1) / maxPanelsPerTile;
+        if (threads > 1 && nTiles % threads != 0)
+            nTiles = Math.Min(nPanels, (nTiles + threads - 1) / threads * threads);
+        int mGroups = 1;
+        if (threads > 1 && nTiles < threads)
+            mGroups = Math.Min(mPanels, (threads + nTiles - 1) / nTiles);
+        int perGroup = (mPanels + mGroups - 1) / mGroups;
+        mGroups = (mPanels + perGroup - 1) / perGroup;
+        return new GemmSchedule(nTiles * mGroups, nTiles, nPanels, mGroups, perGroup, mPanels);
+    }
+
+    /// <summary>Column panels [P0, P1) and row panels [Mp0, Mp1) of task <paramref name="t"/>.</summary>
+    public (int P0, int P1, int Mp0, int Mp1) Task(int t)
+    {
+        int nt = t / MGroups, g = t % MGroups;
+        int p0 = (int)((long)NPanels * nt / NTiles), p1 = (int)((long)NPanels * (nt + 1) / NTiles);
+        int mp0 = g * PanelsPerGroup;
+        return (p0, p1, mp0, Math.Min(MPanels, mp0 + PanelsPerGroup));
+    }
+}
+
+/// <summary>
 /// Single-precision GEMM C = A·B (+ bias per row, or + C) with A packed in MR-row panels and B copied
 /// block by block into NR-column panels, computed by a register-blocked micro-kernel.
 /// Each element of C is the sum over k in increasing order (one fused multiply-add per term on the
@@ -88,7 +122,7 @@ internal sealed class PackedGemm
 {
     /// <summary>Depth of a B block kept in L1/L2 while the micro-kernel sweeps over it.</summary>
     public const int KC = 256;
-    /// <summary>Columns per parallel task (a multiple of every NR).</summary>
+    /// <summary>Most columns per task (a multiple of every NR): one B block of KC x NC floats fits the scratch.</summary>
     public const int NC = 256;
 
     public static GemmIsa BestIsa { get; } =
@@ -217,20 +251,19 @@ internal sealed class PackedGemm
         if (b is PrepackedB pb && (pb.K != k || pb.N != n || pb.NR != NR))
             throw new ArgumentException("prepacked B does not match the GEMM shape");
 
-        int nTiles = (n + NC - 1) / NC;
+        if (Isa == GemmIsa.Avx512 && n <= NarrowColumns)
+        {
+            MultiplyNarrow(ctx, m, n, k, aPacked, aOffset, b, c, cOffset, ldc, bias, biasOffset, accumulate);
+            return;
+        }
+        int nPanels = (n + NR - 1) / NR;
         int mPanels = (m + MR - 1) / MR;
-        int threads = ctx?.Threads ?? 1;
-        // Few column tiles (small feature maps) leave threads idle: then also split the rows.
-        int mGroups = threads > 1 && nTiles < 2 * threads ? Math.Min(mPanels, (2 * threads + nTiles - 1) / nTiles) : 1;
-        int panelsPerGroup = (mPanels + mGroups - 1) / mGroups;
-        mGroups = (mPanels + panelsPerGroup - 1) / panelsPerGroup;
-        int tasks = nTiles * mGroups;
+        var plan = GemmSchedule.Plan(ctx, (long)m * n * k, nPanels, NC / NR, mPanels);
 
         void Task(int t)
         {
-            int nt = t / mGroups, g = t % mGroups;
-            int n0 = nt * NC, nc = Math.Min(NC, n - n0);
-            int mp0 = g * panelsPerGroup, mp1 = Math.Min(mPanels, mp0 + panelsPerGroup);
+            var (p0, p1, mp0, mp1) = plan.Task(t);
+            int n0 = p0 * NR, nc = Math.Min(n, p1 * NR) - n0;
             float[]? scratch = null;
             if (b is not PrepackedB)
                 scratch = ctx?.RentScratch(KC * NC) ?? new float[KC * NC];
@@ -238,10 +271,101 @@ internal sealed class PackedGemm
             finally { if (scratch is not null) ctx?.ReturnScratch(scratch); }
         }
 
-        if (ctx is null || tasks == 1)
-            for (int t = 0; t < tasks; t++) Task(t);
+        if (ctx is null || plan.Tasks == 1)
+            for (int t = 0; t < plan.Tasks; t++) Task(t);
         else
-            ctx.For(tasks, Task);
+            ctx.For(plan.Tasks, Task);
+    }
+
+    /// <summary>Widest N that runs as matrix-vector products (<see cref="MultiplyNarrow"/>) instead of 32-column tiles.</summary>
+    public const int NarrowColumns = 4;
+
+    /// <summary>
+    /// Few columns (squeeze-excitation convolutions on 1x1 maps, matrix-vector products): one column at a time
+    /// with the 8 rows of an A panel in one vector, four panels per pass for independent FMA chains, instead of
+    /// a 32-column tile that would be almost all padding. Each element is still init + Σ_k A[i,k]·B[k,j] in
+    /// increasing k with one fused multiply-add per term, as in the tiled kernel.
+    /// </summary>
+    private unsafe void MultiplyNarrow(KernelContext? ctx, int m, int n, int k, float[] aPacked, int aOffset, GemmBSource b,
+        float[] c, int cOffset, int ldc, float[]? bias, int biasOffset, bool accumulate)
+    {
+        int mPanels = (m + MR - 1) / MR;
+        var pre = b as PrepackedB;
+        float[]? packedB = null;
+        try
+        {
+            if (pre is null)
+            {
+                packedB = ctx?.RentScratch(k * NR) ?? new float[k * NR];
+                fixed (float* d = packedB) b.Pack(0, k, 0, n, NR, d);
+            }
+            float[] bData = pre?.Data ?? packedB!;
+            int tasks = ParallelTasks(ctx, (long)m * n * k, mPanels);
+            void Panels(int t)
+            {
+                int mp0 = (int)((long)mPanels * t / tasks), mp1 = (int)((long)mPanels * (t + 1) / tasks);
+                fixed (float* aBase = aPacked)
+                fixed (float* bBase = bData)
+                fixed (float* cBase = c)
+                fixed (float* biasBase = bias)
+                    for (int j = 0; j < n; j++)
+                        for (int mp = mp0; mp < mp1; mp += 4)
+                            NarrowPanels(m, k, aBase + aOffset, mp, Math.Min(4, mp1 - mp), bBase + j, cBase + cOffset + j, ldc,
+                                biasBase == null ? null : biasBase + biasOffset, accumulate);
+            }
+            if (tasks == 1) Panels(0);
+            else ctx!.For(tasks, Panels);
+        }
+        finally
+        {
+            if (packedB is not null) ctx?.ReturnScratch(packedB);
+        }
+    }
+
+    /// <summary>Rows of panels mp..mp+count-1 (count 1..4) of one column: B[k] at b[k*32], C[i] at c[i*ldc].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void NarrowPanels(int m, int k, float* a, int mp, int count, float* b, float* c, nint ldc, float* bias, bool accumulate)
+    {
+        const int mr = 8, nr = 32;
+        // Missing panels repeat the last one; their results are not stored.
+        float* a0 = a + (nint)mp * mr * k;
+        float* a1 = a0 + (nint)Math.Min(1, count - 1) * mr * k;
+        float* a2 = a0 + (nint)Math.Min(2, count - 1) * mr * k;
+        float* a3 = a0 + (nint)Math.Min(3, count - 1) * mr * k;
+        Vector256<float> acc0 = Init(0), acc1 = Init(1), acc2 = Init(2), acc3 = Init(3);
+        for (int kk = 0; kk < k; kk++)
+        {
+            var bv = Vector256.Create(b[(nint)kk * nr]);
+            nint o = (nint)kk * mr;
+            acc0 = Fma.MultiplyAdd(Vector256.Load(a0 + o), bv, acc0);
+            acc1 = Fma.MultiplyAdd(Vector256.Load(a1 + o), bv, acc1);
+            acc2 = Fma.MultiplyAdd(Vector256.Load(a2 + o), bv, acc2);
+            acc3 = Fma.MultiplyAdd(Vector256.Load(a3 + o), bv, acc3);
+        }
+        Store(0, acc0);
+        if (count > 1) Store(1, acc1);
+        if (count > 2) Store(2, acc2);
+        if (count > 3) Store(3, acc3);
+
+        Vector256<float> Init(int i)
+        {
+            int p = mp + Math.Min(i, count - 1), rows = Math.Min(mr, m - p * mr);
+            if (accumulate)
+            {
+                var v = Vector256<float>.Zero;
+                float* lanes = (float*)&v;
+                for (int r = 0; r < rows; r++) lanes[r] = c[(nint)(p * mr + r) * ldc];
+                return v;
+            }
+            return bias is null ? Vector256<float>.Zero : Vector256.Load(bias + p * mr);
+        }
+
+        void Store(int i, Vector256<float> v)
+        {
+            int p = mp + i, rows = Math.Min(mr, m - p * mr);
+            float* lanes = (float*)&v;
+            for (int r = 0; r < rows; r++) c[(nint)(p * mr + r) * ldc] = lanes[r];
+        }
     }
 
     private unsafe void RunTile(int m, int k, float[] aPacked, int aOffset, GemmBSource b, float[] c, int cOffset, int ldc,
