@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Quant.Core.Diagnostics;
 using Quant.Engine;
 using Quant.Onnx;
 
