@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# The main job, for now: run the real PaddleOCR mobile text-direction classifier shipped in
-# samples/ppocr-cls with the Quant.Build engine (quant-check infer) and print what it decided.
-# Needs only the .NET SDK.
+# The main job: pack Quant.Build, then `dotnet build` the sample project samples/ppocr-cls, which quantizes
+# the real PaddleOCR mobile text-direction classifier as part of its build (export + accuracy checks) and
+# leaves cls.qat.onnx in its output folder; then run the engine on the float and the quantized model
+# (quant-check infer) on two real text lines. Needs only the .NET SDK.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sample="$repo/samples/ppocr-cls"
 out="$repo/artifacts/sample-output"
-dotnet build "$repo/src/Quant.Check" -c Release -v quiet -nologo >/dev/null
-for input in "$sample"/inputs/*.x.npy; do
-  name="$(basename "$input" .x.npy)"
-  dotnet "$repo/src/Quant.Check/bin/Release/net10.0/quant-check.dll" infer "$sample/ch_ppocr_mobile_v2.0_cls_infer.onnx" \
-    --input "x=$input" --out "$out/$name" --repeat 5
+version=0.1.0-dev
+bash "$repo/build/pack.sh" "$version" >/dev/null
+# A package cache of the sample's own: a re-packed 0.1.0-dev must not be shadowed by an older extraction.
+packages="$repo/artifacts/sample-packages"
+rm -rf "$packages/quant.build"
+dotnet build "$sample" -c Release -nologo -p:RestorePackagesPath="$packages"
+bin="$sample/bin/Release/net10.0"
+dotnet "$bin/ppocr-cls.dll"
+tool="$packages/quant.build/$version/tools/net10.0/quant-check.dll"
+for model in "$sample/models/ch_ppocr_mobile_v2.0_cls_infer.onnx" "$bin/cls.qat.onnx"; do
+  for input in "$sample"/inputs/*.x.npy; do
+    name="$(basename "$input" .x.npy)"
+    echo "== $(basename "$model") on $name"
+    dotnet "$tool" infer "$model" --input "x=$input" --out "$out/$(basename "$model" .onnx)/$name" --repeat 5
+  done
 done

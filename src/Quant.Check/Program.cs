@@ -11,6 +11,8 @@ public static class Program
         {
             InferCommand.Create(),
             ExportCommand.Create(),
+            CheckCommand.Create(),
+            BaselineCommand.Create(),
         };
         try
         {

@@ -16,9 +16,11 @@ internal static class ExportCommand
         var name = new Option<string?>("--name") { Description = "Artifact base name (default: the model file name)" };
         var threads = new Option<int>("--threads") { Description = "Threads per kernel (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cache = new Option<DirectoryInfo?>("--cache") { Description = "Folder for the calibration statistics cache (default: --out)" };
+        var depsFile = new Option<FileInfo?>("--deps-file") { Description = "Write the files this export read (config, model, data files and the data globs) here, for incremental builds" };
+        var runLog = new Option<FileInfo?>("--run-log") { Description = "Append one line per successful run here (stage, name, calibration collected or from cache)" };
 
         var cmd = new Command("export", "Calibrate a float model and export the fake-quant QDQ model (the qat.bc equivalent)")
-            { model, config, outDir, name, threads, cache };
+            { model, config, outDir, name, threads, cache, depsFile, runLog };
         cmd.SetAction((parse, cancel) =>
         {
             var request = new ExportRequest
@@ -30,16 +32,24 @@ internal static class ExportCommand
                 Threads = Math.Max(1, parse.GetValue(threads)),
                 CacheDirectory = parse.GetValue(cache)?.FullName,
             };
-            return Task.FromResult(CliErrors.Guard(() => Run(request, cancel)));
+            var deps = parse.GetValue(depsFile)?.FullName;
+            var log = parse.GetValue(runLog)?.FullName;
+            return Task.FromResult(CliErrors.Guard(() => Run(request, deps, log, cancel)));
         });
         return cmd;
     }
 
-    private static int Run(ExportRequest request, CancellationToken cancel)
+    private static int Run(ExportRequest request, string? depsFile, string? runLog, CancellationToken cancel)
     {
         using var bar = new ProgressBar();
         var result = ExportStage.Run(request, bar, cancel);
         bar.Dispose();
+        if (depsFile is not null) WriteDependencies(depsFile, request, result);
+        if (runLog is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(runLog)!);
+            File.AppendAllText(runLog, $"export {request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath)} calibration={(result.CalibrationFromCache ? "cache" : "collected")} {DateTime.UtcNow:o}\n");
+        }
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine($"calibration: {(result.CalibrationFromCache ? "statistics from cache" : "collected")} in {result.CalibrationTime.TotalSeconds.ToString("F1", inv)} s; method {result.ChosenMethod}");
         foreach (var (m, s) in result.Candidates) Console.WriteLine($"  candidate {m}: mean output cosine {s.ToString("F6", inv)}");
@@ -54,6 +64,25 @@ internal static class ExportCommand
         Console.WriteLine($"change log:   {result.ChangeLogPath}");
         Console.WriteLine($"done in {result.TotalTime.TotalSeconds.ToString("F1", inv)} s");
         return 0;
+    }
+
+    /// <summary>
+    /// The dependency file for MSBuild's up-to-date check (format in Quant.Build.Tasks' DepsFile): every file the
+    /// export read, and each data glob with the folder it is relative to, so that a build notices a data file
+    /// that appeared since (no timestamp shows a new file). Written only when its content changes.
+    /// </summary>
+    internal static void WriteDependencies(string path, ExportRequest request, ExportResult result)
+    {
+        var config = Quant.Core.Config.QuantConfigLoader.Load(request.ConfigPath);
+        var configDir = Path.GetDirectoryName(Path.GetFullPath(request.ConfigPath))!;
+        var lines = new List<string> { "# quant-check export dependencies v1", $"config {Path.GetFullPath(request.ConfigPath)}", $"model {Path.GetFullPath(request.ModelPath)}" };
+        foreach (var input in config.Inputs.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
+            foreach (var glob in input.Data) lines.Add($"glob {configDir}\t{glob}");
+        foreach (var f in result.DataFiles.Distinct().Order(StringComparer.Ordinal)) lines.Add($"data {Path.GetFullPath(f)}");
+        var text = string.Join("\n", lines) + "\n";
+        if (File.Exists(path) && File.ReadAllText(path) == text) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        Quant.Core.Diagnostics.AtomicText.Write(path, text);
     }
 
     internal static void PrintTable(SimilarityTable table)

@@ -34,11 +34,13 @@ public sealed class QuantConfig
     public Dictionary<string, InputConfig> Inputs { get; init; } = new(StringComparer.Ordinal);
     public CalibrationSettings Calibration { get; init; } = new();
     /// <summary>
-    /// The reserved <c>checks:</c> mapping, kept as written (with its YAML positions) until issue 4 defines
-    /// its schema; null when absent.
+    /// The <c>checks:</c> section as written (with its YAML positions) when it is a mapping; null when absent or
+    /// written as a list. <see cref="CheckRules"/> is the parsed form.
     /// </summary>
     public YamlMappingNode? Checks { get; init; }
     public SourcePosition ChecksPosition { get; init; }
+    /// <summary>The parsed <c>checks:</c> rules (empty when absent).</summary>
+    public ChecksConfig CheckRules { get; init; } = ChecksConfig.None;
 
     /// <summary>The folder data globs are relative to.</summary>
     public string BaseDirectory => Path.GetDirectoryName(Path.GetFullPath(SourceFile)) ?? ".";

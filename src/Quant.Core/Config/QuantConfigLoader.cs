@@ -117,10 +117,11 @@ public static partial class QuantConfigLoader
 
         YamlMappingNode? checks = null;
         SourcePosition checksAt = default;
+        var checkRules = ChecksConfig.None;
         if (sections.TryGetValue("checks", out var cn))
         {
-            // Issue 4 defines the schema; until then any mapping is kept as written, positions included.
-            checks = r.Mapping(cn.Value, "checks");
+            checkRules = ChecksConfigReader.Read(r, cn.Key, cn.Value);
+            checks = cn.Value as YamlMappingNode;
             checksAt = r.At(cn.Key);
         }
 
@@ -137,6 +138,7 @@ public static partial class QuantConfigLoader
             Calibration = sections.TryGetValue("calibration", out var c) ? ReadCalibration(r, c.Key, c.Value) : new CalibrationSettings(),
             Checks = checks,
             ChecksPosition = checksAt,
+            CheckRules = checkRules,
         };
     }
 

@@ -32,4 +32,20 @@ public enum ErrorCode
     // QB4xxx: calibration and export
     CalibrationFailed = 4001,
     ExportFailed = 4002,
+
+    // QB5xxx: accuracy checks
+    CheckFailed = 5001,
+    CheckBaselineRegression = 5002,
+    CheckEvaluatorFailed = 5003,
+    CheckUnknownOutput = 5004,
+    CheckBaselineUnreadable = 5005,
+    CheckStageUnavailable = 5006,
+
+    // QB6xxx: MSBuild integration (reported by the Quant.Build tasks, which cannot reference this assembly)
+    BuildModelNotFound = 6001,
+    BuildConfigNotFound = 6002,
+    BuildDuplicateOutputName = 6003,
+    BuildUnknownStage = 6004,
+    BuildUnknownCopyToOutput = 6005,
+    BuildToolNotFound = 6006,
 }

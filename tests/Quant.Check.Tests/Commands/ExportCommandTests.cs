@@ -7,7 +7,7 @@ namespace Quant.Check.Tests.Commands;
 public class ExportCommandTests
 {
     private static readonly string Tool = Path.Combine(AppContext.BaseDirectory, "quant-check.dll");
-    private static readonly string ClsModel = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    private static readonly string ClsModel = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
 
     private static (int Code, string Stdout, string Stderr) QuantCheck(params string[] args) =>
         TestAssets.Run("dotnet", [Tool, .. args], TimeSpan.FromMinutes(5));

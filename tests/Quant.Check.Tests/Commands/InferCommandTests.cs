@@ -10,7 +10,7 @@ namespace Quant.Check.Tests.Commands;
 public class InferCommandTests
 {
     private static readonly string Tool = Path.Combine(AppContext.BaseDirectory, "quant-check.dll");
-    private static readonly string SampleModel = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    private static readonly string SampleModel = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
     private static readonly string SampleInput = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "inputs", "cls_0003.x.npy");
     private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
 

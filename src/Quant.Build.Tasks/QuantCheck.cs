@@ -1,0 +1,48 @@
+using System;
+using System.IO;
+using Microsoft.Build.Framework;
+
+namespace Quant.Build.Tasks;
+
+/// <summary>
+/// <c>quant-check check</c>: compares the qat model with the float model against the yaml's <c>checks:</c>
+/// thresholds (and a baseline); each failing check is a positioned QB5xxx diagnostic, i.e. a build error,
+/// or a warning when <see cref="WarnOnly"/>.
+/// </summary>
+public sealed class QuantCheck : QuantToolTask
+{
+    /// <summary>The float model. Maps to the <c>MODEL</c> argument.</summary>
+    [Required] public string Model { get; set; } = "";
+    /// <summary>Maps to <c>--config</c>.</summary>
+    [Required] public string Config { get; set; } = "";
+    /// <summary>Maps to <c>--qat</c>.</summary>
+    [Required] public string QatModel { get; set; } = "";
+    /// <summary>Maps to <c>--out</c> (NAME.check.json, NAME.check.junit.xml, NAME.check.md).</summary>
+    [Required] public string OutputDirectory { get; set; } = "";
+    /// <summary>Maps to <c>--name</c>.</summary>
+    public string? Name { get; set; }
+    /// <summary>Maps to <c>--baseline</c>.</summary>
+    public string? Baseline { get; set; }
+    /// <summary>Maps to <c>--warn-only</c>.</summary>
+    public bool WarnOnly { get; set; }
+    /// <summary>A line is appended here after a successful run (the build's record of what ran).</summary>
+    public string? RunLog { get; set; }
+
+    protected override void AddArguments(ArgumentList args)
+    {
+        args.Add("check").Add(Model)
+            .Add("--config", Config)
+            .Add("--qat", QatModel)
+            .Add("--out", OutputDirectory)
+            .Add("--name", Name)
+            .Add("--baseline", Baseline)
+            .AddFlag("--warn-only", WarnOnly);
+    }
+
+    protected override void OnSucceeded()
+    {
+        if (string.IsNullOrEmpty(RunLog)) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(RunLog))!);
+        File.AppendAllText(RunLog, $"check {Name} {DateTime.UtcNow:o}{Environment.NewLine}");
+    }
+}

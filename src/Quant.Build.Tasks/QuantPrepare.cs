@@ -1,0 +1,203 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace Quant.Build.Tasks;
+
+/// <summary>
+/// Runs in every build, in process and cheaply, before the stage targets: resolves each <c>QuantModel</c>'s
+/// metadata defaults and artifact paths, and brings the files the stage targets use as <c>Inputs</c> up to date:
+/// <list type="bullet">
+/// <item><c>export.hash</c> / <c>check.hash</c>: a hash of the config text each stage reads plus the options
+/// that affect it, rewritten only when it changes (so its timestamp moves only then);</item>
+/// <item><c>data.list</c>: the calibration files the config's globs match now; rewritten when a file appears or
+/// disappears compared with what the last export read (its <c>deps</c> file).</item>
+/// </list>
+/// </summary>
+public sealed class QuantPrepare : Task
+{
+    /// <summary>The <c>QuantModel</c> items.</summary>
+    [Required] public ITaskItem[] Models { get; set; } = Array.Empty<ITaskItem>();
+    [Required] public string ProjectDirectory { get; set; } = "";
+    /// <summary>Full path of <c>$(QuantIntermediateOutputPath)</c>; each model gets <c>NAME/</c> under it.</summary>
+    [Required] public string IntermediateDirectory { get; set; } = "";
+    /// <summary>Property values that affect export (hashed into <c>export.hash</c>).</summary>
+    public string ExportOptions { get; set; } = "";
+    /// <summary>Property values that affect the check (hashed into <c>check.hash</c>).</summary>
+    public string CheckOptions { get; set; } = "";
+    /// <summary>False: only resolve paths (Clean), write nothing.</summary>
+    public bool WriteState { get; set; } = true;
+
+    [Output] public ITaskItem[] Resolved { get; set; } = Array.Empty<ITaskItem>();
+
+    private static readonly string[] ExportArtifacts = { ".qat.onnx", ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt", ".calibration.qcs" };
+    private static readonly string[] CheckArtifacts = { ".check.json", ".check.junit.xml", ".check.md" };
+
+    public override bool Execute()
+    {
+        var result = new List<ITaskItem>();
+        var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var model in Models)
+        {
+            var item = Resolve(model, names);
+            if (item is not null) result.Add(item);
+        }
+        Resolved = result.ToArray();
+        return !Log.HasLoggedErrors;
+    }
+
+    private ITaskItem? Resolve(ITaskItem model, Dictionary<string, string> names)
+    {
+        string modelPath = Full(model.ItemSpec);
+        string name = Meta(model, "OutputName") ?? Path.GetFileNameWithoutExtension(modelPath);
+        if (names.TryGetValue(name, out var other))
+        {
+            Error("QB6003", $"QuantModel '{model.ItemSpec}' has the OutputName '{name}' of '{other}'; give one of them another OutputName");
+            return null;
+        }
+        names[name] = model.ItemSpec;
+        string config = Full(Meta(model, "QConfig") ?? Path.Combine(Path.GetDirectoryName(modelPath)!, Path.GetFileNameWithoutExtension(modelPath) + ".quant.yaml"));
+        string? baseline = Meta(model, "Baseline") is { } b ? Full(b) : null;
+        var stages = new HashSet<string>((Meta(model, "Stages") ?? "export;check").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries)
+            .Select(s => s.Trim().ToLowerInvariant()));
+        foreach (var s in stages.Where(s => s != "export" && s != "check"))
+            Error("QB6004", $"QuantModel '{model.ItemSpec}': unknown stage '{s}' in Stages; known stages: export, check");
+
+        var dir = Path.Combine(IntermediateDirectory, name) + Path.DirectorySeparatorChar;
+        var outputs = new TaskItem(modelPath);
+        model.CopyMetadataTo(outputs);
+        string P(string file) => Path.Combine(dir, file);
+
+        string configText = "";
+        if (File.Exists(config)) configText = File.ReadAllText(config);
+        else if (WriteState) Error("QB6002", $"QuantModel '{model.ItemSpec}': the config file '{config}' does not exist (set QConfig, or add {Path.GetFileName(config)} next to the model)");
+        if (!File.Exists(modelPath) && WriteState) Error("QB6001", $"QuantModel '{model.ItemSpec}': the model file '{modelPath}' does not exist");
+        var (exportText, checkText) = ConfigSections.Split(configText);
+        bool hasChecks = checkText.Length > 0;
+        bool runExport = stages.Contains("export") || stages.Contains("check");
+        // The check needs something to check: thresholds in the config or a baseline to compare with.
+        bool runCheck = stages.Contains("check") && (hasChecks || baseline is not null);
+
+        var extraData = (Meta(model, "CalibrationData") ?? "").Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
+            .SelectMany(g => Glob.Expand(ProjectDirectory, g.Trim())).ToList();
+
+        var deps = DepsFile.Read(P("deps"));
+        var dataNow = deps.Globs.SelectMany(g => Glob.Expand(g.BaseDirectory, g.Pattern)).Concat(deps.Files.Where(File.Exists))
+            .Concat(extraData).Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal).ToList();
+
+        if (WriteState && !Log.HasLoggedErrors)
+        {
+            Directory.CreateDirectory(dir);
+            WriteIfDifferent(P("export.hash"), Hash("export v1", ExportOptions, $"model={modelPath}", $"name={name}", "---", exportText), null);
+            WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", "---", checkText), null);
+            // When the files match what the last export read, a fresh data.list must not look newer than that export.
+            var read = deps.Files.Concat(extraData).Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal);
+            bool asLastRead = deps.Exists && read.SequenceEqual(dataNow, StringComparer.Ordinal);
+            WriteIfDifferent(P("data.list"), string.Join("\n", dataNow) + "\n", asLastRead ? deps.WriteTimeUtc : null);
+            // A stamp vouches for its stage's artifacts; one deleted by hand makes the stage run again.
+            if (ExportArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("export.stamp"));
+            if (runCheck && CheckArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("check.stamp"));
+        }
+
+        string qat = P(name + ".qat.onnx");
+        var copy = new List<string>();
+        foreach (var kind in (Meta(model, "CopyToOutput") ?? "qat").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries).Select(k => k.Trim().ToLowerInvariant()))
+        {
+            switch (kind)
+            {
+                case "qat": copy.Add(qat); break;
+                case "none": break;
+                case "reports": copy.AddRange(new[] { ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt" }.Select(e => P(name + e))); break;
+                case "check": if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
+                case "all": copy.AddRange(ExportArtifacts.Where(e => e != ".calibration.qcs").Select(e => P(name + e))); if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
+                default: Error("QB6005", $"QuantModel '{model.ItemSpec}': unknown CopyToOutput value '{kind}'; use qat (default), reports, check, all or none"); break;
+            }
+        }
+
+        outputs.SetMetadata("OutputName", name);
+        outputs.SetMetadata("QConfigFull", config);
+        outputs.SetMetadata("BaselineFull", baseline ?? "");
+        outputs.SetMetadata("IntermediateDir", dir);
+        outputs.SetMetadata("RunExport", runExport ? "true" : "false");
+        outputs.SetMetadata("RunCheck", runCheck ? "true" : "false");
+        outputs.SetMetadata("ExportStamp", P("export.stamp"));
+        outputs.SetMetadata("CheckStamp", P("check.stamp"));
+        outputs.SetMetadata("ExportHashFile", P("export.hash"));
+        outputs.SetMetadata("CheckHashFile", P("check.hash"));
+        outputs.SetMetadata("DataListFile", P("data.list"));
+        outputs.SetMetadata("DepsFile", P("deps"));
+        outputs.SetMetadata("RunLog", P("runs.log"));
+        outputs.SetMetadata("ExportDependencies", string.Join(";", dataNow.Concat(deps.Others.Where(File.Exists)).Distinct(StringComparer.Ordinal)));
+        outputs.SetMetadata("QatModel", qat);
+        outputs.SetMetadata("ExportArtifacts", string.Join(";", ExportArtifacts.Select(e => P(name + e))));
+        outputs.SetMetadata("CheckArtifacts", runCheck ? string.Join(";", CheckArtifacts.Select(e => P(name + e))) : "");
+        outputs.SetMetadata("CopyFiles", string.Join(";", copy.Distinct(StringComparer.Ordinal)));
+        return outputs;
+    }
+
+    private string? Meta(ITaskItem item, string name) => item.GetMetadata(name) is { Length: > 0 } v ? v : null;
+
+    private string Full(string path) => Path.GetFullPath(Path.Combine(ProjectDirectory, path));
+
+    private void Error(string code, string message) =>
+        Log.LogError(null, code, null, BuildEngine?.ProjectFileOfTaskNode, 0, 0, 0, 0, message);
+
+    private static string Hash(params string[] parts)
+    {
+        using var sha = SHA256.Create();
+        var bytes = sha.ComputeHash(Encoding.UTF8.GetBytes(string.Join("\n", parts)));
+        return BitConverter.ToString(bytes).Replace("-", "").ToLowerInvariant() + "\n";
+    }
+
+    /// <summary>Writes only when the content changes, so the file's timestamp says when the content last changed.</summary>
+    internal static void WriteIfDifferent(string path, string content, DateTime? writeTimeUtc)
+    {
+        if (File.Exists(path) && File.ReadAllText(path) == content) return;
+        File.WriteAllText(path, content);
+        if (writeTimeUtc is { } t) File.SetLastWriteTimeUtc(path, t);
+    }
+}
+
+/// <summary>
+/// The dependency file <c>quant-check export --deps-file</c> writes: one entry per line, <c>kind path</c>;
+/// kinds <c>config</c>, <c>model</c>, <c>data</c> (a file read), <c>glob</c> (<c>base-dir TAB pattern</c>, to
+/// notice new files) and <c>file</c> (any other file read, e.g. external tensor data).
+/// </summary>
+internal sealed class DepsFile
+{
+    public bool Exists { get; private set; }
+    public DateTime WriteTimeUtc { get; private set; }
+    public List<string> Files { get; } = new List<string>();
+    public List<string> Others { get; } = new List<string>();
+    public List<(string BaseDirectory, string Pattern)> Globs { get; } = new List<(string, string)>();
+
+    public static DepsFile Read(string path)
+    {
+        var d = new DepsFile();
+        if (!File.Exists(path)) return d;
+        d.Exists = true;
+        d.WriteTimeUtc = File.GetLastWriteTimeUtc(path);
+        foreach (var line in File.ReadAllLines(path))
+        {
+            int sp = line.IndexOf(' ');
+            if (sp <= 0 || line.StartsWith("#", StringComparison.Ordinal)) continue;
+            var kind = line.Substring(0, sp);
+            var value = line.Substring(sp + 1);
+            switch (kind)
+            {
+                case "data": d.Files.Add(value); break;
+                case "glob":
+                    int tab = value.IndexOf('\t');
+                    if (tab > 0) d.Globs.Add((value.Substring(0, tab), value.Substring(tab + 1)));
+                    break;
+                case "file": d.Others.Add(value); break;
+            }
+        }
+        return d;
+    }
+}

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using Quant.Core.Stages;
+
+namespace Quant.Check.Commands;
+
+/// <summary>
+/// <c>quant-check check</c>: the accuracy gate. Prints every failing check as a canonical diagnostic at the yaml
+/// position of its threshold (MSBuild turns them into build errors) and exits 1 when any is an error.
+/// </summary>
+internal static class CheckCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<FileInfo>("model") { Description = "The float .onnx model" };
+        var config = new Option<FileInfo>("--config", "-c") { Description = "The quantization config (.yaml or .json) holding the checks: section", Required = true };
+        var qat = new Option<FileInfo>("--qat") { Description = "The exported NAME.qat.onnx", Required = true };
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for NAME.check.json, NAME.check.junit.xml and NAME.check.md", Required = true };
+        var name = new Option<string?>("--name") { Description = "Artifact base name and the model's name in messages (default: the model file name)" };
+        var baseline = new Option<FileInfo?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it)" };
+        var warnOnly = new Option<bool>("--warn-only") { Description = "Report failing checks as warnings and exit 0" };
+
+        var cmd = new Command("check", "Check the qat model against the float model with the config's checks: thresholds and an optional baseline")
+            { model, config, qat, outDir, name, baseline, warnOnly };
+        cmd.SetAction((parse, cancel) =>
+        {
+            var request = new CheckRequest
+            {
+                ModelPath = parse.GetValue(model)!.FullName,
+                QatModelPath = parse.GetValue(qat)!.FullName,
+                ConfigPath = parse.GetValue(config)!.FullName,
+                OutputDirectory = parse.GetValue(outDir)!.FullName,
+                Name = parse.GetValue(name),
+                BaselinePath = parse.GetValue(baseline)?.FullName,
+            };
+            bool warn = parse.GetValue(warnOnly);
+            return Task.FromResult(CliErrors.Guard(() => Run(request, warn, cancel)));
+        });
+        return cmd;
+    }
+
+    private static int Run(CheckRequest request, bool warnOnly, CancellationToken cancel)
+    {
+        CheckResult result;
+        using (var bar = new ProgressBar()) result = CheckStage.Run(request, bar, cancel);
+        int failed = result.Failures.Count();
+        Console.WriteLine($"{result.Measurements.Name}: {result.Outcomes.Count - failed} of {result.Outcomes.Count} checks passed over {result.Measurements.SampleCount} samples");
+        foreach (var o in result.Outcomes.Where(o => o.Passed)) Console.WriteLine($"  ok  {o.Message}");
+        foreach (var o in result.Failures) Console.Error.WriteLine(o.Diagnostic(warnOnly));
+        Console.WriteLine($"results:  {result.JsonPath}");
+        Console.WriteLine($"junit:    {result.JUnitPath}");
+        Console.WriteLine($"summary:  {result.MarkdownPath}");
+        return failed > 0 && !warnOnly ? CliErrors.Failure : 0;
+    }
+}

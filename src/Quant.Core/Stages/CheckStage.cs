@@ -1,0 +1,386 @@
+using Quant.Core.Analysis;
+using Quant.Core.Checks;
+using Quant.Core.Config;
+using Quant.Core.Data;
+using Quant.Core.Diagnostics;
+using Quant.Core.Passes;
+using Quant.Engine;
+using Quant.Onnx;
+
+namespace Quant.Core.Stages;
+
+/// <summary>What the check stage is asked to do.</summary>
+public sealed class CheckRequest
+{
+    /// <summary>The float .onnx model (the reference of qat_vs_float).</summary>
+    public required string ModelPath { get; init; }
+    /// <summary>The export stage's NAME.qat.onnx.</summary>
+    public required string QatModelPath { get; init; }
+    public required string ConfigPath { get; init; }
+    /// <summary>Folder for NAME.check.json, NAME.check.junit.xml and NAME.check.md.</summary>
+    public required string OutputDirectory { get; init; }
+    /// <summary>Artifact base name and the model's name in messages (default: the model file's name without extension).</summary>
+    public string? Name { get; init; }
+    /// <summary>A committed baseline of accepted metrics; null: no regression checks.</summary>
+    public string? BaselinePath { get; init; }
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>A Markdown file the summary is appended to (GitHub Actions' job summary); null: none.</summary>
+    public string? StepSummaryPath { get; init; } = Environment.GetEnvironmentVariable("GITHUB_STEP_SUMMARY") is { Length: > 0 } s ? s : null;
+
+    public string ArtifactName => Name ?? Path.GetFileNameWithoutExtension(ModelPath);
+}
+
+/// <summary>Every measured value of one check run, before thresholds are applied.</summary>
+public sealed class CheckMeasurements
+{
+    public required string Name { get; init; }
+    public required QuantConfig Config { get; init; }
+    public required int SampleCount { get; init; }
+    /// <summary>Per stage pair that was measured: per float output, the per-sample similarity.</summary>
+    public required IReadOnlyDictionary<CheckStagePair, SimilarityTable> Similarity { get; init; }
+    /// <summary>Per stage pair: evaluator metric → value.</summary>
+    public required IReadOnlyDictionary<CheckStagePair, SortedDictionary<string, double>> Evaluators { get; init; }
+}
+
+/// <summary>What the check stage found and wrote.</summary>
+public sealed class CheckResult
+{
+    public required CheckMeasurements Measurements { get; init; }
+    /// <summary>Every check, in rule order then baseline entries.</summary>
+    public required IReadOnlyList<CheckOutcome> Outcomes { get; init; }
+    public bool Passed => Outcomes.All(o => o.Passed);
+    public IEnumerable<CheckOutcome> Failures => Outcomes.Where(o => !o.Passed);
+    public required string JsonPath { get; init; }
+    public required string JUnitPath { get; init; }
+    public required string MarkdownPath { get; init; }
+}
+
+/// <summary>
+/// The accuracy gate: runs the float and the qat model over the calibration samples, measures every float output
+/// (<see cref="Similarity"/>), runs evaluator commands, applies the <c>checks:</c> thresholds and the baseline, and
+/// writes <c>NAME.check.json</c> (deterministic), <c>NAME.check.junit.xml</c> and <c>NAME.check.md</c>.
+/// Earlier reports of the same name are deleted first, so a run that fails or is cancelled leaves none behind.
+/// </summary>
+public static class CheckStage
+{
+    public static string JsonFile(string name) => name + ".check.json";
+    public static string JUnitFile(string name) => name + ".check.junit.xml";
+    public static string MarkdownFile(string name) => name + ".check.md";
+
+    public static CheckResult Run(CheckRequest request, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var name = request.ArtifactName;
+        Directory.CreateDirectory(request.OutputDirectory);
+        var jsonPath = Path.Combine(request.OutputDirectory, JsonFile(name));
+        var junitPath = Path.Combine(request.OutputDirectory, JUnitFile(name));
+        var mdPath = Path.Combine(request.OutputDirectory, MarkdownFile(name));
+        foreach (var p in new[] { jsonPath, junitPath, mdPath }) File.Delete(p);
+
+        // The baseline is read before the models run so that a broken one fails fast.
+        var baseline = request.BaselinePath is { } bp ? Baseline.Load(bp) : null;
+        var m = Measure(request, progress, cancel);
+        var outcomes = Evaluate(m, baseline, request.BaselinePath);
+        var result = new CheckResult { Measurements = m, Outcomes = outcomes, JsonPath = jsonPath, JUnitPath = junitPath, MarkdownPath = mdPath };
+
+        var reports = new CheckReports(result, request);
+        AtomicText.Write(mdPath, reports.Markdown());
+        AtomicText.Write(junitPath, reports.JUnit());
+        AtomicText.Write(jsonPath, reports.Json());
+        if (request.StepSummaryPath is { } summary) File.AppendAllText(summary, reports.Markdown() + "\n");
+        return result;
+    }
+
+    /// <summary>Runs the models and evaluators: every metric of every float output, whatever the thresholds.</summary>
+    public static CheckMeasurements Measure(CheckRequest request, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var name = request.ArtifactName;
+        var config = QuantConfigLoader.Load(request.ConfigPath);
+        var rules = config.CheckRules.Rules;
+        foreach (var rule in rules)
+            if (rule.Stage != CheckStagePair.QatVsFloat)
+                throw new QuantException(ErrorCode.CheckStageUnavailable, rule.StagePosition,
+                    $"checks.{rule.Name}: stage '{CheckNames.Of(rule.Stage)}' needs the {(rule.Stage == CheckStagePair.QuantizedVsQat ? "convert" : "compile")} stage, which is not available yet; only qat_vs_float can be checked today");
+
+        var original = Load(request.ModelPath);
+        var floatModel = GraphPreparation.Prepare(original).Model;
+        var qatModel = Load(request.QatModelPath);
+        var options = new SessionOptions { Threads = request.Threads };
+        var floatSession = NewSession(floatModel, options, request.ModelPath);
+        var qatSession = NewSession(qatModel, options, request.QatModelPath);
+        var data = CalibrationDataSet.Create(config, floatModel.Graph.RuntimeInputs);
+
+        var floatOutputs = floatModel.Graph.Outputs.Where(o => o.Type is ElementType.Float or ElementType.Float16 or ElementType.Double).Select(o => o.Name).ToList();
+        var allOutputs = floatModel.Graph.Outputs.Select(o => o.Name).ToList();
+        foreach (var rule in rules)
+        {
+            if (rule.Output == "*" || floatOutputs.Contains(rule.Output)) continue;
+            var why = allOutputs.Contains(rule.Output) ? "is not a float output, so it has no similarity metrics"
+                : $"is not an output of the model" + (YamlReader.Nearest(rule.Output, allOutputs) is { } near ? $"; did you mean '{near}'?" : "");
+            throw new QuantException(ErrorCode.CheckUnknownOutput, rule.OutputPosition,
+                $"checks.{rule.Name}.output: '{rule.Output}' {why} Float outputs: {string.Join(", ", floatOutputs)}");
+        }
+
+        var evaluators = rules.Where(r => r.Evaluator is not null).ToList();
+        string? evalDir = evaluators.Count > 0 ? Path.Combine(request.OutputDirectory, $".{name}.check.evaluator.{Environment.ProcessId}") : null;
+        try
+        {
+            OutputFolder? qatFolder = null, floatFolder = null;
+            if (evalDir is not null)
+            {
+                if (Directory.Exists(evalDir)) Directory.Delete(evalDir, recursive: true);
+                qatFolder = new OutputFolder(Path.Combine(evalDir, "outputs"));
+                floatFolder = new OutputFolder(Path.Combine(evalDir, "reference"));
+            }
+            var table = new SimilarityTable();
+            int index = 0;
+            foreach (var sample in data.Samples())
+            {
+                cancel.ThrowIfCancellationRequested();
+                var reference = Run(floatSession, sample, request.ModelPath);
+                var actual = Run(qatSession, sample, request.QatModelPath);
+                foreach (var o in floatOutputs)
+                {
+                    if (!actual.TryGetValue(o, out var a))
+                        throw new QuantException(ErrorCode.CheckUnknownOutput, SourcePosition.InFile(request.QatModelPath),
+                            $"the qat model has no output '{o}' that the float model has; re-export it from this model");
+                    table.Add(o, Similarity.Of(a, reference[o]));
+                }
+                qatFolder?.Add(index, data.SampleLabel(index), actual);
+                floatFolder?.Add(index, data.SampleLabel(index), reference);
+                index++;
+                progress?.Report(new StageProgress("comparing float and qat", index, data.SampleCount));
+            }
+
+            var values = new SortedDictionary<string, double>(StringComparer.Ordinal);
+            if (evalDir is not null)
+            {
+                qatFolder!.WriteIndex();
+                floatFolder!.WriteIndex();
+                var env = new Dictionary<string, string>
+                {
+                    ["QUANT_MODEL_NAME"] = name,
+                    ["QUANT_STAGE"] = CheckNames.Of(CheckStagePair.QatVsFloat),
+                    ["QUANT_MODEL"] = Path.GetFullPath(request.ModelPath),
+                    ["QUANT_QAT_MODEL"] = Path.GetFullPath(request.QatModelPath),
+                    ["QUANT_CONFIG"] = Path.GetFullPath(request.ConfigPath),
+                };
+                int k = 0;
+                foreach (var rule in evaluators)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    progress?.Report(new StageProgress("running evaluators", k, evaluators.Count));
+                    k++;
+                    var e = rule.Evaluator!;
+                    values[e.Metric] = EvaluatorRunner.Run(e, qatFolder.Root, floatFolder.Root, Path.Combine(evalDir, "result.json"),
+                        config.BaseDirectory, env, cancel);
+                }
+                progress?.Report(new StageProgress("running evaluators", evaluators.Count, evaluators.Count));
+            }
+            return new CheckMeasurements
+            {
+                Name = name, Config = config, SampleCount = data.SampleCount,
+                Similarity = new Dictionary<CheckStagePair, SimilarityTable> { [CheckStagePair.QatVsFloat] = table },
+                Evaluators = new Dictionary<CheckStagePair, SortedDictionary<string, double>> { [CheckStagePair.QatVsFloat] = values },
+            };
+        }
+        finally
+        {
+            if (evalDir is not null && Directory.Exists(evalDir))
+            {
+                try { Directory.Delete(evalDir, recursive: true); }
+                catch (IOException) { } // a still-running child holding a file: the folder name is per process and never read back
+            }
+        }
+    }
+
+    /// <summary>Applies the rules' thresholds and the baseline to the measurements.</summary>
+    public static IReadOnlyList<CheckOutcome> Evaluate(CheckMeasurements m, Baseline? baseline, string? baselinePath)
+    {
+        var outcomes = new List<CheckOutcome>();
+        var checks = m.Config.CheckRules;
+        foreach (var rule in checks.Rules)
+        {
+            if (!m.Similarity.TryGetValue(rule.Stage, out var table)) continue;
+            var stage = CheckNames.Of(rule.Stage);
+            foreach (var output in table.Outputs.Where(rule.Covers))
+                foreach (var t in rule.Thresholds)
+                    foreach (var (lower, limit, at) in Bounds(t.Min, t.Max, t.MinPosition, t.MaxPosition))
+                    {
+                        var over = t.AggregateFor(lower);
+                        var value = Aggregate(table.Of(output, Metric(t.Metric)), over);
+                        bool ok = lower ? value >= limit : value <= limit;
+                        var (v, l) = Format.Pair(value, limit);
+                        outcomes.Add(new CheckOutcome
+                        {
+                            Kind = CheckKind.Threshold, Rule = rule.Name, Stage = rule.Stage, Output = output,
+                            Metric = CheckNames.Of(t.Metric), Aggregate = over, Value = value, Limit = limit, Lower = lower, Passed = ok,
+                            Position = at, Code = ErrorCode.CheckFailed,
+                            Message = $"{m.Name}: {stage} output '{output}' {CheckNames.Of(t.Metric)} {CheckNames.Of(over)} {v} {Compare(ok, lower)} {l}",
+                        });
+                    }
+            if (rule.Evaluator is { } e && m.Evaluators.TryGetValue(rule.Stage, out var ev) && ev.TryGetValue(e.Metric, out var score))
+                foreach (var (lower, limit, at) in Bounds(e.Min, e.Max, e.MinPosition, e.MaxPosition))
+                {
+                    bool ok = lower ? score >= limit : score <= limit;
+                    var (v, l) = Format.Pair(score, limit);
+                    outcomes.Add(new CheckOutcome
+                    {
+                        Kind = CheckKind.Evaluator, Rule = rule.Name, Stage = rule.Stage, Output = "", Metric = e.Metric,
+                        Value = score, Limit = limit, Lower = lower, Passed = ok, Position = at, Code = ErrorCode.CheckFailed,
+                        Message = $"{m.Name}: {stage} evaluator '{e.Metric}' {v} {Compare(ok, lower)} {l}",
+                    });
+                }
+        }
+        if (baseline is not null) outcomes.AddRange(AgainstBaseline(m, baseline, baselinePath!));
+        return outcomes;
+    }
+
+    /// <summary>
+    /// The baseline a <c>baseline update</c> writes: per float output the worst-sample aggregate of every metric and
+    /// every other aggregate a threshold reads, plus every evaluator metric.
+    /// </summary>
+    public static Baseline BaselineOf(CheckMeasurements m)
+    {
+        var b = new Baseline();
+        foreach (var (stage, table) in m.Similarity)
+        {
+            var bs = b.Stage(stage);
+            foreach (var output in table.Outputs)
+            {
+                var metrics = new SortedDictionary<string, double>(StringComparer.Ordinal);
+                foreach (var (_, metric) in CheckNames.Metrics)
+                {
+                    var spread = table.Of(output, Metric(metric));
+                    metrics[Baseline.Key(metric, CheckNames.Worst(metric))] = Aggregate(spread, CheckNames.Worst(metric));
+                    foreach (var rule in m.Config.CheckRules.Rules.Where(r => r.Stage == stage && r.Covers(output)))
+                        foreach (var t in rule.Thresholds.Where(t => t.Metric == metric))
+                            foreach (var (lower, _, _) in Bounds(t.Min, t.Max, default, default))
+                                metrics[Baseline.Key(metric, t.AggregateFor(lower))] = Aggregate(spread, t.AggregateFor(lower));
+                }
+                bs.Outputs[output] = metrics;
+            }
+        }
+        foreach (var (stage, values) in m.Evaluators)
+            foreach (var (metric, v) in values) b.Stage(stage).Evaluators[metric] = v;
+        return b;
+    }
+
+    private static IEnumerable<CheckOutcome> AgainstBaseline(CheckMeasurements m, Baseline baseline, string baselinePath)
+    {
+        var checks = m.Config.CheckRules;
+        var file = Path.GetFileName(baselinePath);
+        foreach (var (stageName, bs) in baseline.Stages)
+        {
+            var stage = CheckNames.Stages.First(s => s.Name == stageName).Value;
+            if (!m.Similarity.TryGetValue(stage, out var table)) continue; // a later stage pair this build does not run
+            foreach (var (output, metrics) in bs.Outputs)
+                foreach (var (key, accepted) in metrics)
+                {
+                    var (metric, over) = Baseline.ParseKey(key)!.Value;
+                    var metricName = CheckNames.Of(metric);
+                    bool higher = CheckNames.HigherIsBetter(metric);
+                    var covering = checks.Rules.Where(r => r.Stage == stage && r.Covers(output))
+                        .SelectMany(r => r.Thresholds.Where(t => t.Metric == metric)
+                            .SelectMany(t => Bounds(t.Min, t.Max, t.MinPosition, t.MaxPosition).Where(b => t.AggregateFor(b.Lower) == over)
+                                .Select(b => (Rule: r, b.At))))
+                        .FirstOrDefault();
+                    double tolerance = checks.ToleranceFor(stage, output, metricName);
+                    var at = covering.Rule is not null ? covering.At : SourcePosition.InFile(baselinePath);
+                    if (!table.Outputs.Contains(output))
+                    {
+                        yield return Missing(m.Name, stage, output, metricName, over, accepted, higher, tolerance, covering.Rule?.Name, at, file);
+                        continue;
+                    }
+                    var value = Aggregate(table.Of(output, Metric(metric)), over);
+                    yield return Regression(m.Name, stage, output, metricName, over, value, accepted, higher, tolerance, covering.Rule?.Name, at, file,
+                        $"output '{output}' {metricName} {CheckNames.Of(over)}");
+                }
+            foreach (var (metric, accepted) in bs.Evaluators)
+            {
+                var rule = checks.Rules.FirstOrDefault(r => r.Stage == stage && r.Evaluator?.Metric == metric);
+                double tolerance = checks.ToleranceFor(stage, "", metric);
+                var e = rule?.Evaluator;
+                var at = e is null ? SourcePosition.InFile(baselinePath) : e.Min is not null ? e.MinPosition : e.MaxPosition;
+                bool higher = e?.HigherIsBetter ?? true;
+                if (e is null || !m.Evaluators.TryGetValue(stage, out var values) || !values.TryGetValue(metric, out var value))
+                {
+                    yield return Missing(m.Name, stage, "", metric, null, accepted, higher, tolerance, rule?.Name, at, file);
+                    continue;
+                }
+                yield return Regression(m.Name, stage, "", metric, null, value, accepted, higher, tolerance, rule!.Name, at, file, $"evaluator '{metric}'");
+            }
+        }
+    }
+
+    private static CheckOutcome Regression(string name, CheckStagePair stage, string output, string metric, CheckAggregate? over,
+        double value, double accepted, bool higher, double tolerance, string? rule, SourcePosition at, string file, string subject)
+    {
+        // NaN compares false both ways: a NaN value is a regression, a NaN baseline accepts nothing.
+        bool ok = higher ? value >= accepted - tolerance : value <= accepted + tolerance;
+        if (double.IsPositiveInfinity(accepted) && double.IsPositiveInfinity(value)) ok = true;
+        var (v, a) = Format.Pair(value, accepted);
+        return new CheckOutcome
+        {
+            Kind = CheckKind.Baseline, Rule = rule, Stage = stage, Output = output, Metric = metric, Aggregate = over,
+            Value = value, Limit = accepted, Lower = higher, Tolerance = tolerance, Passed = ok, Position = at, Code = ErrorCode.CheckBaselineRegression,
+            Message = ok
+                ? $"{name}: {CheckNames.Of(stage)} {subject} {v} is within {Format.Number(tolerance)} of baseline {a} ({file})"
+                : $"{name}: {CheckNames.Of(stage)} {subject} {v} regressed from baseline {a} by more than the tolerance {Format.Number(tolerance)} ({file}; " +
+                  "if the new value is accepted, run 'quant-check baseline update')",
+        };
+    }
+
+    private static CheckOutcome Missing(string name, CheckStagePair stage, string output, string metric, CheckAggregate? over,
+        double accepted, bool higher, double tolerance, string? rule, SourcePosition at, string file) => new()
+    {
+        Kind = CheckKind.Baseline, Rule = rule, Stage = stage, Output = output, Metric = metric, Aggregate = over,
+        Value = double.NaN, Limit = accepted, Lower = higher, Tolerance = tolerance, Passed = false, Position = at, Code = ErrorCode.CheckBaselineRegression,
+        Message = $"{name}: {CheckNames.Of(stage)} " + (over is null ? $"evaluator '{metric}'" : $"output '{output}' {metric} {CheckNames.Of(over.Value)}") +
+                  $" has baseline {Format.Number(accepted)} ({file}) but is no longer measured; run 'quant-check baseline update' to accept that",
+    };
+
+    private static IEnumerable<(bool Lower, double Limit, SourcePosition At)> Bounds(double? min, double? max, SourcePosition minAt, SourcePosition maxAt)
+    {
+        if (min is { } lo) yield return (true, lo, minAt);
+        if (max is { } hi) yield return (false, hi, maxAt);
+    }
+
+    private static string Compare(bool ok, bool lower) => ok ? (lower ? ">=" : "<=") : (lower ? "<" : ">");
+
+    internal static Func<Similarity, double> Metric(CheckMetric m) => m switch
+    {
+        CheckMetric.Cosine => s => s.Cosine,
+        CheckMetric.L1 => s => s.L1,
+        CheckMetric.L2 => s => s.L2,
+        CheckMetric.Chebyshev => s => s.Chebyshev,
+        CheckMetric.Mse => s => s.Mse,
+        CheckMetric.Mre => s => s.Mre,
+        CheckMetric.Sqnr => s => s.Sqnr,
+        _ => throw new ArgumentOutOfRangeException(nameof(m)),
+    };
+
+    internal static double Aggregate(Spread s, CheckAggregate a) => a switch
+    {
+        CheckAggregate.Min => s.Min,
+        CheckAggregate.Avg => s.Avg,
+        _ => s.Max,
+    };
+
+    private static OnnxModel Load(string path)
+    {
+        try { return OnnxModelReader.Load(path); }
+        catch (OnnxFormatException e) { throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(path), e.Message, e); }
+    }
+
+    private static InferenceSession NewSession(OnnxModel model, SessionOptions options, string file)
+    {
+        try { return new InferenceSession(model, options); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelUnsupportedOp, SourcePosition.InFile(file), e.Message, e); }
+    }
+
+    private static IReadOnlyDictionary<string, Tensor> Run(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, string file)
+    {
+        try { return session.Run(inputs); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
+    }
+}

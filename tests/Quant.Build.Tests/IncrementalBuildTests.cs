@@ -1,0 +1,127 @@
+using Xunit.Abstractions;
+
+namespace Quant.Build.Tests;
+
+/// <summary>
+/// Real <c>dotnet build</c>s of fixture projects consuming the packed Quant.Build package; what ran is read
+/// from the tool's own record (<c>obj/.../quant/NAME/runs.log</c>), one line per stage run.
+/// </summary>
+[Collection("msbuild")]
+public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
+{
+    private const string Export = "export cls calibration=collected";
+    private const string ExportFromCache = "export cls calibration=cache";
+    private const string Check = "check cls";
+
+    private static void AssertNewRuns(FixtureProject p, int before, params string[] expected) =>
+        Assert.Equal(expected, p.Runs().Skip(before).ToArray());
+
+    [Fact]
+    public void First_build_runs_every_stage_a_second_runs_none_and_clean_removes_the_artifacts()
+    {
+        var p = new FixtureProject(feed, "noop");
+        var first = p.Build();
+        first.AssertSucceeded();
+        AssertNewRuns(p, 0, Export, Check);
+        Assert.True(File.Exists(Path.Combine(p.OutDir, "cls.qat.onnx")), "the qat model is copied to the output folder");
+        Assert.Contains("Quant: export cls finished in", first.Output);
+        foreach (var f in new[] { "cls.qat.onnx", "cls.model_check.json", "cls.check.json", "cls.check.junit.xml", "cls.check.md", "deps" })
+            Assert.True(File.Exists(Path.Combine(p.Intermediate, "cls", f)), f);
+
+        var second = p.Build();
+        second.AssertSucceeded();
+        AssertNewRuns(p, 2);
+        output.WriteLine($"first build {first.Time.TotalSeconds:F1} s, no-op rebuild {second.Time.TotalSeconds:F1} s");
+
+        var clean = p.Build("-t:Clean");
+        clean.AssertSucceeded();
+        Assert.False(Directory.Exists(p.Intermediate), "Clean removes the intermediate quant folder");
+        Assert.False(File.Exists(Path.Combine(p.OutDir, "cls.qat.onnx")), "Clean removes the copied model");
+    }
+
+    [Fact]
+    public void A_checks_threshold_edit_reruns_only_the_check_and_a_node_config_edit_reexports_from_cached_statistics()
+    {
+        var p = new FixtureProject(feed, "edits");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 0, Export, Check);
+
+        p.EditConfig("cosine: {min: 0.99}", "cosine: {min: 0.98}");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 2, Check);
+
+        // A comment is not content: nothing runs.
+        p.EditConfig("calibration:", "# calibrated on three crops\ncalibration:");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 3);
+
+        var qat = Path.Combine(p.Intermediate, "cls", "cls.qat.onnx");
+        var before = File.ReadAllBytes(qat);
+        p.EditConfig("op_config:", "node_config:\n    p2o.Conv.1: {qtype: int16}\n  op_config:");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 3, ExportFromCache, Check);
+        Assert.False(before.AsSpan().SequenceEqual(File.ReadAllBytes(qat)), "the node_config change reaches the qat model");
+    }
+
+    [Fact]
+    public void Adding_a_calibration_file_recalibrates_and_a_property_reruns_its_stage()
+    {
+        var p = new FixtureProject(feed, "data");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 0, Export, Check);
+
+        p.AddCalibrationFile(3);
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 2, Export, Check);
+        Assert.Contains("sample_03.npy", File.ReadAllText(Path.Combine(p.Intermediate, "cls", "deps")));
+
+        // A -p: property that the check depends on re-runs the check, and only it; going back re-runs it again.
+        p.Build("-p:QuantTreatCheckFailuresAsWarnings=true").AssertSucceeded();
+        AssertNewRuns(p, 4, Check);
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 5, Check);
+        p.Build("-p:QuantBuildEnabled=false").AssertSucceeded();
+        AssertNewRuns(p, 6);
+    }
+
+    [Fact]
+    public void A_failing_threshold_fails_the_build_at_its_yaml_position_and_is_a_warning_when_asked()
+    {
+        var p = new FixtureProject(feed, "gate");
+        p.EditConfig("cosine: {min: 0.99}", "cosine: {min: 0.99}\n    l1: {max: 1.0e-30}");
+        var failed = p.Build();
+        Assert.NotEqual(0, failed.Code);
+        // checks: starts at line 16 of the fixture yaml; the l1 bound's max value is at line 21, column 15.
+        Assert.Matches(@"cls\.quant\.yaml\(21,15\): error QB5001: [^\r\n]*l1", failed.Output);
+        Assert.DoesNotContain("MSB6006", failed.Output); // the tool's own diagnostic, not "exited with code 1"
+        Assert.False(File.Exists(Path.Combine(p.Intermediate, "cls", "check.stamp")), "a failed check is not trusted");
+
+        // Not trusted means: the next build checks again (and fails again) without re-exporting.
+        var again = p.Build();
+        Assert.NotEqual(0, again.Code);
+        Assert.Contains("Quant: check cls started", again.Output);
+        Assert.DoesNotContain("Quant: export cls started", again.Output);
+        Assert.Equal([Export], p.Runs()); // a failed check records no run
+
+        var warned = p.Build("-p:QuantTreatCheckFailuresAsWarnings=true");
+        warned.AssertSucceeded();
+        Assert.Matches(@"cls\.quant\.yaml\(21,15\): warning QB5001", warned.Output);
+    }
+
+    [Fact]
+    public void Three_models_built_in_parallel_give_the_same_artifacts_as_a_sequential_build()
+    {
+        string[] names = ["a", "b", "c"];
+        var parallel = new FixtureProject(feed, "par", names);
+        var sequential = new FixtureProject(feed, "seq", names);
+        parallel.Build("-m").AssertSucceeded();
+        sequential.Build("-m:1").AssertSucceeded();
+        foreach (var n in names)
+        {
+            Assert.Equal([$"export {n} calibration=collected", $"check {n}"], parallel.Runs(n));
+            var a = File.ReadAllBytes(Path.Combine(parallel.OutDir, n + ".qat.onnx"));
+            var b = File.ReadAllBytes(Path.Combine(sequential.OutDir, n + ".qat.onnx"));
+            Assert.True(a.AsSpan().SequenceEqual(b), $"{n}.qat.onnx differs between -m and -m:1");
+        }
+    }
+}
