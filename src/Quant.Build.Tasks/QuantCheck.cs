@@ -28,6 +28,9 @@ public sealed class QuantCheck : QuantToolTask
     /// <summary>A line is appended here after a successful run (the build's record of what ran).</summary>
     public string? RunLog { get; set; }
 
+    /// <summary>Maps to <c>--calibration-data</c>, once per glob (absolute): the item's CalibrationData metadata.</summary>
+    public string[]? CalibrationData { get; set; }
+
     protected override void AddArguments(ArgumentList args)
     {
         args.Add("check").Add(Model)
@@ -37,6 +40,7 @@ public sealed class QuantCheck : QuantToolTask
             .Add("--name", Name)
             .Add("--baseline", Baseline)
             .AddFlag("--warn-only", WarnOnly);
+        foreach (var glob in CalibrationData ?? []) args.Add("--calibration-data", glob);
     }
 
     protected override void OnSucceeded()

@@ -22,6 +22,9 @@ public sealed class QuantExport : QuantToolTask
     /// <summary>Maps to <c>--run-log</c>: one line appended per run (what ran, calibration collected or from cache).</summary>
     public string? RunLog { get; set; }
 
+    /// <summary>Maps to <c>--calibration-data</c>, once per glob (absolute): the item's CalibrationData metadata.</summary>
+    public string[]? CalibrationData { get; set; }
+
     protected override void AddArguments(ArgumentList args)
     {
         args.Add("export").Add(Model)
@@ -32,5 +35,6 @@ public sealed class QuantExport : QuantToolTask
             .Add("--deps-file", DepsFile)
             .Add("--run-log", RunLog);
         if (Threads > 0) args.Add("--threads", Threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var glob in CalibrationData ?? []) args.Add("--calibration-data", glob);
     }
 }

@@ -96,7 +96,8 @@ public sealed class QuantPrepare : Task
             WriteIfDifferent(P("export.hash"), Hash("export v1", ExportOptions, $"model={modelPath}", $"name={name}", "---", exportText), null);
             WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", "---", checkText), null);
             // When the files match what the last export read, a fresh data.list must not look newer than that export.
-            var read = deps.Files.Concat(extraData).Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal);
+            // CalibrationData globs are read by the tool itself, so the files it read last time are the whole comparison.
+            var read = deps.Files.Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal);
             bool asLastRead = deps.Exists && read.SequenceEqual(dataNow, StringComparer.Ordinal);
             WriteIfDifferent(P("data.list"), string.Join("\n", dataNow) + "\n", asLastRead ? deps.WriteTimeUtc : null);
             // A stamp vouches for its stage's artifacts; one deleted by hand makes the stage run again.
@@ -132,6 +133,9 @@ public sealed class QuantPrepare : Task
         outputs.SetMetadata("DataListFile", P("data.list"));
         outputs.SetMetadata("DepsFile", P("deps"));
         outputs.SetMetadata("RunLog", P("runs.log"));
+        outputs.SetMetadata("CalibrationDataFull", string.Join(";", (Meta(model, "CalibrationData") ?? "")
+            .Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
+            .Select(g => Path.GetFullPath(Path.Combine(ProjectDirectory, g.Trim())))));
         outputs.SetMetadata("ExportDependencies", string.Join(";", dataNow.Concat(deps.Others.Where(File.Exists)).Distinct(StringComparer.Ordinal)));
         outputs.SetMetadata("QatModel", qat);
         outputs.SetMetadata("ExportArtifacts", string.Join(";", ExportArtifacts.Select(e => P(name + e))));

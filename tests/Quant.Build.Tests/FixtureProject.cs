@@ -38,7 +38,7 @@ public sealed class FixtureProject
     public string Intermediate => Path.Combine(Dir, "obj", "Debug", "net10.0", "quant");
     public string OutDir => Path.Combine(Dir, "bin", "Debug", "net10.0");
 
-    public FixtureProject(PackageFeed feed, string name, string[]? outputNames = null, int calibrationFiles = 3)
+    public FixtureProject(PackageFeed feed, string name, string[]? outputNames = null, int calibrationFiles = 3, string itemMetadata = "")
     {
         _feed = feed;
         Dir = TestAssets.TempDir("quant-build-" + name);
@@ -49,7 +49,7 @@ public sealed class FixtureProject
         Directory.CreateDirectory(Path.Combine(Dir, "calib"));
         for (int i = 0; i < calibrationFiles; i++) AddCalibrationFile(i);
         File.WriteAllText(ConfigPath, Yaml);
-        var items = string.Join("\n    ", outputNames.Select(n => $"""<QuantModel Include="models/cls.onnx" QConfig="cls.quant.yaml" OutputName="{n}" />"""));
+        var items = string.Join("\n    ", outputNames.Select(n => $"""<QuantModel Include="models/cls.onnx" QConfig="cls.quant.yaml" OutputName="{n}" {itemMetadata}/>"""));
         File.WriteAllText(Path.Combine(Dir, name + ".csproj"), $"""
             <Project Sdk="Microsoft.NET.Sdk">
               <PropertyGroup>

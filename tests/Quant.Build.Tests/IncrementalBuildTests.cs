@@ -64,6 +64,24 @@ public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
     }
 
     [Fact]
+    public void CalibrationData_metadata_replaces_the_configs_data_globs()
+    {
+        var p = new FixtureProject(feed, "caldata", itemMetadata: "CalibrationData=\"frames/*.npy\" ");
+        Directory.Move(Path.Combine(p.Dir, "calib"), Path.Combine(p.Dir, "frames"));
+        p.EditConfig("data: \"calib/*.npy\"", "data: \"nothing/*.npy\"");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 0, Export, Check);
+        var deps = File.ReadAllText(Path.Combine(p.Intermediate, "cls", "deps"));
+        Assert.Contains(Path.Combine("frames", "sample_00.npy"), deps);
+        Assert.DoesNotContain("nothing", deps);
+
+        // A file added where the metadata points re-runs calibration.
+        File.Copy(Path.Combine(p.Dir, "frames", "sample_00.npy"), Path.Combine(p.Dir, "frames", "sample_09.npy"));
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 2, Export, Check);
+    }
+
+    [Fact]
     public void Adding_a_calibration_file_recalibrates_and_a_property_reruns_its_stage()
     {
         var p = new FixtureProject(feed, "data");

@@ -17,10 +17,11 @@ internal static class CheckCommand
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for NAME.check.json, NAME.check.junit.xml and NAME.check.md", Required = true };
         var name = new Option<string?>("--name") { Description = "Artifact base name and the model's name in messages (default: the model file name)" };
         var baseline = new Option<FileInfo?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it)" };
+        var calibrationData = new Option<string[]>("--calibration-data") { Description = "Calibration data glob(s) for the model's single input, replacing the config's inputs.*.data (preprocessing still from the config)", AllowMultipleArgumentsPerToken = false };
         var warnOnly = new Option<bool>("--warn-only") { Description = "Report failing checks as warnings and exit 0" };
 
         var cmd = new Command("check", "Check the qat model against the float model with the config's checks: thresholds and an optional baseline")
-            { model, config, qat, outDir, name, baseline, warnOnly };
+            { model, config, qat, outDir, name, baseline, warnOnly, calibrationData };
         cmd.SetAction((parse, cancel) =>
         {
             var request = new CheckRequest
@@ -31,6 +32,7 @@ internal static class CheckCommand
                 OutputDirectory = parse.GetValue(outDir)!.FullName,
                 Name = parse.GetValue(name),
                 BaselinePath = parse.GetValue(baseline)?.FullName,
+                CalibrationData = parse.GetValue(calibrationData) is { Length: > 0 } globs ? globs : null,
             };
             bool warn = parse.GetValue(warnOnly);
             return Task.FromResult(CliErrors.Guard(() => Run(request, warn, cancel)));

@@ -19,8 +19,9 @@ internal static class ExportCommand
         var depsFile = new Option<FileInfo?>("--deps-file") { Description = "Write the files this export read (config, model, data files and the data globs) here, for incremental builds" };
         var runLog = new Option<FileInfo?>("--run-log") { Description = "Append one line per successful run here (stage, name, calibration collected or from cache)" };
 
+        var calibrationData = new Option<string[]>("--calibration-data") { Description = "Calibration data glob(s) for the model's single input, replacing the config's inputs.*.data (preprocessing still from the config)" };
         var cmd = new Command("export", "Calibrate a float model and export the fake-quant QDQ model (the qat.bc equivalent)")
-            { model, config, outDir, name, threads, cache, depsFile, runLog };
+            { model, config, outDir, name, threads, cache, depsFile, runLog, calibrationData };
         cmd.SetAction((parse, cancel) =>
         {
             var request = new ExportRequest
@@ -31,6 +32,7 @@ internal static class ExportCommand
                 Name = parse.GetValue(name),
                 Threads = Math.Max(1, parse.GetValue(threads)),
                 CacheDirectory = parse.GetValue(cache)?.FullName,
+                CalibrationData = parse.GetValue(calibrationData) is { Length: > 0 } globs ? globs : null,
             };
             var deps = parse.GetValue(depsFile)?.FullName;
             var log = parse.GetValue(runLog)?.FullName;
@@ -76,8 +78,24 @@ internal static class ExportCommand
         var config = Quant.Core.Config.QuantConfigLoader.Load(request.ConfigPath);
         var configDir = Path.GetDirectoryName(Path.GetFullPath(request.ConfigPath))!;
         var lines = new List<string> { "# quant-check export dependencies v1", $"config {Path.GetFullPath(request.ConfigPath)}", $"model {Path.GetFullPath(request.ModelPath)}" };
-        foreach (var input in config.Inputs.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
-            foreach (var glob in input.Data) lines.Add($"glob {configDir}\t{glob}");
+        if (request.CalibrationData is { Count: > 0 } given)
+        {
+            // Globs given on the command line (absolute, from MSBuild): their wildcard-free folder is the base.
+            foreach (var glob in given)
+            {
+                var full = Path.GetFullPath(glob);
+                var parts = full.Split(Path.DirectorySeparatorChar);
+                int wild = Array.FindIndex(parts, x => x.IndexOfAny(['*', '?', '[']) >= 0);
+                if (wild < 0) wild = parts.Length - 1;
+                var baseDir = string.Join(Path.DirectorySeparatorChar, parts[..wild]);
+                lines.Add($"glob {(baseDir.Length == 0 ? Path.DirectorySeparatorChar.ToString() : baseDir)}\t{string.Join('/', parts[wild..])}");
+            }
+        }
+        else
+        {
+            foreach (var input in config.Inputs.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
+                foreach (var glob in input.Data) lines.Add($"glob {configDir}\t{glob}");
+        }
         foreach (var f in result.DataFiles.Distinct().Order(StringComparer.Ordinal)) lines.Add($"data {Path.GetFullPath(f)}");
         var text = string.Join("\n", lines) + "\n";
         if (File.Exists(path) && File.ReadAllText(path) == text) return;

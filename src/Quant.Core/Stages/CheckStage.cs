@@ -24,6 +24,8 @@ public sealed class CheckRequest
     /// <summary>A committed baseline of accepted metrics; null: no regression checks.</summary>
     public string? BaselinePath { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Calibration data globs replacing the config's for a single-input model (MSBuild CalibrationData); null: the config's.</summary>
+    public IReadOnlyList<string>? CalibrationData { get; init; }
     /// <summary>A Markdown file the summary is appended to (GitHub Actions' job summary); null: none.</summary>
     public string? StepSummaryPath { get; init; } = Environment.GetEnvironmentVariable("GITHUB_STEP_SUMMARY") is { Length: > 0 } s ? s : null;
 
@@ -107,6 +109,7 @@ public static class CheckStage
         var options = new SessionOptions { Threads = request.Threads };
         var floatSession = NewSession(floatModel, options, request.ModelPath);
         var qatSession = NewSession(qatModel, options, request.QatModelPath);
+        CalibrationDataOverride.Apply(config, request.CalibrationData, floatModel.Graph.RuntimeInputs, "--calibration-data");
         var data = CalibrationDataSet.Create(config, floatModel.Graph.RuntimeInputs);
 
         var floatOutputs = floatModel.Graph.Outputs.Where(o => o.Type is ElementType.Float or ElementType.Float16 or ElementType.Double).Select(o => o.Name).ToList();

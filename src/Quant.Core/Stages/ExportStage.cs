@@ -25,6 +25,8 @@ public sealed class ExportRequest
     /// <summary>Where the calibration statistics cache lives (default: the output directory).</summary>
     public string? CacheDirectory { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Calibration data globs replacing the config's for a single-input model (MSBuild CalibrationData); null: the config's.</summary>
+    public IReadOnlyList<string>? CalibrationData { get; init; }
     /// <summary>How many samples the <c>default</c> method compares candidates on (the first N).</summary>
     public int SelectionSamples { get; init; } = 8;
 }
@@ -78,6 +80,7 @@ public static class ExportStage
         var model = prepared.Model;
         var sessionOptions = new SessionOptions { Threads = request.Threads };
         var floatSession = NewSession(model, sessionOptions, request.ModelPath);
+        CalibrationDataOverride.Apply(config, request.CalibrationData, model.Graph.RuntimeInputs, "--calibration-data");
         var data = CalibrationDataSet.Create(config, model.Graph.RuntimeInputs);
 
         // Calibration statistics: from the cache when model, data and statistics settings are unchanged.
