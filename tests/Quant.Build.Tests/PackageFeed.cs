@@ -25,10 +25,14 @@ public sealed class PackageFeed
             return;
         }
         Folder = Path.Combine(root, "feed");
-        var (code, stdout, stderr) = Dotnet.Run(TestAssets.RepoRoot, TimeSpan.FromMinutes(8),
-            "pack", Path.Combine(TestAssets.RepoRoot, "src", "Quant.Build.Tasks"), "-c", "Release", "-o", Folder,
-            $"-p:Version={Version}", "--artifacts-path", Path.Combine(root, "pack-build"), "-nologo");
-        if (code != 0) throw new InvalidOperationException($"packing Quant.Build failed:\n{stdout}\n{stderr}");
+        // Both packages, as build/pack.sh makes them: Quant.Build (tasks, targets, tool) and Quant.Check (the dotnet tool).
+        foreach (var project in new[] { "Quant.Build.Tasks", "Quant.Check" })
+        {
+            var (code, stdout, stderr) = Dotnet.Run(TestAssets.RepoRoot, TimeSpan.FromMinutes(8),
+                "pack", Path.Combine(TestAssets.RepoRoot, "src", project), "-c", "Release", "-o", Folder,
+                $"-p:Version={Version}", "--artifacts-path", Path.Combine(root, "pack-build"), "-nologo");
+            if (code != 0) throw new InvalidOperationException($"packing {project} failed:\n{stdout}\n{stderr}");
+        }
     }
 }
 
