@@ -8,6 +8,8 @@ using Xunit.Abstractions;
 
 namespace Quant.Core.Tests.Calibration;
 
+// Allocation and working-set figures are process-wide: this class must not run beside other test classes.
+[Collection(ProcessWideMeasurements.Name)]
 public class RealModelCalibrationTests(ITestOutputHelper output)
 {
     private static readonly Lazy<InferenceSession> Det = new(() => new InferenceSession(OnnxModelReader.Load(TestAssets.DetModel)));
@@ -147,4 +149,11 @@ public class RealModelCalibrationTests(ITestOutputHelper output)
     {
         public Tensor? OnValue(in ObservedValue value) => null;
     }
+}
+
+/// <summary>Tests that measure process-wide memory run alone (xunit runs other collections in parallel).</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideMeasurements
+{
+    public const string Name = "process-wide measurements";
 }
