@@ -6,7 +6,7 @@ namespace Quant.TestSupport;
 /// <summary>ONNX Runtime 1.30 (onnxruntime-node) run out of process through tests/oracle/ort-run.js.</summary>
 public static class OrtOracle
 {
-    public sealed record Result(IReadOnlyDictionary<string, Tensor> Outputs, double MedianMs, double MinMs);
+    public sealed record Result(IReadOnlyDictionary<string, Tensor> Outputs, double MedianMs, double MinMs, IReadOnlyList<double> LatenciesMs);
 
     public static Result Run(string model, IReadOnlyDictionary<string, Tensor> inputs, int threads = 1, int repeat = 1, int warmup = 0, string optimization = "all")
     {
@@ -28,7 +28,8 @@ public static class OrtOracle
             var outputs = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             foreach (var p in doc.RootElement.GetProperty("outputs").EnumerateObject())
                 outputs[p.Name] = Npy.Read(p.Value.GetString()!);
-            return new Result(outputs, doc.RootElement.GetProperty("median_ms").GetDouble(), doc.RootElement.GetProperty("min_ms").GetDouble());
+            var latencies = doc.RootElement.GetProperty("latency_ms").EnumerateArray().Select(e => e.GetDouble()).ToList();
+            return new Result(outputs, doc.RootElement.GetProperty("median_ms").GetDouble(), doc.RootElement.GetProperty("min_ms").GetDouble(), latencies);
         }
         finally
         {
