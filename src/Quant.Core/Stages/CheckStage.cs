@@ -103,12 +103,12 @@ public static class CheckStage
                 throw new QuantException(ErrorCode.CheckStageUnavailable, rule.StagePosition,
                     $"checks.{rule.Name}: stage '{CheckNames.Of(rule.Stage)}' needs the {(rule.Stage == CheckStagePair.QuantizedVsQat ? "convert" : "compile")} stage, which is not available yet; only qat_vs_float can be checked today");
 
-        var original = Load(request.ModelPath);
+        var original = StageModels.Load(request.ModelPath);
         var floatModel = GraphPreparation.Prepare(original).Model;
-        var qatModel = Load(request.QatModelPath);
+        var qatModel = StageModels.Load(request.QatModelPath);
         var options = new SessionOptions { Threads = request.Threads };
-        var floatSession = NewSession(floatModel, options, request.ModelPath);
-        var qatSession = NewSession(qatModel, options, request.QatModelPath);
+        var floatSession = StageModels.Session(floatModel, options, request.ModelPath);
+        var qatSession = StageModels.Session(qatModel, options, request.QatModelPath);
         CalibrationDataOverride.Apply(config, request.CalibrationData, floatModel.Graph.RuntimeInputs, "--calibration-data");
         var data = CalibrationDataSet.Create(config, floatModel.Graph.RuntimeInputs);
 
@@ -139,8 +139,8 @@ public static class CheckStage
             foreach (var sample in data.Samples())
             {
                 cancel.ThrowIfCancellationRequested();
-                var reference = Run(floatSession, sample, request.ModelPath);
-                var actual = Run(qatSession, sample, request.QatModelPath);
+                var reference = StageModels.Run(floatSession, sample, request.ModelPath);
+                var actual = StageModels.Run(qatSession, sample, request.QatModelPath);
                 foreach (var o in floatOutputs)
                 {
                     if (!actual.TryGetValue(o, out var a))
@@ -368,22 +368,4 @@ public static class CheckStage
         CheckAggregate.Avg => s.Avg,
         _ => s.Max,
     };
-
-    private static OnnxModel Load(string path)
-    {
-        try { return OnnxModelReader.Load(path); }
-        catch (OnnxFormatException e) { throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(path), e.Message, e); }
-    }
-
-    private static InferenceSession NewSession(OnnxModel model, SessionOptions options, string file)
-    {
-        try { return new InferenceSession(model, options); }
-        catch (EngineException e) { throw new QuantException(ErrorCode.ModelUnsupportedOp, SourcePosition.InFile(file), e.Message, e); }
-    }
-
-    private static IReadOnlyDictionary<string, Tensor> Run(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, string file)
-    {
-        try { return session.Run(inputs); }
-        catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
-    }
 }

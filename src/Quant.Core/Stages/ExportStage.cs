@@ -72,14 +72,12 @@ public static class ExportStage
         Directory.CreateDirectory(cacheDir);
 
         var config = QuantConfigLoader.Load(request.ConfigPath);
-        OnnxModel original;
-        try { original = OnnxModelReader.Load(request.ModelPath); }
-        catch (OnnxFormatException e) { throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(request.ModelPath), e.Message, e); }
+        var original = StageModels.Load(request.ModelPath);
 
         var prepared = GraphPreparation.Prepare(original);
         var model = prepared.Model;
         var sessionOptions = new SessionOptions { Threads = request.Threads };
-        var floatSession = NewSession(model, sessionOptions, request.ModelPath);
+        var floatSession = StageModels.Session(model, sessionOptions, request.ModelPath);
         CalibrationDataOverride.Apply(config, request.CalibrationData, model.Graph.RuntimeInputs, "--calibration-data");
         var data = CalibrationDataSet.Create(config, model.Graph.RuntimeInputs);
 
@@ -99,7 +97,7 @@ public static class ExportStage
             foreach (var batch in data.Batches())
             {
                 cancel.ThrowIfCancellationRequested();
-                Run(floatSession, batch, new RunOptions { Observer = collector }, request.ModelPath);
+                StageModels.Run(floatSession, batch, request.ModelPath, new RunOptions { Observer = collector });
                 progress?.Report(new StageProgress("calibration", ++done, count));
             }
             stats = collector.ToStatistics(cacheKey);
@@ -137,7 +135,7 @@ public static class ExportStage
         else
         {
             var reference = data.Samples().Take(request.SelectionSamples)
-                .Select(s => (Inputs: s, Outputs: Run(floatSession, s, null, request.ModelPath))).ToList();
+                .Select(s => (Inputs: s, Outputs: StageModels.Run(floatSession, s, request.ModelPath))).ToList();
             double best = double.NegativeInfinity;
             (chosen, activations) = candidates[0];
             int k = 0;
@@ -145,9 +143,9 @@ public static class ExportStage
             {
                 cancel.ThrowIfCancellationRequested();
                 progress?.Report(new StageProgress("choosing calibration method", k++, candidates.Count));
-                var qat = NewSession(QdqExporter.Export(model, plan, parameters, weights), sessionOptions, request.ModelPath);
+                var qat = StageModels.Session(QdqExporter.Export(model, plan, parameters, weights), sessionOptions, request.ModelPath);
                 var table = new SimilarityTable();
-                foreach (var (inputs, outputs) in reference) Compare(table, outputs, Run(qat, inputs, null, request.ModelPath));
+                foreach (var (inputs, outputs) in reference) Compare(table, outputs, StageModels.Run(qat, inputs, request.ModelPath));
                 double score = table.Outputs.Average(o => table.Of(o, s => s.Cosine).Avg);
                 scores.Add((method, score));
                 if (score > best) { best = score; chosen = method; activations = parameters; }
@@ -160,13 +158,13 @@ public static class ExportStage
         OnnxModelWriter.Save(qatModel, qatPath);
 
         // Float vs qat over every calibration sample (the hmct-info table), streamed.
-        var qatSession = NewSession(qatModel, sessionOptions, qatPath);
+        var qatSession = StageModels.Session(qatModel, sessionOptions, qatPath);
         var similarity = new SimilarityTable();
         int sampleCount = data.SampleCount, seen = 0;
         foreach (var sample in data.Samples())
         {
             cancel.ThrowIfCancellationRequested();
-            Compare(similarity, Run(floatSession, sample, null, request.ModelPath), Run(qatSession, sample, null, qatPath));
+            Compare(similarity, StageModels.Run(floatSession, sample, request.ModelPath), StageModels.Run(qatSession, sample, qatPath));
             progress?.Report(new StageProgress("comparing float and qat", ++seen, sampleCount));
         }
 
@@ -303,17 +301,5 @@ public static class ExportStage
         using var sha = SHA256.Create();
         using (var fs = File.OpenRead(modelPath)) sha.ComputeHash(fs);
         return $"model={Convert.ToHexStringLower(sha.Hash!)};data={dataFingerprint};num_bin={numBins};per_channel={perChannel}";
-    }
-
-    private static InferenceSession NewSession(OnnxModel model, SessionOptions options, string file)
-    {
-        try { return new InferenceSession(model, options); }
-        catch (EngineException e) { throw new QuantException(ErrorCode.ModelUnsupportedOp, SourcePosition.InFile(file), e.Message, e); }
-    }
-
-    private static IReadOnlyDictionary<string, Tensor> Run(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, RunOptions? options, string file)
-    {
-        try { return session.Run(inputs, options); }
-        catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
     }
 }

@@ -1,0 +1,30 @@
+using Quant.Core.Diagnostics;
+using Quant.Engine;
+using Quant.Onnx;
+
+namespace Quant.Core.Stages;
+
+/// <summary>
+/// How every stage loads and runs models: engine and format errors become positioned diagnostics
+/// naming the model file (QB3001 unreadable, QB3002 no kernel, QB3003 failed run).
+/// </summary>
+internal static class StageModels
+{
+    public static OnnxModel Load(string path)
+    {
+        try { return OnnxModelReader.Load(path); }
+        catch (OnnxFormatException e) { throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(path), e.Message, e); }
+    }
+
+    public static InferenceSession Session(OnnxModel model, SessionOptions options, string file)
+    {
+        try { return new InferenceSession(model, options); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelUnsupportedOp, SourcePosition.InFile(file), e.Message, e); }
+    }
+
+    public static IReadOnlyDictionary<string, Tensor> Run(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, string file, RunOptions? options = null)
+    {
+        try { return session.Run(inputs, options); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
+    }
+}
