@@ -45,26 +45,6 @@ public static class Dotnet
     public static (int Code, string Stdout, string Stderr) Run(string workDir, TimeSpan timeout, params string[] args) =>
         Run(workDir, timeout, null, args);
 
-    public static (int Code, string Stdout, string Stderr) Run(string workDir, TimeSpan timeout, IDictionary<string, string>? env, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        // A test host started by dotnet test carries MSBuild's own variables; a nested build must not inherit them.
-        foreach (var key in psi.Environment.Keys.ToList())
-            if (key.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || key.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase))
-                psi.Environment.Remove(key);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var so = p.StandardOutput.ReadToEndAsync();
-        var se = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"dotnet {string.Join(" ", args)} did not finish within {timeout}");
-        }
-        return (p.ExitCode, so.Result, se.Result);
-    }
+    public static (int Code, string Stdout, string Stderr) Run(string workDir, TimeSpan timeout, IDictionary<string, string>? env, params string[] args) =>
+        TestAssets.Run("dotnet", args, timeout, env, workDir, isolateFromTestHost: true);
 }

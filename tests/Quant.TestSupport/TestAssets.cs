@@ -49,11 +49,25 @@ public static class TestAssets
         return d;
     }
 
-    /// <summary>Runs a process to completion with a time limit; returns exit code, stdout, stderr.</summary>
-    public static (int Code, string Stdout, string Stderr) Run(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env = null, string? workDir = null)
+    /// <summary>
+    /// Runs a process to completion with a time limit; returns exit code, stdout, stderr.
+    /// <paramref name="isolateFromTestHost"/> drops the MSBuild/VSTest variables a test host carries, so a nested
+    /// <c>dotnet build</c> behaves as it would from a user's shell.
+    /// </summary>
+    public static (int Code, string Stdout, string Stderr) Run(string file, IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? env = null,
+        string? workDir = null, bool isolateFromTestHost = false)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir ?? RepoRoot };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        if (isolateFromTestHost)
+        {
+            foreach (var key in psi.Environment.Keys.ToList())
+                if (key.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || key.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase))
+                    psi.Environment.Remove(key);
+            psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+            psi.Environment["DOTNET_NOLOGO"] = "1";
+            psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        }
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var so = p.StandardOutput.ReadToEndAsync();

@@ -75,32 +75,29 @@ internal static class ExportCommand
     /// </summary>
     internal static void WriteDependencies(string path, ExportRequest request, ExportResult result)
     {
-        var config = Quant.Core.Config.QuantConfigLoader.Load(request.ConfigPath);
-        var configDir = Path.GetDirectoryName(Path.GetFullPath(request.ConfigPath))!;
+        var configDir = result.Config.BaseDirectory;
         var lines = new List<string> { "# quant-check export dependencies v1", $"config {Path.GetFullPath(request.ConfigPath)}", $"model {Path.GetFullPath(request.ModelPath)}" };
-        if (request.CalibrationData is { Count: > 0 } given)
-        {
-            // Globs given on the command line (absolute, from MSBuild): their wildcard-free folder is the base.
-            foreach (var glob in given)
-            {
-                var full = Path.GetFullPath(glob);
-                var parts = full.Split(Path.DirectorySeparatorChar);
-                int wild = Array.FindIndex(parts, x => x.IndexOfAny(['*', '?', '[']) >= 0);
-                if (wild < 0) wild = parts.Length - 1;
-                var baseDir = string.Join(Path.DirectorySeparatorChar, parts[..wild]);
-                lines.Add($"glob {(baseDir.Length == 0 ? Path.DirectorySeparatorChar.ToString() : baseDir)}\t{string.Join('/', parts[wild..])}");
-            }
-        }
-        else
-        {
-            foreach (var input in config.Inputs.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
-                foreach (var glob in input.Data) lines.Add($"glob {configDir}\t{glob}");
-        }
+        foreach (var input in result.Config.Inputs.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
+            foreach (var glob in input.Data) lines.Add(GlobLine(configDir, glob));
         foreach (var f in result.DataFiles.Distinct().Order(StringComparer.Ordinal)) lines.Add($"data {Path.GetFullPath(f)}");
         var text = string.Join("\n", lines) + "\n";
         if (File.Exists(path) && File.ReadAllText(path) == text) return;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         Quant.Core.Diagnostics.AtomicText.Write(path, text);
+    }
+
+    /// <summary>
+    /// <c>glob BASE\tPATTERN</c>: a relative glob is relative to the config's folder; an absolute one (from
+    /// MSBuild's CalibrationData) is split at its first wildcard segment.
+    /// </summary>
+    private static string GlobLine(string configDir, string glob)
+    {
+        if (!Path.IsPathRooted(glob)) return $"glob {configDir}\t{glob}";
+        var parts = Path.GetFullPath(glob).Split(Path.DirectorySeparatorChar);
+        int wild = Array.FindIndex(parts, x => x.IndexOfAny(['*', '?', '[']) >= 0);
+        if (wild < 0) wild = parts.Length - 1;
+        var baseDir = string.Join(Path.DirectorySeparatorChar, parts[..wild]);
+        return $"glob {(baseDir.Length == 0 ? Path.DirectorySeparatorChar.ToString() : baseDir)}\t{string.Join('/', parts[wild..])}";
     }
 
     internal static void PrintTable(SimilarityTable table)

@@ -52,6 +52,8 @@ public sealed class ExportResult
     public required TimeSpan CalibrationTime { get; init; }
     public required TimeSpan TotalTime { get; init; }
     public required IReadOnlyList<string> DataFiles { get; init; }
+    /// <summary>The config as the stage used it (calibration data overrides applied).</summary>
+    public required QuantConfig Config { get; init; }
 }
 
 /// <summary>
@@ -192,6 +194,7 @@ public static class ExportStage
             CalibrationTime = calibrationTime.Elapsed,
             TotalTime = total.Elapsed,
             DataFiles = data.Files,
+            Config = config,
         };
     }
 
