@@ -130,6 +130,9 @@ public static class ExportStage
         string chosen;
         IReadOnlyDictionary<string, QuantParams> activations;
         var scores = new List<(string, double)>();
+        OnnxModel? qatModel = null;
+        // Float outputs of the samples the candidates were compared on: the final comparison reuses them.
+        var floatOutputs = new List<IReadOnlyDictionary<string, Tensor>>();
         if (candidates.Count == 1)
         {
             (chosen, activations) = candidates[0];
@@ -138,6 +141,7 @@ public static class ExportStage
         {
             var reference = data.Samples().Take(request.SelectionSamples)
                 .Select(s => (Inputs: s, Outputs: StageModels.Run(floatSession, s, request.ModelPath))).ToList();
+            floatOutputs.AddRange(reference.Select(r => r.Outputs));
             double best = double.NegativeInfinity;
             (chosen, activations) = candidates[0];
             int k = 0;
@@ -145,17 +149,18 @@ public static class ExportStage
             {
                 cancel.ThrowIfCancellationRequested();
                 progress?.Report(new StageProgress("choosing calibration method", k++, candidates.Count));
-                var qat = StageModels.Session(QdqExporter.Export(model, plan, parameters, weights), sessionOptions, request.ModelPath);
+                var exported = QdqExporter.Export(model, plan, parameters, weights);
+                var qat = StageModels.Session(exported, sessionOptions, request.ModelPath);
                 var table = new SimilarityTable();
                 foreach (var (inputs, outputs) in reference) Compare(table, outputs, StageModels.Run(qat, inputs, request.ModelPath));
                 double score = table.Outputs.Average(o => table.Of(o, s => s.Cosine).Avg);
                 scores.Add((method, score));
-                if (score > best) { best = score; chosen = method; activations = parameters; }
+                if (score > best) { best = score; chosen = method; activations = parameters; qatModel = exported; }
             }
             progress?.Report(new StageProgress("choosing calibration method", candidates.Count, candidates.Count));
         }
 
-        var qatModel = QdqExporter.Export(model, plan, activations, weights);
+        qatModel ??= QdqExporter.Export(model, plan, activations, weights);
         var qatPath = Path.Combine(request.OutputDirectory, QdqExporter.FileName(name));
         OnnxModelWriter.Save(qatModel, qatPath);
 
@@ -166,7 +171,8 @@ public static class ExportStage
         foreach (var sample in data.Samples())
         {
             cancel.ThrowIfCancellationRequested();
-            Compare(similarity, StageModels.Run(floatSession, sample, request.ModelPath), StageModels.Run(qatSession, sample, qatPath));
+            var reference = seen < floatOutputs.Count ? floatOutputs[seen] : StageModels.Run(floatSession, sample, request.ModelPath);
+            Compare(similarity, reference, StageModels.Run(qatSession, sample, qatPath));
             progress?.Report(new StageProgress("comparing float and qat", ++seen, sampleCount));
         }
 
