@@ -100,7 +100,8 @@ public static class ExportStage
             {
                 cancel.ThrowIfCancellationRequested();
                 StageModels.Run(floatSession, batch, request.ModelPath, new RunOptions { Observer = collector });
-                progress?.Report(new StageProgress("calibration", ++done, count));
+                done++;
+                progress?.Report(new StageProgress("calibration", done, count));
             }
             stats = collector.ToStatistics(cacheKey);
             stats.Save(cachePath);
@@ -148,7 +149,8 @@ public static class ExportStage
             foreach (var (method, parameters) in candidates)
             {
                 cancel.ThrowIfCancellationRequested();
-                progress?.Report(new StageProgress("choosing calibration method", k++, candidates.Count));
+                progress?.Report(new StageProgress("choosing calibration method", k, candidates.Count));
+                k++;
                 var exported = QdqExporter.Export(model, plan, parameters, weights);
                 var qat = StageModels.Session(exported, sessionOptions, request.ModelPath);
                 var table = new SimilarityTable();
@@ -173,7 +175,9 @@ public static class ExportStage
             cancel.ThrowIfCancellationRequested();
             var reference = seen < floatOutputs.Count ? floatOutputs[seen] : StageModels.Run(floatSession, sample, request.ModelPath);
             Compare(similarity, reference, StageModels.Run(qatSession, sample, qatPath));
-            progress?.Report(new StageProgress("comparing float and qat", ++seen, sampleCount));
+            // Not inside the Report call: `progress?.` skips evaluating its arguments when there is no progress sink.
+            seen++;
+            progress?.Report(new StageProgress("comparing float and qat", seen, sampleCount));
         }
 
         var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");

@@ -14,7 +14,9 @@ namespace Quant.Engine.Kernels;
 /// <item>Clip: min(max(x, lo), hi); opset &lt; 11 takes attributes min/max (defaults: lowest/highest float),
 /// opset ≥ 11 optional scalar inputs (absent: lowest/highest of the type, as ONNX Runtime does).
 /// lo &gt; hi gives hi everywhere. NaN stays NaN. All numeric types from opset 12.</item>
-/// <item>HardSigmoid: max(0, min(1, fma(alpha, x, beta))) (alpha 0.2, beta 0.5 by default).</item>
+/// <item>HardSigmoid: max(0, min(1, alpha·x + beta)) (alpha 0.2, beta 0.5 by default); product and sum rounded
+/// separately, not fused, as ONNX Runtime computes it (a fused multiply-add differs in the last bit, and in a
+/// quantized graph a last-bit difference before a QuantizeLinear can flip a rounding).</item>
 /// <item>HardSwish: x · max(0, min(1, fma(1/6, x, 0.5))).</item>
 /// <item>Gelu (opset 20, and com.microsoft Gelu): approximate="none": 0.5·x·(1 + erf(x/√2));
 /// "tanh": 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); evaluated in double, rounded once.</item>
@@ -84,10 +86,10 @@ internal static class ActivationKernels
     {
         public Vector256<float> Apply(Vector256<float> x) =>
             Vector256.MinNative(Vector256<float>.One, Vector256.MaxNative(Vector256<float>.Zero,
-                Vector256.FusedMultiplyAdd(Vector256.Create(alpha), x, Vector256.Create(beta))));
+                Vector256.Create(alpha) * x + Vector256.Create(beta)));
         public Vector512<float> Apply(Vector512<float> x) =>
             Vector512.MinNative(Vector512<float>.One, Vector512.MaxNative(Vector512<float>.Zero,
-                Vector512.FusedMultiplyAdd(Vector512.Create(alpha), x, Vector512.Create(beta))));
+                Vector512.Create(alpha) * x + Vector512.Create(beta)));
         public double Apply(double x) => double.IsNaN(x) ? x : Math.Min(1, Math.Max(0, (double)alpha * x + beta));
     }
 
