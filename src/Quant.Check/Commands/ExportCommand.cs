@@ -60,6 +60,11 @@ internal static class ExportCommand
         Console.WriteLine();
         Console.WriteLine("output similarity, float vs qat (min / avg / max over calibration samples)");
         PrintTable(result.Similarity);
+        foreach (var st in result.Stability)
+        {
+            Console.WriteLine($"last-bit stability {st.Output}: cosine {st.MinCosine.ToString("F6", inv)} (min of {st.Runs} runs with +-1 ulp noise in float ops)" +
+                (st.MinCosine < 0.9999 ? "; fragile: runtimes will disagree about this much on this qat model" : ""));
+        }
         Console.WriteLine();
         Console.WriteLine($"qat model:    {result.QatModelPath}");
         Console.WriteLine($"model check:  {result.ModelCheckTextPath}");

@@ -47,6 +47,8 @@ public sealed class ExportResult
     /// <summary>Candidate method → its score (mean over outputs of the average output cosine vs float) when <c>default</c> searched.</summary>
     public required IReadOnlyList<(string Method, double Score)> Candidates { get; init; }
     public required SimilarityTable Similarity { get; init; }
+    /// <summary>Per output: the qat model's cosine against itself with last-bit noise in its float ops (first sample).</summary>
+    public required IReadOnlyList<LastBitStability.OutputStability> Stability { get; init; }
     public required PrecisionPlan Plan { get; init; }
     public required PreparedModel Prepared { get; init; }
     public required TimeSpan CalibrationTime { get; init; }
@@ -169,10 +171,14 @@ public static class ExportStage
         // Float vs qat over every calibration sample (the hmct-info table), streamed.
         var qatSession = StageModels.Session(qatModel, sessionOptions, qatPath);
         var similarity = new SimilarityTable();
+        IReadOnlyList<LastBitStability.OutputStability> stability = [];
         int sampleCount = data.SampleCount, seen = 0;
         foreach (var sample in data.Samples())
         {
             cancel.ThrowIfCancellationRequested();
+            // On the first sample: how much the qat model's outputs move under last-bit float differences,
+            // i.e. how closely any two runtimes can agree on it.
+            if (seen == 0) stability = StageModels.Stability(qatSession, sample, qatPath);
             var reference = seen < floatOutputs.Count ? floatOutputs[seen] : StageModels.Run(floatSession, sample, request.ModelPath);
             Compare(similarity, reference, StageModels.Run(qatSession, sample, qatPath));
             // Not inside the Report call: `progress?.` skips evaluating its arguments when there is no progress sink.
@@ -182,7 +188,7 @@ public static class ExportStage
 
         var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");
         AtomicText.Write(changeLogPath, plan.RenderChangeLog());
-        var report = new ModelCheckReport(name, original, prepared, plan, activations, weights, stats, chosen, scores, similarity);
+        var report = new ModelCheckReport(name, original, prepared, plan, activations, weights, stats, chosen, scores, similarity, stability);
         var txtPath = Path.Combine(request.OutputDirectory, name + ".model_check.txt");
         var jsonPath = Path.Combine(request.OutputDirectory, name + ".model_check.json");
         AtomicText.Write(txtPath, report.RenderText());
@@ -199,6 +205,7 @@ public static class ExportStage
             ChosenMethod = chosen,
             Candidates = scores,
             Similarity = similarity,
+            Stability = stability,
             Plan = plan,
             Prepared = prepared,
             CalibrationTime = calibrationTime.Elapsed,

@@ -1,3 +1,4 @@
+using Quant.Core.Analysis;
 using Quant.Core.Diagnostics;
 using Quant.Engine;
 using Quant.Onnx;
@@ -25,6 +26,12 @@ internal static class StageModels
     public static IReadOnlyDictionary<string, Tensor> Run(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, string file, RunOptions? options = null)
     {
         try { return session.Run(inputs, options); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
+    }
+
+    public static IReadOnlyList<LastBitStability.OutputStability> Stability(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, string file)
+    {
+        try { return LastBitStability.Measure(session, inputs); }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
     }
 }

@@ -8,14 +8,20 @@ namespace Quant.Core.Tests.Stages;
 
 /// <summary>
 /// The export stage end to end on the real PaddleOCR models and the committed real samples: every
-/// preset with every calibration type exports a QDQ model that ONNX Runtime runs, and ORT's outputs
-/// on our qat.onnx match our engine's run of the same file.
+/// preset with every calibration type exports a QDQ model that ONNX Runtime runs; node by node the engine
+/// computes what ORT computes, and end to end their outputs agree as closely as the model's own sensitivity
+/// to last-bit float differences allows (0.9999 wherever it is stable).
 /// </summary>
 public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const double EngineVsOrtMinCosine = 0.9999;
-    /// <summary>Measured worst case: rec base/percentile, engine 0.99900 vs ORT's own 0.99986 (float summation order).</summary>
-    private const double OrtSpreadTolerance = 0.002;
+    /// <summary>Nudged runs behind the noise floor of a model that misses 0.9999 against ORT.</summary>
+    private const int NoiseRuns = 16;
+    /// <summary>
+    /// The floor is the worst of 16 nudged runs, a sample of a heavy-tailed spread; engine vs ORT is one more draw
+    /// from it. It may land below the sampled worst, but not twice as far from 1.
+    /// </summary>
+    private const double NoiseFloorFactor = 2.0;
 
     public static readonly string[] Presets = ["performance", "base", "precision", "upper_bound"];
     public static readonly string[] Methods = ["max", "percentile", "kl", "mse", "default"];
@@ -35,15 +41,10 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
 
     private const string DetPreprocessing = "    scale: 1/255\n    mean: [0.485, 0.456, 0.406]\n    std: [0.229, 0.224, 0.225]\n";
 
-    /// <summary>
-    /// Ops whose float result depends on summation order or on how a transcendental function is approximated:
-    /// the engine and ORT may differ in the last bits there, and only there. Every other op — QuantizeLinear,
-    /// DequantizeLinear, Cast, elementwise arithmetic, Clip, data movement — must be bit-exact given the same inputs.
-    /// </summary>
-    private static readonly HashSet<string> RoundingDependentOps =
-        ["Conv", "ConvTranspose", "MatMul", "Gemm", "GlobalAveragePool", "AveragePool", "ReduceMean", "ReduceSum", "Softmax", "Sigmoid", "Exp", "Tanh", "Erf"];
+    /// <summary>In lockstep these may differ from ORT in the last bits; every other op must be bit-exact.</summary>
+    private static readonly IReadOnlySet<string> RoundingDependentOps = LastBitStability.RoundingDependentOps;
 
-    /// <summary>Measured worst: 1.8e-6 (det GlobalAveragePool over 6,400 values); float32 epsilon is 1.2e-7.</summary>
+    /// <summary>Measured worst: 6.8e-6 of the largest value (rec's Softmax over 6,625 classes); float32 epsilon is 1.2e-7.</summary>
     private const double RoundingDependentMaxRelativeError = 1e-5;
 
     [Fact]
@@ -77,23 +78,34 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
                 });
                 byMethod[method] = result;
                 var feeds = new Dictionary<string, Tensor> { ["x"] = probe };
-                var ours = new InferenceSession(OnnxModelReader.Load(result.QatModelPath)).Run(feeds);
-                // ORT both as users run it (all graph optimizations: QDQ groups become integer kernels) and with
-                // its plain kernels. Where the quantized model is numerically fragile, ORT's two modes disagree with
-                // each other; the engine must then be as close to ORT as ORT is to itself.
-                var ortAll = OrtOracle.Run(result.QatModelPath, feeds).Outputs;
+                var session = new InferenceSession(OnnxModelReader.Load(result.QatModelPath));
+                var ours = session.Run(feeds);
+                // ORT with its plain kernels runs the QDQ model as written. ORT as users run it (all graph
+                // optimizations) is shown for information: from level `basic` on it computes some QDQ patterns
+                // differently (docs/export.md), so it is not the reference.
                 var ortPlain = OrtOracle.Run(result.QatModelPath, feeds, optimization: "disabled").Outputs;
-                foreach (var (name, reference) in ortAll)
+                var ortAll = OrtOracle.Run(result.QatModelPath, feeds).Outputs;
+                IReadOnlyDictionary<string, LastBitStability.OutputStability>? floor = null;
+                foreach (var (name, reference) in ortPlain)
                 {
-                    double ortSelf = Similarity.Of(ortPlain[name], reference).Cosine;
-                    double cos = Math.Max(Similarity.Of(ours[name], reference).Cosine, Similarity.Of(ours[name], ortPlain[name]).Cosine);
-                    // Where ORT agrees with itself to 0.9999 the engine must too; where it does not (int8 rounding
-                    // flips amplified through a fragile graph), the engine may diverge from ORT by at most
-                    // OrtSpreadTolerance more than ORT's two modes diverge from each other.
-                    double required = Math.Min(EngineVsOrtMinCosine, ortSelf - OrtSpreadTolerance);
-                    output.WriteLine($"{Path.GetFileName(model)} {preset}/{method} ({result.ChosenMethod}): engine vs ORT {cos:F7}, " +
-                        $"ORT all vs ORT plain {ortSelf:F7}; float vs qat avg cosine {result.Similarity.Of(name, x => x.Cosine).Avg:F6}");
-                    if (!(cos >= required)) failures.Add($"{preset}/{method} '{name}': engine vs ORT cosine {cos:F6} < {required:F6}");
+                    double cos = Similarity.Of(ours[name], reference).Cosine;
+                    string line = $"{Path.GetFileName(model)} {preset}/{method} ({result.ChosenMethod}): engine vs ORT {cos:F7}, " +
+                        $"ORT all vs ORT plain {Similarity.Of(ortAll[name], reference).Cosine:F7}; float vs qat avg cosine {result.Similarity.Of(name, x => x.Cosine).Avg:F6}";
+                    if (cos < EngineVsOrtMinCosine)
+                    {
+                        // Below 0.9999 only if the model itself is that fragile: measured by the engine against itself
+                        // with last-bit noise in its rounding-dependent ops (more runs than the export's report uses,
+                        // because the effect is heavy-tailed), and the disagreement with ORT must be of that size.
+                        floor ??= LastBitStability.Measure(session, feeds, NoiseRuns).ToDictionary(st => st.Output);
+                        var f = floor[name];
+                        double required = 1 - NoiseFloorFactor * (1 - f.MinCosine);
+                        line += $"; last-bit noise floor {f.MinCosine:F7} (avg {f.AvgCosine:F7}, {f.Runs} runs)";
+                        if (f.MinCosine >= EngineVsOrtMinCosine)
+                            failures.Add($"{preset}/{method} '{name}': engine vs ORT cosine {cos:F6} but the model is stable under last-bit noise ({f.MinCosine:F6})");
+                        else if (!(cos >= required))
+                            failures.Add($"{preset}/{method} '{name}': engine vs ORT cosine {cos:F6} < {required:F6} ({NoiseFloorFactor}x the last-bit noise floor's distance from 1)");
+                    }
+                    output.WriteLine(line);
                 }
                 failures.AddRange(LockstepFailures(result.QatModelPath, lockstepProbe).Select(f => $"{preset}/{method}: {f}"));
             }
