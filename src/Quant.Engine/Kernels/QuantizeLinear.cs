@@ -1,6 +1,8 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Quant.Onnx;
 
 namespace Quant.Engine.Kernels;
@@ -286,11 +288,34 @@ internal static class QuantizeRun
         return Vector256.ConvertToInt32(Vector256.Round(v)) + zp;
     }
 
+    /// <summary>
+    /// Sixteen lanes with AVX-512: the conversion rounds half to even by itself (the default MXCSR mode), which
+    /// equals Round-then-truncate on the clamped range.
+    /// </summary>
+    private static Vector512<int> Vector(Vector512<float> x, Vector512<float> scale, Vector512<float> lo, Vector512<float> hi, Vector512<int> zp)
+    {
+        var v = x / scale;
+        v = Vector512.ConditionalSelect(Vector512.Equals(v, v), v, lo);
+        v = Vector512.Min(Vector512.Max(v, lo), hi);
+        return Avx512F.ConvertToVector512Int32(v) + zp;
+    }
+
     /// <summary>8-bit outputs (uint8 or int8 as bytes): the clamped values fit, so truncating narrows are exact.</summary>
     public static void Run8(ReadOnlySpan<float> x, float scale, int zeroPoint, int qmin, int qmax, Span<byte> y)
     {
         int i = 0;
-        if (Vector256.IsHardwareAccelerated && x.Length >= 32)
+        if (Avx512F.IsSupported && x.Length >= 16)
+        {
+            var s = Vector512.Create(scale);
+            var lo = Vector512.Create((float)(qmin - zeroPoint));
+            var hi = Vector512.Create((float)(qmax - zeroPoint));
+            var z = Vector512.Create(zeroPoint);
+            ref float xr = ref MemoryMarshal.GetReference(x);
+            ref byte yr = ref MemoryMarshal.GetReference(y);
+            for (; i <= x.Length - 16; i += 16)
+                Avx512F.ConvertToVector128Byte(Vector(Vector512.LoadUnsafe(ref xr, (nuint)i), s, lo, hi, z)).StoreUnsafe(ref yr, (nuint)i);
+        }
+        else if (Vector256.IsHardwareAccelerated && x.Length >= 32)
         {
             var s = Vector256.Create(scale);
             var lo = Vector256.Create((float)(qmin - zeroPoint));
@@ -313,7 +338,18 @@ internal static class QuantizeRun
     public static void Run16(ReadOnlySpan<float> x, float scale, int zeroPoint, int qmin, int qmax, Span<ushort> y)
     {
         int i = 0;
-        if (Vector256.IsHardwareAccelerated && x.Length >= 16)
+        if (Avx512F.IsSupported && x.Length >= 16)
+        {
+            var s = Vector512.Create(scale);
+            var lo = Vector512.Create((float)(qmin - zeroPoint));
+            var hi = Vector512.Create((float)(qmax - zeroPoint));
+            var z = Vector512.Create(zeroPoint);
+            ref float xr = ref MemoryMarshal.GetReference(x);
+            ref ushort yr = ref MemoryMarshal.GetReference(y);
+            for (; i <= x.Length - 16; i += 16)
+                Avx512F.ConvertToVector256UInt16(Vector(Vector512.LoadUnsafe(ref xr, (nuint)i), s, lo, hi, z).AsUInt32()).StoreUnsafe(ref yr, (nuint)i);
+        }
+        else if (Vector256.IsHardwareAccelerated && x.Length >= 16)
         {
             var s = Vector256.Create(scale);
             var lo = Vector256.Create((float)(qmin - zeroPoint));
@@ -336,6 +372,11 @@ internal static class DequantizeRun
     /// <remarks>Dispatches on the tensor's element type, not its array: the CLR lets an sbyte[] pass as a byte[].</remarks>
     public static void Run(Tensor src, int start, int length, float scale, int zeroPoint, Span<float> y)
     {
+        if (Avx512F.IsSupported && src.Type != ElementType.Int32)
+        {
+            Run512(src, start, length, scale, zeroPoint, y);
+            return;
+        }
         switch (src.Type)
         {
             // For 8/16-bit q, float(q) - float(zp) is exact, so widening then subtracting in float equals the integer difference.
@@ -354,6 +395,53 @@ internal static class DequantizeRun
         }
         if (zeroPoint != 0) TensorPrimitives.Subtract(y, zeroPoint, y);
         TensorPrimitives.Multiply(y, scale, y);
+    }
+
+    /// <summary>
+    /// 8/16-bit q in one pass with AVX-512: sign- or zero-extend sixteen values to int32, convert (exact), subtract
+    /// the zero point (exact), multiply by the scale (the one rounding) — the same arithmetic as the path above.
+    /// </summary>
+    private static void Run512(Tensor src, int start, int length, float scale, int zeroPoint, Span<float> y)
+    {
+        var s = Vector512.Create(scale);
+        var z = Vector512.Create((float)zeroPoint);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        switch (src.Type)
+        {
+            case ElementType.UInt8:
+            {
+                ref byte q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<byte>().Slice(start, length));
+                for (; i <= length - 16; i += 16)
+                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
+                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
+                break;
+            }
+            case ElementType.Int8:
+            {
+                ref sbyte q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<sbyte>().Slice(start, length));
+                for (; i <= length - 16; i += 16)
+                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
+                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
+                break;
+            }
+            case ElementType.UInt16:
+            {
+                ref ushort q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<ushort>().Slice(start, length));
+                for (; i <= length - 16; i += 16)
+                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector256.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
+                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
+                break;
+            }
+            case ElementType.Int16:
+            {
+                ref short q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<short>().Slice(start, length));
+                for (; i <= length - 16; i += 16)
+                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector256.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
+                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
+                break;
+            }
+        }
     }
 
     /// <summary>One element, for cross-checking the span path.</summary>

@@ -46,6 +46,7 @@ public class ExportCommandTests
         var (code, stdout, stderr) = QuantCheck("export", ClsModel, "--config", cfg, "--out", Path.Combine(dir, "out"), "--name", "cls");
         Assert.True(code == 0, stderr);
         Assert.Contains("output similarity, float vs qat", stdout);
+        Assert.Matches(@"last-bit stability \S+: cosine [01]\.\d{6} \(min of 8 runs", stdout);
         Assert.Matches(@"softmax_0\.tmp_0\s+(0\.9|1\.0)\d+ / (0\.9|1\.0)\d+ / ", stdout);
         Assert.Contains("candidate max", stdout);
         Assert.Contains("candidate percentile(0.99995)", stdout);

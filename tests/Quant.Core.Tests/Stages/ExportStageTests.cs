@@ -190,7 +190,7 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
         var text = File.ReadAllText(r.ModelCheckTextPath);
         foreach (var section in new[] { "== Unsupported ops and float fallbacks ==", "== Fusions ==", "== Dead and removed nodes ==",
                      "== Shared tensors with different ranges (shared-module risk) ==", "== Input/output dtypes per op type ==",
-                     "== Layers ==", "== Output similarity, float vs qat", "== Change log ==" })
+                     "== Layers ==", "== Output similarity, float vs qat", "== Last-bit stability", "== Change log ==" })
             Assert.Contains(section, text);
         // base preset: GEMM-type ops int8, the rest float16 — both must show up in the per-op-type table.
         var convRow = text.Split('\n').First(l => l.StartsWith("Conv ", StringComparison.Ordinal));
@@ -201,5 +201,8 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal("softmax_11.tmp_0", json.RootElement.GetProperty("similarity")[0].GetProperty("output").GetString());
         var cos = json.RootElement.GetProperty("similarity")[0].GetProperty("cosine").GetProperty("avg").GetDouble();
         Assert.InRange(cos, 0.9, 1.0);
+        var stability = json.RootElement.GetProperty("last_bit_stability")[0];
+        Assert.Equal(8, stability.GetProperty("runs").GetInt32());
+        Assert.InRange(stability.GetProperty("min_cosine").GetDouble(), 0.5, stability.GetProperty("avg_cosine").GetDouble());
     }
 }
