@@ -403,46 +403,39 @@ internal static class DequantizeRun
     /// </summary>
     private static void Run512(Tensor src, int start, int length, float scale, int zeroPoint, Span<float> y)
     {
-        var s = Vector512.Create(scale);
-        var z = Vector512.Create((float)zeroPoint);
-        ref float yr = ref MemoryMarshal.GetReference(y);
-        int i = 0;
         switch (src.Type)
         {
-            case ElementType.UInt8:
-            {
-                ref byte q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<byte>().Slice(start, length));
-                for (; i <= length - 16; i += 16)
-                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
-                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
-                break;
-            }
-            case ElementType.Int8:
-            {
-                ref sbyte q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<sbyte>().Slice(start, length));
-                for (; i <= length - 16; i += 16)
-                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
-                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
-                break;
-            }
-            case ElementType.UInt16:
-            {
-                ref ushort q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<ushort>().Slice(start, length));
-                for (; i <= length - 16; i += 16)
-                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector256.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
-                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
-                break;
-            }
-            case ElementType.Int16:
-            {
-                ref short q = ref MemoryMarshal.GetReference(src.ReadOnlySpan<short>().Slice(start, length));
-                for (; i <= length - 16; i += 16)
-                    ((Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector256.LoadUnsafe(ref q, (nuint)i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
-                for (; i < length; i++) y[i] = ((float)Unsafe.Add(ref q, i) - zeroPoint) * scale;
-                break;
-            }
+            case ElementType.UInt8: Run512(src.ReadOnlySpan<byte>().Slice(start, length), scale, zeroPoint, y); break;
+            case ElementType.Int8: Run512(src.ReadOnlySpan<sbyte>().Slice(start, length), scale, zeroPoint, y); break;
+            case ElementType.UInt16: Run512(src.ReadOnlySpan<ushort>().Slice(start, length), scale, zeroPoint, y); break;
+            case ElementType.Int16: Run512(src.ReadOnlySpan<short>().Slice(start, length), scale, zeroPoint, y); break;
         }
     }
+
+    private static void Run512<T>(ReadOnlySpan<T> q, float scale, int zeroPoint, Span<float> y) where T : unmanaged
+    {
+        var s = Vector512.Create(scale);
+        var z = Vector512.Create((float)zeroPoint);
+        ref T qr = ref MemoryMarshal.GetReference(q);
+        ref float yr = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        for (; i <= q.Length - 16; i += 16)
+            ((Avx512F.ConvertToVector512Single(Widen(ref Unsafe.Add(ref qr, i))) - z) * s).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < q.Length; i++) y[i] = (ToFloat(q[i]) - zeroPoint) * scale;
+    }
+
+    /// <summary>Sixteen 8- or 16-bit values sign- or zero-extended to int32 (the type checks fold away per T).</summary>
+    private static Vector512<int> Widen<T>(ref T at) where T : unmanaged
+    {
+        if (typeof(T) == typeof(byte)) return Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref Unsafe.As<T, byte>(ref at)));
+        if (typeof(T) == typeof(sbyte)) return Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref Unsafe.As<T, sbyte>(ref at)));
+        if (typeof(T) == typeof(ushort)) return Avx512F.ConvertToVector512Int32(Vector256.LoadUnsafe(ref Unsafe.As<T, ushort>(ref at)));
+        return Avx512F.ConvertToVector512Int32(Vector256.LoadUnsafe(ref Unsafe.As<T, short>(ref at)));
+    }
+
+    private static float ToFloat<T>(T v) where T : unmanaged =>
+        typeof(T) == typeof(byte) ? (byte)(object)v : typeof(T) == typeof(sbyte) ? (sbyte)(object)v
+        : typeof(T) == typeof(ushort) ? (ushort)(object)v : (short)(object)v;
 
     /// <summary>One element, for cross-checking the span path.</summary>
     public static float Scalar(int q, float scale, int zeroPoint) => unchecked(q - zeroPoint) * scale;
