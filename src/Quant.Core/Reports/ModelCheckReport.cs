@@ -27,7 +27,8 @@ public sealed class ModelCheckReport(
     string chosenMethod,
     IReadOnlyList<(string Method, double Score)> candidates,
     SimilarityTable similarity,
-    IReadOnlyList<LastBitStability.OutputStability> stability)
+    IReadOnlyList<LastBitStability.OutputStability> stability,
+    IReadOnlyList<Int32BiasFit.Adjustment> biasFit)
 {
     /// <summary>Consumers of one weight whose input ranges differ by more than this factor are flagged.</summary>
     public const double SharedRangeRatio = 4.0;
@@ -170,6 +171,11 @@ public sealed class ModelCheckReport(
         if (risks.Count == 0) sb.Append("none\n");
         foreach (var r in risks) sb.Append($"{r.Tensor} ({r.Kind}) read by {string.Join(", ", r.Consumers)}: {r.Detail}\n");
 
+        Section(sb, "Weight scales raised so the bias fits int32 at input scale x weight scale");
+        if (biasFit.Count == 0) sb.Append("none\n");
+        foreach (var a in biasFit)
+            sb.Append($"{a.Node}: {a.Weight}, {a.Channels.ToString(Inv)} channel(s), scale up to {a.LargestFactor.ToString("G4", Inv)}x\n");
+
         Section(sb, "Input/output dtypes per op type");
         var dt = DtypeStatistics();
         var rows = dt.Select(d => new[] { d.OpType, d.Nodes.ToString(Inv),
@@ -241,6 +247,13 @@ public sealed class ModelCheckReport(
                 w.WriteStartObject(); w.WriteString("tensor", r.Tensor); w.WriteString("kind", r.Kind);
                 w.WriteStartArray("consumers"); foreach (var c in r.Consumers) w.WriteStringValue(c); w.WriteEndArray();
                 w.WriteString("detail", r.Detail); w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("bias_fit");
+            foreach (var a in biasFit)
+            {
+                w.WriteStartObject(); w.WriteString("node", a.Node); w.WriteString("weight", a.Weight);
+                w.WriteNumber("channels", a.Channels); w.WriteNumber("largest_factor", Round(a.LargestFactor)); w.WriteEndObject();
             }
             w.WriteEndArray();
             w.WriteStartArray("layers");

@@ -134,6 +134,7 @@ public static class ExportStage
         IReadOnlyDictionary<string, QuantParams> activations;
         var scores = new List<(string, double)>();
         OnnxModel? qatModel = null;
+        (IReadOnlyDictionary<string, QuantParams> Weights, IReadOnlyList<Int32BiasFit.Adjustment> Adjusted)? chosenWeights = null;
         // Float outputs of the samples the candidates were compared on: the final comparison reuses them.
         var floatOutputs = new List<IReadOnlyDictionary<string, Tensor>>();
         if (candidates.Count == 1)
@@ -153,18 +154,20 @@ public static class ExportStage
                 cancel.ThrowIfCancellationRequested();
                 progress?.Report(new StageProgress("choosing calibration method", k, candidates.Count));
                 k++;
-                var exported = QdqExporter.Export(model, plan, parameters, weights);
+                var (fitted, biasFit) = Int32BiasFit.Apply(model, plan, parameters, weights);
+                var exported = QdqExporter.Export(model, plan, parameters, fitted);
                 var qat = StageModels.Session(exported, sessionOptions, request.ModelPath);
                 var table = new SimilarityTable();
                 foreach (var (inputs, outputs) in reference) Compare(table, outputs, StageModels.Run(qat, inputs, request.ModelPath));
                 double score = table.Outputs.Average(o => table.Of(o, s => s.Cosine).Avg);
                 scores.Add((method, score));
-                if (score > best) { best = score; chosen = method; activations = parameters; qatModel = exported; }
+                if (score > best) { best = score; chosen = method; activations = parameters; qatModel = exported; chosenWeights = (fitted, biasFit); }
             }
             progress?.Report(new StageProgress("choosing calibration method", candidates.Count, candidates.Count));
         }
 
-        qatModel ??= QdqExporter.Export(model, plan, activations, weights);
+        chosenWeights ??= Int32BiasFit.Apply(model, plan, activations, weights);
+        qatModel ??= QdqExporter.Export(model, plan, activations, chosenWeights.Value.Weights);
         var qatPath = Path.Combine(request.OutputDirectory, QdqExporter.FileName(name));
         OnnxModelWriter.Save(qatModel, qatPath);
 
@@ -188,7 +191,8 @@ public static class ExportStage
 
         var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");
         AtomicText.Write(changeLogPath, plan.RenderChangeLog());
-        var report = new ModelCheckReport(name, original, prepared, plan, activations, weights, stats, chosen, scores, similarity, stability);
+        var report = new ModelCheckReport(name, original, prepared, plan, activations, chosenWeights.Value.Weights, stats, chosen, scores, similarity, stability,
+            chosenWeights.Value.Adjusted);
         var txtPath = Path.Combine(request.OutputDirectory, name + ".model_check.txt");
         var jsonPath = Path.Combine(request.OutputDirectory, name + ".model_check.json");
         AtomicText.Write(txtPath, report.RenderText());
