@@ -29,7 +29,7 @@ public static class LastBitStability
 
     /// <summary>
     /// Runs per measurement. The effect of last-bit noise is heavy-tailed — most runs move a fragile model a
-    /// little, an occasional one flips an argmax (rec precision/max: 4 runs 0.9975, 8 runs 0.978, 16 runs 0.961) —
+    /// little, an occasional one flips an argmax (one fragile rec model: 4 runs 0.9975, 8 runs 0.978, 16 runs 0.961) —
     /// so a few runs understate it.
     /// </summary>
     public const int DefaultRuns = 8;
