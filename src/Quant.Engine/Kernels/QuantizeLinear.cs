@@ -300,21 +300,34 @@ internal static class QuantizeRun
         return Avx512F.ConvertToVector512Int32(v) + zp;
     }
 
+    /// <summary>
+    /// The AVX-512 body for byte or ushort outputs: sixteen elements per step, narrowed by truncation (the
+    /// values are already clamped to the type's range). Returns how many elements it wrote.
+    /// </summary>
+    private static int Run512<T>(ReadOnlySpan<float> x, float scale, int zeroPoint, int qmin, int qmax, Span<T> y) where T : unmanaged
+    {
+        var s = Vector512.Create(scale);
+        var lo = Vector512.Create((float)(qmin - zeroPoint));
+        var hi = Vector512.Create((float)(qmax - zeroPoint));
+        var z = Vector512.Create(zeroPoint);
+        ref float xr = ref MemoryMarshal.GetReference(x);
+        ref T yr = ref MemoryMarshal.GetReference(y);
+        int i = 0;
+        for (; i <= x.Length - 16; i += 16)
+        {
+            var q = Vector(Vector512.LoadUnsafe(ref xr, (nuint)i), s, lo, hi, z);
+            if (typeof(T) == typeof(byte)) Avx512F.ConvertToVector128Byte(q).StoreUnsafe(ref Unsafe.As<T, byte>(ref yr), (nuint)i);
+            else Avx512F.ConvertToVector256UInt16(q.AsUInt32()).StoreUnsafe(ref Unsafe.As<T, ushort>(ref yr), (nuint)i);
+        }
+        return i;
+    }
+
     /// <summary>8-bit outputs (uint8 or int8 as bytes): the clamped values fit, so truncating narrows are exact.</summary>
     public static void Run8(ReadOnlySpan<float> x, float scale, int zeroPoint, int qmin, int qmax, Span<byte> y)
     {
         int i = 0;
         if (Avx512F.IsSupported && x.Length >= 16)
-        {
-            var s = Vector512.Create(scale);
-            var lo = Vector512.Create((float)(qmin - zeroPoint));
-            var hi = Vector512.Create((float)(qmax - zeroPoint));
-            var z = Vector512.Create(zeroPoint);
-            ref float xr = ref MemoryMarshal.GetReference(x);
-            ref byte yr = ref MemoryMarshal.GetReference(y);
-            for (; i <= x.Length - 16; i += 16)
-                Avx512F.ConvertToVector128Byte(Vector(Vector512.LoadUnsafe(ref xr, (nuint)i), s, lo, hi, z)).StoreUnsafe(ref yr, (nuint)i);
-        }
+            i = Run512(x, scale, zeroPoint, qmin, qmax, y);
         else if (Vector256.IsHardwareAccelerated && x.Length >= 32)
         {
             var s = Vector256.Create(scale);
@@ -339,16 +352,7 @@ internal static class QuantizeRun
     {
         int i = 0;
         if (Avx512F.IsSupported && x.Length >= 16)
-        {
-            var s = Vector512.Create(scale);
-            var lo = Vector512.Create((float)(qmin - zeroPoint));
-            var hi = Vector512.Create((float)(qmax - zeroPoint));
-            var z = Vector512.Create(zeroPoint);
-            ref float xr = ref MemoryMarshal.GetReference(x);
-            ref ushort yr = ref MemoryMarshal.GetReference(y);
-            for (; i <= x.Length - 16; i += 16)
-                Avx512F.ConvertToVector256UInt16(Vector(Vector512.LoadUnsafe(ref xr, (nuint)i), s, lo, hi, z).AsUInt32()).StoreUnsafe(ref yr, (nuint)i);
-        }
+            i = Run512(x, scale, zeroPoint, qmin, qmax, y);
         else if (Vector256.IsHardwareAccelerated && x.Length >= 16)
         {
             var s = Vector256.Create(scale);
