@@ -25,7 +25,8 @@ public static class Int32BiasFit
     public static (IReadOnlyDictionary<string, QuantParams> Weights, IReadOnlyList<Adjustment> Adjusted) Apply(
         OnnxModel model, PrecisionPlan plan, IReadOnlyDictionary<string, QuantParams> activations, IReadOnlyDictionary<string, QuantParams> weights)
     {
-        var result = new SortedDictionary<string, QuantParams>(weights.ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
+        var result = new SortedDictionary<string, QuantParams>(StringComparer.Ordinal);
+        foreach (var (name, p) in weights) result[name] = p;
         var adjusted = new List<Adjustment>();
         double limit = int.MaxValue * Headroom;
         foreach (var n in plan.Nodes)

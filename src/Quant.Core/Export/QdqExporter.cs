@@ -55,7 +55,8 @@ public static class QdqExporter
     /// <param name="plan">Its precision plan.</param>
     /// <param name="activations">Quantization parameters per activation tensor name (graph inputs included).
     /// Params for another integer qtype are rescaled (same real range).</param>
-    /// <param name="weights">Quantization parameters per weight initializer name.</param>
+    /// <param name="weights">Quantization parameters per weight initializer name; a channel whose bias would not fit
+    /// int32 at input x weight scale is exported with the raised scale <see cref="Int32BiasFit"/> gives it.</param>
     /// <exception cref="QuantException">QB4002: missing parameters, or a node the opset upgrade cannot rewrite</exception>
     public static OnnxModel Export(OnnxModel prepared, PrecisionPlan plan,
         IReadOnlyDictionary<string, QuantParams> activations, IReadOnlyDictionary<string, QuantParams> weights)
@@ -64,7 +65,9 @@ public static class QdqExporter
         var where = SourcePosition.InFile(prepared.SourcePath ?? "model");
         try
         {
-            return new Builder(prepared, plan, activations, weights).Build();
+            // Every bias must stay representable as int32 at input x weight scale (Int32BiasFit): enforced here,
+            // where QDQ models are written, so no caller can produce one that integer runtimes mis-compute.
+            return new Builder(prepared, plan, activations, Int32BiasFit.Apply(prepared, plan, activations, weights).Weights).Build();
         }
         catch (InvalidOperationException e)
         {

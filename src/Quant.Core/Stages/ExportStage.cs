@@ -134,7 +134,6 @@ public static class ExportStage
         IReadOnlyDictionary<string, QuantParams> activations;
         var scores = new List<(string, double)>();
         OnnxModel? qatModel = null;
-        (IReadOnlyDictionary<string, QuantParams> Weights, IReadOnlyList<Int32BiasFit.Adjustment> Adjusted)? chosenWeights = null;
         // Float outputs of the samples the candidates were compared on: the final comparison reuses them.
         var floatOutputs = new List<IReadOnlyDictionary<string, Tensor>>();
         if (candidates.Count == 1)
@@ -154,20 +153,18 @@ public static class ExportStage
                 cancel.ThrowIfCancellationRequested();
                 progress?.Report(new StageProgress("choosing calibration method", k, candidates.Count));
                 k++;
-                var (fitted, biasFit) = Int32BiasFit.Apply(model, plan, parameters, weights);
-                var exported = QdqExporter.Export(model, plan, parameters, fitted);
+                var exported = QdqExporter.Export(model, plan, parameters, weights);
                 var qat = StageModels.Session(exported, sessionOptions, request.ModelPath);
                 var table = new SimilarityTable();
                 foreach (var (inputs, outputs) in reference) Compare(table, outputs, StageModels.Run(qat, inputs, request.ModelPath));
                 double score = table.Outputs.Average(o => table.Of(o, s => s.Cosine).Avg);
                 scores.Add((method, score));
-                if (score > best) { best = score; chosen = method; activations = parameters; qatModel = exported; chosenWeights = (fitted, biasFit); }
+                if (score > best) { best = score; chosen = method; activations = parameters; qatModel = exported; }
             }
             progress?.Report(new StageProgress("choosing calibration method", candidates.Count, candidates.Count));
         }
 
-        chosenWeights ??= Int32BiasFit.Apply(model, plan, activations, weights);
-        qatModel ??= QdqExporter.Export(model, plan, activations, chosenWeights.Value.Weights);
+        qatModel ??= QdqExporter.Export(model, plan, activations, weights);
         var qatPath = Path.Combine(request.OutputDirectory, QdqExporter.FileName(name));
         OnnxModelWriter.Save(qatModel, qatPath);
 
@@ -191,8 +188,10 @@ public static class ExportStage
 
         var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");
         AtomicText.Write(changeLogPath, plan.RenderChangeLog());
-        var report = new ModelCheckReport(name, original, prepared, plan, activations, chosenWeights.Value.Weights, stats, chosen, scores, similarity, stability,
-            chosenWeights.Value.Adjusted);
+        // The weight scales as exported (the exporter applies the same deterministic int32-bias fit).
+        var biasFit = Int32BiasFit.Apply(model, plan, activations, weights);
+        var report = new ModelCheckReport(name, original, prepared, plan, activations, biasFit.Weights, stats, chosen, scores, similarity, stability,
+            biasFit.Adjusted);
         var txtPath = Path.Combine(request.OutputDirectory, name + ".model_check.txt");
         var jsonPath = Path.Combine(request.OutputDirectory, name + ".model_check.json");
         AtomicText.Write(txtPath, report.RenderText());
