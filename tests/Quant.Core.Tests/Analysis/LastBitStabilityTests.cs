@@ -1,5 +1,6 @@
 using Quant.Core.Analysis;
 using Quant.Core.Stages;
+using Quant.Core.Tests.Stages;
 using Quant.Engine;
 using Quant.Onnx;
 using Quant.TestSupport;
@@ -24,9 +25,7 @@ public class LastBitStabilityTests
     {
         // rec with the precision preset and max calibration: int8 LayerNorm pieces amplify rounding flips.
         var dir = TestAssets.TempDir("stability");
-        var cfg = Path.Combine(dir, "q.yaml");
-        File.WriteAllText(cfg, "preset: precision\nmodel_config:\n  activation:\n    calibration_type: max\ninputs:\n  x:\n" +
-            $"    data: \"{Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy").Replace('\\', '/')}\"\n    scale: 1/255\n    mean: 0.5\n    std: 0.5\n");
+        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.RecData, "precision", "max", ExportConfigs.RecPreprocessing));
         var result = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = dir, Name = "rec" });
         var session = new InferenceSession(OnnxModelReader.Load(result.QatModelPath));
         var first = Assert.Single(LastBitStability.Measure(session, RecSample()));

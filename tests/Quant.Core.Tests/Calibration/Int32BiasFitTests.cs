@@ -1,5 +1,6 @@
 using Quant.Core.Analysis;
 using Quant.Core.Stages;
+using Quant.Core.Tests.Stages;
 using Quant.Engine;
 using Quant.Onnx;
 using Quant.TestSupport;
@@ -12,10 +13,7 @@ public class Int32BiasFitTests
     public void Det_upper_bound_biases_fit_int32_and_onnx_runtime_optimizations_no_longer_change_the_result()
     {
         var dir = TestAssets.TempDir("biasfit");
-        var cfg = Path.Combine(dir, "q.yaml");
-        File.WriteAllText(cfg, "preset: upper_bound\nmodel_config:\n  activation:\n    calibration_type: max\ninputs:\n  x:\n" +
-            $"    data: \"{Path.Combine(TestAssets.Data("ppocr-det"), "*.npy").Replace('\\', '/')}\"\n" +
-            "    scale: 1/255\n    mean: [0.485, 0.456, 0.406]\n    std: [0.229, 0.224, 0.225]\n");
+        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.DetData, "upper_bound", "max", ExportConfigs.DetPreprocessing));
         var result = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.DetModel, ConfigPath = cfg, OutputDirectory = dir, Name = "det" });
 
         // Read back from the qat file: for every Conv with a bias, bias / (input scale x weight scale) fits int32.

@@ -26,35 +26,17 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
     public static readonly string[] Presets = ["performance", "base", "precision", "upper_bound"];
     public static readonly string[] Methods = ["max", "percentile", "kl", "mse", "default"];
 
-    private static string Yaml(string dataGlob, string preset, string method, string preprocessing, string extra = "") =>
-        $"preset: {preset}\n" +
-        "model_config:\n" +
-        "  activation:\n" +
-        $"    calibration_type: {method}\n" +
-        "inputs:\n" +
-        "  x:\n" +
-        $"    data: \"{dataGlob}\"\n" +
-        preprocessing +
-        extra + "\n";
-
-    private const string RecPreprocessing = "    scale: 1/255\n    mean: 0.5\n    std: 0.5\n";
-
-    private const string DetPreprocessing = "    scale: 1/255\n    mean: [0.485, 0.456, 0.406]\n    std: [0.229, 0.224, 0.225]\n";
-
-    /// <summary>In lockstep these may differ from ORT in the last bits; every other op must be bit-exact.</summary>
-    private static readonly IReadOnlySet<string> RoundingDependentOps = LastBitStability.RoundingDependentOps;
-
     /// <summary>Measured worst: 6.8e-6 of the largest value (rec's Softmax over 6,625 classes); float32 epsilon is 1.2e-7.</summary>
     private const double RoundingDependentMaxRelativeError = 1e-5;
 
     [Fact]
     public void Rec_every_preset_and_calibration_type_runs_alike_in_onnx_runtime_and_the_engine() =>
-        EveryPresetAndMethod(TestAssets.RecModel, Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy"), RecPreprocessing,
+        EveryPresetAndMethod(TestAssets.RecModel, ExportConfigs.RecData, ExportConfigs.RecPreprocessing,
             OcrSamples.Rec(OcrSamples.RecFiles[2]), OcrSamples.Rec(OcrSamples.RecFiles[2]));
 
     [Fact]
     public void Det_every_preset_and_calibration_type_runs_alike_in_onnx_runtime_and_the_engine() =>
-        EveryPresetAndMethod(TestAssets.DetModel, Path.Combine(TestAssets.Data("ppocr-det"), "*.npy"), DetPreprocessing,
+        EveryPresetAndMethod(TestAssets.DetModel, ExportConfigs.DetData, ExportConfigs.DetPreprocessing,
             OcrSamples.Det(OcrSamples.DetFiles[0]), OcrSamples.Det(OcrSamples.DetFiles[1], 320, 320));
 
     /// <param name="probe">End-to-end input: ORT's and the engine's model outputs are compared.</param>
@@ -70,7 +52,7 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
             foreach (var method in Methods)
             {
                 var cfg = Path.Combine(dir, $"{preset}-{method}.yaml");
-                File.WriteAllText(cfg, Yaml(glob.Replace('\\', '/'), preset, method, preprocessing));
+                File.WriteAllText(cfg, ExportConfigs.Yaml(glob, preset, method, preprocessing));
                 var result = ExportStage.Run(new ExportRequest
                 {
                     ModelPath = model, ConfigPath = cfg, OutputDirectory = Path.Combine(dir, $"{preset}-{method}"), CacheDirectory = cache,
@@ -135,7 +117,8 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
         var failures = new List<string>();
         foreach (var r in results)
         {
-            bool ok = RoundingDependentOps.Contains(r.Node.OpType) && r.Type == ElementType.Float
+            // Rounding-dependent ops may differ from ORT in the last bits; every other op must be bit-exact.
+            bool ok = LastBitStability.RoundingDependentOps.Contains(r.Node.OpType) && r.Type == ElementType.Float
                 ? r.RelativeError <= RoundingDependentMaxRelativeError
                 : r.BitExact;
             if (!ok) failures.Add($"lockstep: {r}");
@@ -155,9 +138,9 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
     public void Changing_one_node_config_entry_re_exports_from_cached_calibration()
     {
         var dir = TestAssets.TempDir("export");
-        var glob = Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy").Replace('\\', '/');
+        var glob = ExportConfigs.RecData;
         var cfg = Path.Combine(dir, "q.yaml");
-        File.WriteAllText(cfg, Yaml(glob, "performance", "max", RecPreprocessing));
+        File.WriteAllText(cfg, ExportConfigs.Yaml(glob, "performance", "max", ExportConfigs.RecPreprocessing));
         var request = new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = Path.Combine(dir, "out"), Name = "rec" };
         var first = ExportStage.Run(request);
         Assert.False(first.CalibrationFromCache);
@@ -170,7 +153,7 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
 
         // One node to int16: calibration is not re-run, the model changes.
         var node = first.Plan.Nodes.First(n => n.OpType == "Conv").Name;
-        File.WriteAllText(cfg, Yaml(glob, "performance", "max", RecPreprocessing, $"node_config:\n  {node}: {{qtype: int16}}"));
+        File.WriteAllText(cfg, ExportConfigs.Yaml(glob, "performance", "max", ExportConfigs.RecPreprocessing, $"node_config:\n  {node}: {{qtype: int16}}"));
         var changed = ExportStage.Run(request);
         Assert.True(changed.CalibrationFromCache);
         Assert.NotEqual(firstQat, File.ReadAllBytes(changed.QatModelPath));
@@ -180,7 +163,7 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
         var data2 = Path.Combine(dir, "data");
         Directory.CreateDirectory(data2);
         foreach (var f in OcrSamples.RecFiles.Take(2)) File.Copy(TestAssets.Data("ppocr-rec", f), Path.Combine(data2, f));
-        File.WriteAllText(cfg, Yaml(Path.Combine(data2, "*.npy").Replace('\\', '/'), "performance", "max", RecPreprocessing));
+        File.WriteAllText(cfg, ExportConfigs.Yaml(Path.Combine(data2, "*.npy").Replace('\\', '/'), "performance", "max", ExportConfigs.RecPreprocessing));
         Assert.False(ExportStage.Run(request).CalibrationFromCache);
     }
 
@@ -189,7 +172,7 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
     {
         var dir = TestAssets.TempDir("export");
         var cfg = Path.Combine(dir, "q.yaml");
-        File.WriteAllText(cfg, Yaml(Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy").Replace('\\', '/'), "base", "max", RecPreprocessing));
+        File.WriteAllText(cfg, ExportConfigs.Yaml(ExportConfigs.RecData, "base", "max", ExportConfigs.RecPreprocessing));
         var r = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = dir, Name = "rec" });
         var text = File.ReadAllText(r.ModelCheckTextPath);
         foreach (var section in new[] { "== Unsupported ops and float fallbacks ==", "== Fusions ==", "== Dead and removed nodes ==",
