@@ -74,13 +74,17 @@ internal static class ImageFiles
 
     private static SKCodec Open(string path, string name)
     {
-        // Read the bytes through .NET first so missing files and permissions fail as IOExceptions with a path.
-        using (File.OpenRead(path)) { }
-        var codec = SKCodec.Create(path, out var result);
+        // Opened by .NET (missing files and permissions fail as IOExceptions naming the path, and non-ASCII paths
+        // work on every OS); the codec owns the stream from here and closes the file when it is disposed.
+        var stream = new SKManagedStream(File.OpenRead(path), disposeManagedStream: true);
+        var codec = SKCodec.Create(stream, out var result);
         if (codec is null)
+        {
+            stream.Dispose();
             throw new InvalidDataException(result == SKCodecResult.IncompleteInput
                 ? $"{name} is truncated before the end of its image header"
                 : $"{name} is not a JPEG, PNG, BMP or WebP image (its contents are no image format the decoder knows)");
+        }
         if (!Supported.Contains(codec.EncodedFormat))
         {
             var format = codec.EncodedFormat.ToString().ToUpperInvariant();

@@ -159,6 +159,17 @@ public sealed class ImageFilesTests : IDisposable
     }
 
     [Fact]
+    public void CalibrationDataGivenOutsideTheConfigKeepsTheImageKeys()
+    {
+        // The MSBuild item's CalibrationData / --calibration-data replace the globs, not the preprocessing.
+        var config = Config("photo.png", "color: bgr\n    pad: {height: 20, width: 30, value: 9}");
+        CalibrationDataOverride.Apply(config, ["photo.png"], DetInputs.Value, "--calibration-data");
+        var x = Assert.Single(CalibrationDataSet.Create(config, DetInputs.Value).Batches())["x"];
+        Assert.Equal([1, 3, 20, 30], x.Shape);
+        Assert.Equal(9f, x.ReadOnlySpan<float>()[^1]);
+    }
+
+    [Fact]
     public void GrayImagesHaveOneChannel()
     {
         var path = Path.Combine(_dir, "q.yaml");
