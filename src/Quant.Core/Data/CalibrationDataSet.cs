@@ -343,8 +343,9 @@ public sealed class CalibrationDataSet
     }
 
     /// <summary>
-    /// SHA-256 (hex) over each input's preprocessing settings (with the image keys and decoder version), and, for every file read, its path relative to the
-    /// config folder, its size and its contents: the calibration cache key's data part. Computed once (reads every file).
+    /// SHA-256 (hex) over each input's preprocessing settings (with the image keys and the decoder's version) and,
+    /// for every file read, its path relative to the config folder, its size and its contents: the calibration cache
+    /// key's data part. Computed once (reads every file).
     /// </summary>
     public string Fingerprint()
     {
