@@ -41,6 +41,7 @@ public static class CalibrationDataOverride
             MeanPosition = old?.MeanPosition ?? default,
             StdPosition = old?.StdPosition ?? default,
             ChannelOrderPosition = old?.ChannelOrderPosition ?? default,
+            Image = old?.Image ?? new ImagePreprocessing(),
         };
     }
 }

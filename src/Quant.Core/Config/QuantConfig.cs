@@ -146,11 +146,51 @@ public enum ChannelOrder { Keep, BgrToRgb, RgbToBgr }
 
 public enum DataLayout { NCHW, NHWC }
 
+/// <summary>The channels an image is decoded to (<c>color:</c>): BGR as OpenCV's imread gives, RGB, or one grey channel.</summary>
+public enum ImageColor { Bgr, Rgb, Gray }
+
+/// <summary>How <c>resize:</c> chooses the output size.</summary>
+public enum ResizeMode { Exact, LongerSide, ShorterSide }
+
+/// <summary>The resampling of <c>resize:</c> (OpenCV's INTER_LINEAR / INTER_NEAREST).</summary>
+public enum Interpolation { Bilinear, Nearest }
+
+/// <summary><c>resize:</c> <c>{height, width}</c> (Exact), <c>{longer_side}</c> or <c>{shorter_side}</c> (aspect ratio kept).</summary>
+public readonly record struct ImageResize(ResizeMode Mode, int Height, int Width, int Side);
+
+/// <summary>
+/// How an image file becomes a uint8 [1,C,H,W] sample before the float steps: decode to <see cref="Color"/>, resize,
+/// centre crop, pad right and bottom, HWC to CHW (see docs/config-reference.md). Only image files take these keys.
+/// </summary>
+public sealed class ImagePreprocessing
+{
+    public ImageColor? Color { get; init; }
+    public ImageResize? Resize { get; init; }
+    public Interpolation Interpolation { get; init; } = Interpolation.Bilinear;
+    /// <summary>Centre crop (height, width).</summary>
+    public (int Height, int Width)? Crop { get; init; }
+    /// <summary>Pad right and bottom to (height, width) with the uint8 value.</summary>
+    public (int Height, int Width, byte Value)? Pad { get; init; }
+    public SourcePosition ColorPosition { get; init; }
+    public SourcePosition ResizePosition { get; init; }
+    public SourcePosition InterpolationPosition { get; init; }
+    public SourcePosition CropPosition { get; init; }
+    public SourcePosition PadPosition { get; init; }
+
+    /// <summary>Where the first image key is written (default when none is).</summary>
+    public SourcePosition FirstKeyPosition =>
+        new[] { ColorPosition, ResizePosition, InterpolationPosition, CropPosition, PadPosition }
+            .Where(p => p.Line > 0).OrderBy(p => p.Line).ThenBy(p => p.Column).FirstOrDefault();
+
+    /// <summary>True when any image key is written.</summary>
+    public bool Any => FirstKeyPosition.Line > 0;
+}
+
 /// <summary>inputs entry: where a model input's calibration data lives and how it becomes the model's input.</summary>
 public sealed class InputConfig
 {
     public required string Name { get; init; }
-    /// <summary>File globs (relative to the config file's folder): .npy, .npz, or raw .bin with <see cref="Shape"/>.</summary>
+    /// <summary>File globs (relative to the config file's folder): .npy, .npz, raw .bin with <see cref="Shape"/>, or images.</summary>
     public IReadOnlyList<string> Data { get; init; } = [];
     /// <summary>Where each glob of <see cref="Data"/> is written (same order).</summary>
     public IReadOnlyList<SourcePosition> DataPositions { get; init; } = [];
@@ -179,6 +219,8 @@ public sealed class InputConfig
     public SourcePosition MeanPosition { get; init; }
     public SourcePosition StdPosition { get; init; }
     public SourcePosition ChannelOrderPosition { get; init; }
+    /// <summary>Image decoding and geometry (color, resize, interpolation, crop, pad); only for image files.</summary>
+    public ImagePreprocessing Image { get; init; } = new();
 
     /// <summary>True when any float preprocessing is declared (scale, mean, std or a channel reorder).</summary>
     public bool HasPreprocessing => Scale != 1f || ScaleDivisor != 1f || Mean is not null || Std is not null || ChannelOrder != ChannelOrder.Keep;

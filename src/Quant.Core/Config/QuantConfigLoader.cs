@@ -25,7 +25,8 @@ public static partial class QuantConfigLoader
     private static readonly string[] OpKeys = ["qtype"];
     private static readonly string[] NodeKeyCandidates = ["qtype", "scale", "threshold", "input0", "input1", "input2", "input3"];
     private static readonly string[] SubgraphKeys = ["inputs", "outputs", "qtype"];
-    private static readonly string[] InputKeys = ["data", "dtype", "shape", "layout", "scale", "mean", "std", "channel_order"];
+    private static readonly string[] InputKeys =
+        ["data", "dtype", "shape", "layout", "scale", "mean", "std", "channel_order", .. ImagePreprocessingReader.Keys];
     private static readonly string[] CalibrationKeys = ["samples", "batch_size"];
 
     /// <summary>HMCT options we know of but do not implement: rejected with a reason rather than silently ignored.</summary>
@@ -366,7 +367,8 @@ public static partial class QuantConfigLoader
             float[]? mean = null, std = null;
             var order = ChannelOrder.Keep;
             SourcePosition dtypeAt = default, shapeAt = default, layoutAt = default, scaleAt = default, meanAt = default, stdAt = default, orderAt = default;
-            foreach (var (key, _, kv) in r.Entries(r.Mapping(v, p), p, InputKeys))
+            var entries = r.Entries(r.Mapping(v, p), p, InputKeys).ToList();
+            foreach (var (key, _, kv) in entries)
             {
                 var kp = $"{p}.{key}";
                 switch (key)
@@ -399,6 +401,7 @@ public static partial class QuantConfigLoader
                     case "channel_order": order = r.Choice(kv, kp, ChannelOrders); orderAt = r.At(kv); break;
                 }
             }
+            var image = ImagePreprocessingReader.Read(r, p, entries);
             if (data.Count == 0)
                 throw r.Error(ErrorCode.ConfigInvalidValue, keyNode, $"{p}: 'data' is required (file globs of the calibration samples, e.g. calib/*.npy)");
             result[name] = new InputConfig
@@ -407,6 +410,7 @@ public static partial class QuantConfigLoader
                 Scale = scale, ScaleDivisor = divisor, Mean = mean, Std = std, ChannelOrder = order,
                 Position = r.At(keyNode), StoredTypePosition = dtypeAt, ShapePosition = shapeAt, LayoutPosition = layoutAt,
                 ScalePosition = scaleAt, MeanPosition = meanAt, StdPosition = stdAt, ChannelOrderPosition = orderAt,
+                Image = image,
             };
         }
         return result;

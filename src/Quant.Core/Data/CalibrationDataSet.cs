@@ -131,12 +131,15 @@ public sealed class CalibrationDataSet
     {
         var rel = Relative(config, path);
         var format = SampleFiles.FormatOf(path) ?? throw new QuantException(ErrorCode.DataUnreadable, at,
-            $"inputs.{ic.Name}.data matches '{rel}', which is not .npy, .npz or .bin; narrow the glob");
+            $"inputs.{ic.Name}.data matches '{rel}', which is not .npy, .npz, .bin or an image ({string.Join(", ", ImageFiles.Extensions)}); narrow the glob");
         if (format == SampleFiles.Format.Bin && (ic.StoredType is null || ic.Shape is null))
             throw new QuantException(ErrorCode.ConfigInvalidValue, at,
                 $"inputs.{ic.Name}.data matches the raw file '{rel}': give inputs.{ic.Name}.dtype and inputs.{ic.Name}.shape (raw files have no header)");
+        CheckImageKeys(ic, format, rel, at);
         StoredArray stored;
-        try { stored = SampleFiles.Peek(path, format, ic.Name, ic.StoredType, ic.Shape); }
+        if (format == SampleFiles.Format.Image)
+            stored = ImageCall(rel, at, () => new StoredArray(ElementType.UInt8, ImagePipeline.Shape(ic.Image, ImageFiles.Peek(path, $"'{rel}'"), $"'{rel}'")));
+        else try { stored = SampleFiles.Peek(path, format, ic.Name, ic.StoredType, ic.Shape); }
         catch (SampleSizeException e) { throw new QuantException(ErrorCode.DataShapeMismatch, at, $"'{rel}': {e.Message}", e); }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or FormatException)
         {
@@ -182,6 +185,44 @@ public sealed class CalibrationDataSet
             }
         }
         return new SampleFile(path, at, format, stored, shape);
+    }
+
+    /// <summary>
+    /// Image keys need image files and image files need <c>color</c>, so an input's files are all arrays or all
+    /// images; layout and shape describe stored arrays and are rejected for images.
+    /// </summary>
+    private static void CheckImageKeys(InputConfig ic, SampleFiles.Format format, string rel, SourcePosition at)
+    {
+        var image = ic.Image;
+        if (format != SampleFiles.Format.Image)
+        {
+            if (image.Any)
+                throw new QuantException(ErrorCode.ConfigInvalidValue, image.FirstKeyPosition,
+                    $"inputs.{ic.Name}: color, resize, interpolation, crop and pad apply to image files, but inputs.{ic.Name}.data matches the array file '{rel}'; " +
+                    "remove them (arrays are used as stored) or point data at images only");
+            return;
+        }
+        if (image.Color is null)
+            throw new QuantException(ErrorCode.ConfigInvalidValue, at,
+                $"inputs.{ic.Name}.data matches the image '{rel}': give inputs.{ic.Name}.color (bgr, rgb or gray), the channel order the model expects");
+        if (ic.LayoutPosition.Line > 0)
+            throw new QuantException(ErrorCode.ConfigInvalidValue, ic.LayoutPosition,
+                $"inputs.{ic.Name}.layout describes stored arrays, but '{rel}' is an image (decoded HWC, always given to the model as NCHW); remove layout");
+        if (ic.ShapePosition.Line > 0)
+            throw new QuantException(ErrorCode.ConfigInvalidValue, ic.ShapePosition,
+                $"inputs.{ic.Name}.shape describes raw .bin files, but '{rel}' is an image (its size comes from the file, resize, crop and pad); remove shape");
+    }
+
+    /// <summary>Runs an image read, turning its problems into QB2004 (unreadable) and QB2002 (size) at the glob.</summary>
+    private static T ImageCall<T>(string rel, SourcePosition at, Func<T> read)
+    {
+        try { return read(); }
+        catch (SampleSizeException e) { throw new QuantException(ErrorCode.DataShapeMismatch, at, e.Message, e); }
+        catch (InvalidDataException e) { throw new QuantException(ErrorCode.DataUnreadable, at, e.Message, e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new QuantException(ErrorCode.DataUnreadable, at, $"cannot read '{rel}': {e.Message}", e);
+        }
     }
 
     /// <summary>Checks preprocessing settings against the (first) sample's channel count; all samples share it by the model check.</summary>
@@ -269,7 +310,9 @@ public sealed class CalibrationDataSet
             {
                 var f = p.Files[s];
                 Tensor stored;
-                try { stored = SampleFiles.Read(f.Path, f.Format, p.Config.Name, p.Config.StoredType, p.Config.Shape); }
+                if (f.Format == SampleFiles.Format.Image)
+                    stored = ImageCall(Relative(f.Path), f.Glob, () => ImagePipeline.Read(f.Path, $"'{Relative(f.Path)}'", p.Config.Image));
+                else try { stored = SampleFiles.Read(f.Path, f.Format, p.Config.Name, p.Config.StoredType, p.Config.Shape); }
                 catch (SampleSizeException e) { throw new QuantException(ErrorCode.DataShapeMismatch, f.Glob, $"'{Relative(f.Path)}': {e.Message}", e); }
                 catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or NpyFormatException)
                 {
@@ -300,8 +343,9 @@ public sealed class CalibrationDataSet
     }
 
     /// <summary>
-    /// SHA-256 (hex) over each input's preprocessing settings and, for every file read, its path relative to the
-    /// config folder, its size and its contents: the calibration cache key's data part. Computed once (reads every file).
+    /// SHA-256 (hex) over each input's preprocessing settings (with the image keys and the decoder's version) and,
+    /// for every file read, its path relative to the config folder, its size and its contents: the calibration cache
+    /// key's data part. Computed once (reads every file).
     /// </summary>
     public string Fingerprint()
     {
@@ -314,6 +358,7 @@ public sealed class CalibrationDataSet
             var c = p.Config;
             Add(FormattableString.Invariant(
                 $"input {c.Name} dtype={c.StoredType?.DTypeName()} shape={(c.Shape is null ? "" : Join(c.Shape))} layout={c.Layout} scale={c.Scale:R}/{c.ScaleDivisor:R} mean={Floats(c.Mean)} std={Floats(c.Std)} order={c.ChannelOrder} out={p.Output.DTypeName()}"));
+            if (c.Image.Any) Add(ImagePipeline.Describe(c.Image));
             foreach (var f in p.Files) Add($"sample {Relative(f.Path)}");
         }
         var buffer = new byte[1 << 16];

@@ -12,7 +12,7 @@ namespace Quant.Core.Data;
 /// <summary>The element type and shape of one stored array, known without reading its data.</summary>
 internal readonly record struct StoredArray(ElementType Type, int[] Shape);
 
-/// <summary>Glob expansion and the three sample formats (.npy, .npz, raw .bin).</summary>
+/// <summary>Glob expansion and the three array formats (.npy, .npz, raw .bin); images are read by <see cref="ImagePipeline"/>.</summary>
 internal static partial class SampleFiles
 {
     private static readonly StringComparison PathComparison =
@@ -40,13 +40,14 @@ internal static partial class SampleFiles
         return result.Files.Select(f => Path.GetFullPath(Path.Combine(root, f.Path))).Order(StringComparer.Ordinal).ToList();
     }
 
-    public enum Format { Npy, Npz, Bin }
+    public enum Format { Npy, Npz, Bin, Image }
 
     public static Format? FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
     {
         ".npy" => Format.Npy,
         ".npz" => Format.Npz,
         ".bin" or ".raw" => Format.Bin,
+        _ when ImageFiles.IsImage(path) => Format.Image,
         _ => null,
     };
 
@@ -108,6 +109,8 @@ internal static partial class SampleFiles
     {
         switch (format)
         {
+            case Format.Image:
+                throw new ArgumentException("images are read by ImagePipeline", nameof(format));
             case Format.Npy:
                 return Npy.Read(path);
             case Format.Npz:
@@ -131,6 +134,8 @@ internal static partial class SampleFiles
     {
         switch (format)
         {
+            case Format.Image:
+                throw new ArgumentException("images are read by ImagePipeline", nameof(format));
             case Format.Npy:
                 using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
                     return ReadNpyHeader(fs, path);
