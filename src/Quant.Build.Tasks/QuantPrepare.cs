@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Quant.Core.Data;
 using Quant.Core.Diagnostics;
 
 namespace Quant.Build.Tasks;
@@ -85,10 +86,10 @@ public sealed class QuantPrepare : Task
         bool runCheck = stages.Contains("check") && (hasChecks || baseline is not null);
 
         var extraData = (Meta(model, "CalibrationData") ?? "").Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
-            .SelectMany(g => Glob.Expand(ProjectDirectory, g.Trim())).ToList();
+            .SelectMany(g => FileGlob.Expand(ProjectDirectory, g.Trim())).ToList();
 
         var deps = DepsFile.Read(P("deps"));
-        var dataNow = deps.Globs.SelectMany(g => Glob.Expand(g.BaseDirectory, g.Pattern)).Concat(deps.Files.Where(File.Exists))
+        var dataNow = deps.Globs.SelectMany(g => FileGlob.Expand(g.BaseDirectory, g.Pattern)).Concat(deps.Files.Where(File.Exists))
             .Concat(extraData).Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal).ToList();
 
         if (WriteState && !Log.HasLoggedErrors)

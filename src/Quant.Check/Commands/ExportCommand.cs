@@ -91,18 +91,11 @@ internal static class ExportCommand
         Quant.Core.Diagnostics.AtomicText.Write(path, text);
     }
 
-    /// <summary>
-    /// <c>glob BASE\tPATTERN</c>: a relative glob is relative to the config's folder; an absolute one (from
-    /// MSBuild's CalibrationData) is split at its first wildcard segment.
-    /// </summary>
+    /// <summary><c>glob BASE\tPATTERN</c>: the folder the glob starts from and the rest of it, as the build's task expands it.</summary>
     private static string GlobLine(string configDir, string glob)
     {
-        if (!Path.IsPathRooted(glob)) return $"glob {configDir}\t{glob}";
-        var parts = Path.GetFullPath(glob).Split(Path.DirectorySeparatorChar);
-        int wild = Array.FindIndex(parts, x => x.IndexOfAny(['*', '?', '[']) >= 0);
-        if (wild < 0) wild = parts.Length - 1;
-        var baseDir = string.Join(Path.DirectorySeparatorChar, parts[..wild]);
-        return $"glob {(baseDir.Length == 0 ? Path.DirectorySeparatorChar.ToString() : baseDir)}\t{string.Join('/', parts[wild..])}";
+        var (root, pattern) = Quant.Core.Data.FileGlob.Split(configDir, glob);
+        return $"glob {root}\t{pattern}";
     }
 
     internal static void PrintTable(SimilarityTable table)
