@@ -47,7 +47,12 @@ public class ExportCommandTests
         Assert.True(code == 0, stderr);
         Assert.Contains("output similarity, float vs qat", stdout);
         Assert.Matches(@"last-bit stability \S+: cosine [01]\.\d{6} \(min of 8 runs", stdout);
-        Assert.Matches(@"softmax_0\.tmp_0\s+(0\.9|1\.0)\d+ / (0\.9|1\.0)\d+ / ", stdout);
+        // Redirected output is plain: a Markdown table, progress lines with the time left, no terminal escapes.
+        Assert.Matches(@"(?m)^\| softmax_0\.tmp_0 +\| (0\.9|1\.0)\d+ / (0\.9|1\.0)\d+ / ", stdout);
+        Assert.Matches(@"(?m)^\| output +\| cosine +\| L1 +\| L2 +\| Chebyshev +\|$", stdout);
+        Assert.DoesNotContain('\x1b', stdout + stderr);
+        Assert.Matches(@"(?m)^calibration: 1/2 \(50%\), \d+\.\d s, about \d+\.\d s left$", stderr);
+        Assert.Matches(@"(?m)^comparing float and qat: 4/4 \(100%\), \d+\.\d s$", stderr);
         Assert.Contains("candidate max", stdout);
         Assert.Contains("candidate percentile(0.99995)", stdout);
         foreach (var f in new[] { "cls.qat.onnx", "cls.model_check.txt", "cls.model_check.json", "cls.qconfig_changelogs.txt", "cls.calibration.qcs" })
@@ -57,6 +62,30 @@ public class ExportCommandTests
         var x = OcrSamples.Cls("cls_0003.npy");
         var p = OrtOracle.Run(Path.Combine(dir, "out", "cls.qat.onnx"), new Dictionary<string, Tensor> { ["x"] = x }).Outputs["softmax_0.tmp_0"].ReadOnlySpan<float>();
         Assert.True(p[1] > p[0]);
+    }
+
+    /// <summary>Malformed yaml (the unclosed flow mapping used to end in a YamlDotNet stack trace): one QB1001 line at the place, exit 1.</summary>
+    [Theory]
+    [InlineData("inputs:\n  x:\n    data: { \"DATA\"\n", "(4,1): error QB1001:")]
+    [InlineData("inputs:\n  x:\n    data: [\"DATA\"\n", "(4,1): error QB1001:")]
+    [InlineData("calibration:\n  batch_size: 2\n   samples: 4\n", "(3,11): error QB1001:")]
+    [InlineData("calibration:\n\tbatch_size: 2\n", "(2,1): error QB1001:")]
+    [InlineData("calibration:\n  batch_size: 2\n  batch_size: 4\n", "(3,3): error QB1001:")]
+    [InlineData("inputs:\n  x:\n    data: \"DATA\n", "(3,11): error QB1001:")]
+    [InlineData("--- ] } :\n", "(1,5): error QB1001:")]
+    public void Malformed_yaml_is_one_QB1001_line_without_a_stack_trace(string yaml, string position)
+    {
+        var dir = TestAssets.TempDir("export-cli");
+        var cfg = WriteConfig(dir, yaml);
+        var (code, stdout, stderr) = QuantCheck("export", ClsModel, "--config", cfg, "--out", Path.Combine(dir, "out"));
+        Assert.Equal(1, code);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, stderr);
+        Assert.StartsWith(cfg + position, lines[0]);
+        Assert.Contains("not valid YAML/JSON", lines[0]);
+        Assert.DoesNotContain("   at ", stdout + stderr);
+        Assert.DoesNotContain("Exception", stdout + stderr);
+        Assert.False(Directory.Exists(Path.Combine(dir, "out")) && Directory.EnumerateFileSystemEntries(Path.Combine(dir, "out")).Any());
     }
 
     [Theory]
