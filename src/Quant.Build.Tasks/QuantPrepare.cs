@@ -6,6 +6,8 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Quant.Core.Data;
+using Quant.Core.Diagnostics;
 
 namespace Quant.Build.Tasks;
 
@@ -57,7 +59,7 @@ public sealed class QuantPrepare : Task
         string name = Meta(model, "OutputName") ?? Path.GetFileNameWithoutExtension(modelPath);
         if (names.TryGetValue(name, out var other))
         {
-            Error("QB6003", $"QuantModel '{model.ItemSpec}' has the OutputName '{name}' of '{other}'; give one of them another OutputName");
+            Error(ErrorCode.BuildDuplicateOutputName, $"QuantModel '{model.ItemSpec}' has the OutputName '{name}' of '{other}'; give one of them another OutputName");
             return null;
         }
         names[name] = model.ItemSpec;
@@ -66,7 +68,7 @@ public sealed class QuantPrepare : Task
         var stages = new HashSet<string>((Meta(model, "Stages") ?? "export;check").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries)
             .Select(s => s.Trim().ToLowerInvariant()));
         foreach (var s in stages.Where(s => s != "export" && s != "check"))
-            Error("QB6004", $"QuantModel '{model.ItemSpec}': unknown stage '{s}' in Stages; known stages: export, check");
+            Error(ErrorCode.BuildUnknownStage, $"QuantModel '{model.ItemSpec}': unknown stage '{s}' in Stages; known stages: export, check");
 
         var dir = Path.Combine(IntermediateDirectory, name) + Path.DirectorySeparatorChar;
         var outputs = new TaskItem(modelPath);
@@ -75,8 +77,8 @@ public sealed class QuantPrepare : Task
 
         string configText = "";
         if (File.Exists(config)) configText = File.ReadAllText(config);
-        else if (WriteState) Error("QB6002", $"QuantModel '{model.ItemSpec}': the config file '{config}' does not exist (set QConfig, or add {Path.GetFileName(config)} next to the model)");
-        if (!File.Exists(modelPath) && WriteState) Error("QB6001", $"QuantModel '{model.ItemSpec}': the model file '{modelPath}' does not exist");
+        else if (WriteState) Error(ErrorCode.BuildConfigNotFound, $"QuantModel '{model.ItemSpec}': the config file '{config}' does not exist (set QConfig, or add {Path.GetFileName(config)} next to the model)");
+        if (!File.Exists(modelPath) && WriteState) Error(ErrorCode.BuildModelNotFound, $"QuantModel '{model.ItemSpec}': the model file '{modelPath}' does not exist");
         var (exportText, checkText) = ConfigSections.Split(configText);
         bool hasChecks = checkText.Length > 0;
         bool runExport = stages.Contains("export") || stages.Contains("check");
@@ -84,10 +86,10 @@ public sealed class QuantPrepare : Task
         bool runCheck = stages.Contains("check") && (hasChecks || baseline is not null);
 
         var extraData = (Meta(model, "CalibrationData") ?? "").Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
-            .SelectMany(g => Glob.Expand(ProjectDirectory, g.Trim())).ToList();
+            .SelectMany(g => FileGlob.Expand(ProjectDirectory, g.Trim())).ToList();
 
         var deps = DepsFile.Read(P("deps"));
-        var dataNow = deps.Globs.SelectMany(g => Glob.Expand(g.BaseDirectory, g.Pattern)).Concat(deps.Files.Where(File.Exists))
+        var dataNow = deps.Globs.SelectMany(g => FileGlob.Expand(g.BaseDirectory, g.Pattern)).Concat(deps.Files.Where(File.Exists))
             .Concat(extraData).Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal).ToList();
 
         if (WriteState && !Log.HasLoggedErrors)
@@ -116,7 +118,7 @@ public sealed class QuantPrepare : Task
                 case "reports": copy.AddRange(new[] { ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt" }.Select(e => P(name + e))); break;
                 case "check": if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
                 case "all": copy.AddRange(ExportArtifacts.Where(e => e != ".calibration.qcs").Select(e => P(name + e))); if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
-                default: Error("QB6005", $"QuantModel '{model.ItemSpec}': unknown CopyToOutput value '{kind}'; use qat (default), reports, check, all or none"); break;
+                default: Error(ErrorCode.BuildUnknownCopyToOutput, $"QuantModel '{model.ItemSpec}': unknown CopyToOutput value '{kind}'; use qat (default), reports, check, all or none"); break;
             }
         }
 
@@ -148,8 +150,8 @@ public sealed class QuantPrepare : Task
 
     private string Full(string path) => Path.GetFullPath(Path.Combine(ProjectDirectory, path));
 
-    private void Error(string code, string message) =>
-        Log.LogError(null, code, null, BuildEngine?.ProjectFileOfTaskNode, 0, 0, 0, 0, message);
+    private void Error(ErrorCode code, string message) =>
+        Log.LogError(null, code.Text(), null, BuildEngine?.ProjectFileOfTaskNode, 0, 0, 0, 0, message);
 
     private static string Hash(params string[] parts)
     {

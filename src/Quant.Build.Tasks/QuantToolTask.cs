@@ -4,6 +4,7 @@ using System.IO;
 using System.Text;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Quant.Core.Diagnostics;
 
 namespace Quant.Build.Tasks;
 
@@ -62,7 +63,7 @@ public abstract class QuantToolTask : ToolTask
     {
         if (!File.Exists(ToolDll))
         {
-            Log.LogError(null, "QB6006", null, null, 0, 0, 0, 0, "the quant-check tool was not found at '{0}'; the Quant.Build package is incomplete or QuantToolPath points elsewhere", ToolDll);
+            Log.LogError(null, ErrorCode.BuildToolNotFound.Text(), null, null, 0, 0, 0, 0, "the quant-check tool was not found at '{0}'; the Quant.Build package is incomplete or QuantToolPath points elsewhere", ToolDll);
             return false;
         }
         return base.ValidateParameters();

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Quant.Check.Output;
 using Quant.Core.Diagnostics;
 using Quant.Core.Stages;
 
@@ -33,8 +34,7 @@ internal static class BaselineCommand
             };
             return Task.FromResult(CliErrors.Guard(() =>
             {
-                CheckMeasurements m;
-                using (var bar = new ProgressBar()) m = CheckStage.Measure(request, bar, cancel);
+                var m = StageProgressView.Run(progress => CheckStage.Measure(request, progress, cancel));
                 var baseline = CheckStage.BaselineOf(m);
                 AtomicText.Write(target, baseline.Render());
                 int values = baseline.Stages.Values.Sum(s => s.Outputs.Values.Sum(o => o.Count) + s.Evaluators.Count);

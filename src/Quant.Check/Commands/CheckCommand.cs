@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Quant.Check.Output;
 using Quant.Core.Stages;
 
 namespace Quant.Check.Commands;
@@ -42,8 +43,7 @@ internal static class CheckCommand
 
     private static int Run(CheckRequest request, bool warnOnly, CancellationToken cancel)
     {
-        CheckResult result;
-        using (var bar = new ProgressBar()) result = CheckStage.Run(request, bar, cancel);
+        var result = StageProgressView.Run(progress => CheckStage.Run(request, progress, cancel));
         int failed = result.Failures.Count();
         Console.WriteLine($"{result.Measurements.Name}: {result.Outcomes.Count - failed} of {result.Outcomes.Count} checks passed over {result.Measurements.SampleCount} samples");
         foreach (var o in result.Outcomes.Where(o => o.Passed)) Console.WriteLine($"  ok  {o.Message}");

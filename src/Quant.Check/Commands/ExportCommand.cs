@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Quant.Check.Output;
 using Quant.Core.Analysis;
 using Quant.Core.Stages;
 
@@ -43,9 +44,7 @@ internal static class ExportCommand
 
     private static int Run(ExportRequest request, string? depsFile, string? runLog, CancellationToken cancel)
     {
-        using var bar = new ProgressBar();
-        var result = ExportStage.Run(request, bar, cancel);
-        bar.Dispose();
+        var result = StageProgressView.Run(progress => ExportStage.Run(request, progress, cancel));
         if (depsFile is not null) WriteDependencies(depsFile, request, result);
         if (runLog is not null)
         {
@@ -91,58 +90,20 @@ internal static class ExportCommand
         Quant.Core.Diagnostics.AtomicText.Write(path, text);
     }
 
-    /// <summary>
-    /// <c>glob BASE\tPATTERN</c>: a relative glob is relative to the config's folder; an absolute one (from
-    /// MSBuild's CalibrationData) is split at its first wildcard segment.
-    /// </summary>
+    /// <summary><c>glob BASE\tPATTERN</c>: the folder the glob starts from and the rest of it, as the build's task expands it.</summary>
     private static string GlobLine(string configDir, string glob)
     {
-        if (!Path.IsPathRooted(glob)) return $"glob {configDir}\t{glob}";
-        var parts = Path.GetFullPath(glob).Split(Path.DirectorySeparatorChar);
-        int wild = Array.FindIndex(parts, x => x.IndexOfAny(['*', '?', '[']) >= 0);
-        if (wild < 0) wild = parts.Length - 1;
-        var baseDir = string.Join(Path.DirectorySeparatorChar, parts[..wild]);
-        return $"glob {(baseDir.Length == 0 ? Path.DirectorySeparatorChar.ToString() : baseDir)}\t{string.Join('/', parts[wild..])}";
+        var (root, pattern) = Quant.Core.Data.FileGlob.Split(configDir, glob);
+        return $"glob {root}\t{pattern}";
     }
 
     internal static void PrintTable(SimilarityTable table)
     {
         var inv = CultureInfo.InvariantCulture;
-        var rows = new List<string[]> { new[] { "output", "cosine", "L1", "L2", "Chebyshev" } };
-        foreach (var o in table.Outputs)
+        ConsoleTable.Write(["output", "cosine", "L1", "L2", "Chebyshev"], table.Outputs.Select(o =>
         {
             string F(Func<Similarity, double> m, string format) { var s = table.Of(o, m); return $"{s.Min.ToString(format, inv)} / {s.Avg.ToString(format, inv)} / {s.Max.ToString(format, inv)}"; }
-            rows.Add([o, F(s => s.Cosine, "F6"), F(s => s.L1, "G5"), F(s => s.L2, "G5"), F(s => s.Chebyshev, "G5")]);
-        }
-        var widths = Enumerable.Range(0, 5).Select(i => rows.Max(r => r[i].Length)).ToArray();
-        foreach (var r in rows) Console.WriteLine(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
-    }
-}
-
-/// <summary>A one-line progress bar on stderr when it is a terminal; phase lines otherwise (logs, MSBuild).</summary>
-internal sealed class ProgressBar : IProgress<StageProgress>, IDisposable
-{
-    private readonly bool _interactive = !Console.IsErrorRedirected;
-    private string _phase = "";
-    private bool _drawn;
-
-    public void Report(StageProgress p)
-    {
-        if (_interactive)
-        {
-            int width = 30, filled = p.Total == 0 ? width : p.Done * width / Math.Max(1, p.Total);
-            Console.Error.Write($"\r{p.Phase,-28} [{new string('#', filled)}{new string('.', width - filled)}] {p.Done}/{p.Total}   ");
-            _drawn = true;
-        }
-        else if (p.Phase != _phase || p.Done == p.Total)
-        {
-            Console.Error.WriteLine($"{p.Phase}: {p.Done}/{p.Total}");
-        }
-        _phase = p.Phase;
-    }
-
-    public void Dispose()
-    {
-        if (_drawn) { Console.Error.WriteLine(); _drawn = false; }
+            return (IReadOnlyList<string>)[o, F(s => s.Cosine, "F6"), F(s => s.L1, "G5"), F(s => s.L2, "G5"), F(s => s.Chebyshev, "G5")];
+        }).ToList());
     }
 }

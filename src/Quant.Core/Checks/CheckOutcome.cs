@@ -33,7 +33,7 @@ public sealed class CheckOutcome
     /// <summary>The diagnostic text without position and severity, e.g. <c>cls: qat_vs_float output 'y' cosine min 0.98 &lt; 0.99</c>.</summary>
     public required string Message { get; init; }
 
-    public string CodeText => $"QB{(int)Code:D4}";
+    public string CodeText => Code.Text();
 
     /// <summary>What is measured, e.g. <c>output 'y' cosine min</c> or <c>evaluator 'accuracy'</c>.</summary>
     public string Subject => Kind == CheckKind.Evaluator || (Kind == CheckKind.Baseline && Aggregate is null)

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Xml;
 using Quant.Core.Config;
+using Quant.Core.Reports;
 using Quant.Core.Stages;
 
 namespace Quant.Core.Checks;
@@ -143,24 +144,20 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
     {
         var sb = new StringBuilder();
         int failed = FailureCount, total = result.Outcomes.Count;
-        sb.Append($"### Quant.Build checks: {Escape(Name)} — {(failed == 0 ? "passed" : "FAILED")} ({total - failed} of {total} passed, {result.Measurements.SampleCount} samples)\n\n");
+        sb.Append($"### Quant.Build checks: {TextTable.Escape(Name)} — {(failed == 0 ? "passed" : "FAILED")} ({total - failed} of {total} passed, {result.Measurements.SampleCount} samples)\n\n");
         if (total == 0)
         {
             sb.Append("No checks are configured (add a `checks:` section to the quantization config).\n");
             return sb.ToString();
         }
-        sb.Append("| result | rule | stage | measured | value | bound | where |\n");
-        sb.Append("|---|---|---|---|---|---|---|\n");
-        foreach (var o in result.Outcomes)
+        var rows = result.Outcomes.Select(o => new[]
         {
-            var where = o.Position.Line > 0 ? $"{Path.GetFileName(o.Position.File)}:{o.Position.Line}" : Path.GetFileName(o.Position.File);
-            sb.Append($"| {(o.Passed ? "✅ pass" : "❌ **fail**")} | {Escape(o.Rule ?? "baseline")} | {CheckNames.Of(o.Stage)} | {Escape(o.Subject)} | " +
-                      $"{Format.Number(o.Value)} | {Escape(o.LimitText)} | {Escape(where)} |\n");
-        }
+            o.Passed ? "✅ pass" : "❌ **fail**", o.Rule ?? "baseline", CheckNames.Of(o.Stage), o.Subject, Format.Number(o.Value), o.LimitText,
+            o.Position.Line > 0 ? $"{Path.GetFileName(o.Position.File)}:{o.Position.Line}" : Path.GetFileName(o.Position.File),
+        }).ToList();
+        TextTable.Markdown(sb, ["result", "rule", "stage", "measured", "value", "bound", "where"], rows);
         return sb.ToString();
     }
 
     private static string Count(int n) => n.ToString(CultureInfo.InvariantCulture);
-
-    private static string Escape(string s) => s.Replace("|", "\\|", StringComparison.Ordinal);
 }

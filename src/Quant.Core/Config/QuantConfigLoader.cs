@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using Quant.Core.Diagnostics;
 using Quant.Onnx;
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Quant.Core.Config;
@@ -76,13 +75,7 @@ public static partial class QuantConfigLoader
     public static QuantConfig Parse(string text, string sourceFile)
     {
         var r = new YamlReader(sourceFile);
-        var stream = new YamlStream();
-        try { stream.Load(new StringReader(text)); }
-        catch (YamlException e)
-        {
-            var where = new SourcePosition(sourceFile, (int)e.Start.Line, (int)e.Start.Column);
-            throw new QuantException(ErrorCode.ConfigSyntax, where, $"the file is not valid YAML/JSON: {StripMark(e.Message)}", e);
-        }
+        var stream = r.Load(text);
         if (stream.Documents.Count == 0) return new QuantConfig { SourceFile = sourceFile };
         if (stream.Documents.Count > 1)
             throw r.Error(ErrorCode.ConfigSyntax, stream.Documents[1].RootNode, "the file holds several YAML documents ('---'); a config is one document");
@@ -447,9 +440,4 @@ public static partial class QuantConfigLoader
         }
         return new CalibrationSettings { Samples = samples, BatchSize = batch, Position = r.At(keyNode), SamplesPosition = samplesAt, BatchSizePosition = batchAt };
     }
-
-    [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ", RegexOptions.CultureInvariant)]
-    private static partial Regex MarkPrefix();
-
-    private static string StripMark(string message) => MarkPrefix().Replace(message, "");
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Quant.Core.Diagnostics;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
 
 namespace Quant.Core.Config;
@@ -16,6 +18,74 @@ internal sealed class YamlReader(string file)
     public SourcePosition At(YamlNode node) => new(File, (int)node.Start.Line, (int)node.Start.Column);
 
     public QuantException Error(ErrorCode code, YamlNode node, string message) => new(code, At(node), message);
+
+    /// <summary>Nesting deeper than any config needs; deeper input is refused before the recursive node builder overflows the stack.</summary>
+    public const int MaxDepth = 64;
+
+    /// <summary>
+    /// Parses YAML (or JSON) text into documents. Every parser failure becomes one positioned QB1001: a
+    /// <see cref="YamlException"/> at its own mark; one without a mark (tab indentation) or anything else the
+    /// library throws (InvalidOperationException out of some unclosed flow collections) at the scanner's position.
+    /// </summary>
+    public YamlStream Load(string text)
+    {
+        var scanner = new Scanner(new StringReader(text));
+        var stream = new YamlStream();
+        var guard = new DepthGuard(new Parser(scanner), this);
+        try { stream.Load(guard); }
+        catch (QuantException) { throw; }
+        catch (AnchorNotFoundException e) when (guard.UndefinedAlias is { } alias)
+        {
+            throw new QuantException(ErrorCode.ConfigSyntax, Position(alias), $"the file is not valid YAML/JSON: {StripMark(e.Message)}", e);
+        }
+        catch (YamlException e) when (!(e.Start.Index == 0 && e.End.Index == 0))
+        {
+            throw new QuantException(ErrorCode.ConfigSyntax, Position(e.Start), $"the file is not valid YAML/JSON: {StripMark(e.Message)}", e);
+        }
+        catch (Exception e) when (e is YamlException or InvalidOperationException or ArgumentException or FormatException or OverflowException or NotSupportedException)
+        {
+            var hint = e is YamlException ? "" : " (check that every '{', '[' and quote is closed)";
+            throw new QuantException(ErrorCode.ConfigSyntax, Position(scanner.CurrentPosition), $"the file is not valid YAML/JSON: {StripMark(e.Message)}{hint}", e);
+        }
+        return stream;
+    }
+
+    private SourcePosition Position(Mark m) => new(File, (int)Math.Min(m.Line, int.MaxValue), (int)Math.Min(m.Column, int.MaxValue));
+
+    /// <summary>YamlDotNet repeats the position in its messages ("(Line: 2, Col: 14, Idx: 27) - (...): ..."); the diagnostic already has it.</summary>
+    internal static string StripMark(string message)
+    {
+        int i = message.IndexOf("): ", StringComparison.Ordinal);
+        return message.StartsWith("(Line:", StringComparison.Ordinal) && i >= 0 ? message[(i + 3)..] : message;
+    }
+
+    /// <summary>
+    /// Passes the parser's events through, refusing nesting beyond <see cref="MaxDepth"/>, and remembers where
+    /// aliases are (the library reports an undefined one at the end of the document, without a position).
+    /// </summary>
+    private sealed class DepthGuard(IParser inner, YamlReader reader) : IParser
+    {
+        private int _depth;
+        private readonly HashSet<string> _anchors = new(StringComparer.Ordinal);
+
+        /// <summary>The first alias whose anchor was not defined before it.</summary>
+        public Mark? UndefinedAlias { get; private set; }
+
+        public ParsingEvent? Current => inner.Current;
+
+        public bool MoveNext()
+        {
+            if (!inner.MoveNext()) return false;
+            var e = inner.Current!;
+            if (e is NodeEvent { Anchor.IsEmpty: false } n) _anchors.Add(n.Anchor.Value);
+            if (e is AnchorAlias a && UndefinedAlias is null && !_anchors.Contains(a.Value.Value)) UndefinedAlias = a.Start;
+            if (e is MappingStart or SequenceStart && ++_depth > MaxDepth)
+                throw new QuantException(ErrorCode.ConfigSyntax, reader.Position(e.Start),
+                    $"the file nests mappings and lists more than {MaxDepth} levels deep; a config needs a handful");
+            if (e is MappingEnd or SequenceEnd) _depth--;
+            return true;
+        }
+    }
 
     /// <summary>A plain empty scalar, <c>~</c> or <c>null</c>: YAML's null.</summary>
     public static bool IsNull(YamlNode node) =>

@@ -141,7 +141,7 @@ public sealed class CalibrationDataSet
             stored = ImageCall(rel, at, () => new StoredArray(ElementType.UInt8, ImagePipeline.Shape(ic.Image, ImageFiles.Peek(path, $"'{rel}'"), $"'{rel}'")));
         else try { stored = SampleFiles.Peek(path, format, ic.Name, ic.StoredType, ic.Shape); }
         catch (SampleSizeException e) { throw new QuantException(ErrorCode.DataShapeMismatch, at, $"'{rel}': {e.Message}", e); }
-        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or FormatException)
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or FormatException or NpyFormatException)
         {
             throw new QuantException(ErrorCode.DataUnreadable, at, $"cannot read '{rel}': {e.Message}", e);
         }

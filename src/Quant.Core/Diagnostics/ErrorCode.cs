@@ -1,10 +1,20 @@
+using System.Globalization;
+
 namespace Quant.Core.Diagnostics;
+
+// This file is also compiled into the netstandard2.0 MSBuild task assembly (Quant.Build.Tasks links it),
+// which cannot reference Quant.Core: there the types are internal, so they never clash with Quant.Core's.
 
 /// <summary>
 /// Every diagnostic the toolchain reports, one range per area. The numbers are part of the
 /// user-facing contract (MSBuild shows them; docs/error-codes.md lists them): never renumber.
 /// </summary>
-public enum ErrorCode
+#if QUANT_BUILD_TASKS
+internal
+#else
+public
+#endif
+enum ErrorCode
 {
     // QB1xxx: quantization config (yaml/json)
     ConfigSyntax = 1001,
@@ -41,11 +51,22 @@ public enum ErrorCode
     CheckBaselineUnreadable = 5005,
     CheckStageUnavailable = 5006,
 
-    // QB6xxx: MSBuild integration (reported by the Quant.Build tasks, which cannot reference this assembly)
+    // QB6xxx: MSBuild integration (reported by the Quant.Build tasks, which compile this file in)
     BuildModelNotFound = 6001,
     BuildConfigNotFound = 6002,
     BuildDuplicateOutputName = 6003,
     BuildUnknownStage = 6004,
     BuildUnknownCopyToOutput = 6005,
     BuildToolNotFound = 6006,
+}
+
+/// <summary>The spelling users see: <c>QB1001</c>.</summary>
+#if QUANT_BUILD_TASKS
+internal
+#else
+public
+#endif
+static class ErrorCodeText
+{
+    public static string Text(this ErrorCode code) => "QB" + ((int)code).ToString("D4", CultureInfo.InvariantCulture);
 }

@@ -22,7 +22,7 @@ public sealed class QuantException(ErrorCode code, SourcePosition where, string 
     public ErrorCode Code { get; } = code;
     public SourcePosition Where { get; } = where;
 
-    public string CodeText => $"QB{(int)Code:D4}";
+    public string CodeText => Code.Text();
 
     public string ToDiagnostic() => $"{Where}: error {CodeText}: {Message}";
 }

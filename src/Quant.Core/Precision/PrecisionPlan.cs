@@ -124,15 +124,7 @@ public sealed class PrecisionPlan
         sb.Append("# precision change log: ").Append(ChangeLog.Count.ToString(CultureInfo.InvariantCulture)).Append(" automatic change(s)\n");
         if (ChangeLog.Count == 0) return sb.ToString();
         var rows = ChangeLog.Select(c => new[] { c.NodeName, c.OpType, c.SiteText, QTypeText(c.From), QTypeText(c.To), c.Reason }).ToList();
-        string[] head = ["node", "op", "where", "from", "to", "reason"];
-        var widths = Enumerable.Range(0, 5).Select(i => Math.Max(head[i].Length, rows.Max(r => r[i].Length))).ToArray();
-        void Row(string[] r)
-        {
-            for (int i = 0; i < 5; i++) sb.Append(r[i].PadRight(widths[i])).Append("  ");
-            sb.Append(r[5]).Append('\n');
-        }
-        Row(head);
-        foreach (var r in rows) Row(r);
+        Reports.TextTable.Aligned(sb, ["node", "op", "where", "from", "to", "reason"], rows);
         return sb.ToString();
     }
 

@@ -255,7 +255,7 @@ public static class PrecisionPlanner
         var ops = g.Nodes.Select(n => n.OpType).ToHashSet(StringComparer.Ordinal);
         foreach (var oc in config.OpTypes.Values.OrderBy(o => o.Position.Line).ThenBy(o => o.OpType, StringComparer.Ordinal))
             if (!ops.Contains(oc.OpType))
-                warnings.Add($"{oc.Position}: warning QB{(int)ErrorCode.ConfigUnknownOpType:D4}: op_config names op type '{oc.OpType}', " +
+                warnings.Add($"{oc.Position}: warning {ErrorCode.ConfigUnknownOpType.Text()}: op_config names op type '{oc.OpType}', " +
                              $"which the model does not contain; the entry has no effect{Suggest(oc.OpType, ops)}");
 
     }

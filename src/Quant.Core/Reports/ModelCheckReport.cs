@@ -180,10 +180,10 @@ public sealed class ModelCheckReport(
         var dt = DtypeStatistics();
         var rows = dt.Select(d => new[] { d.OpType, d.Nodes.ToString(Inv),
             Counts(d.Inputs), Counts(d.Outputs) }).ToList();
-        Table(sb, ["op type", "nodes", "inputs (float32/float16/int8/int16)", "outputs (float32/float16/int8/int16)"], rows);
+        TextTable.Aligned(sb, ["op type", "nodes", "inputs (float32/float16/int8/int16)", "outputs (float32/float16/int8/int16)"], rows);
 
         Section(sb, "Layers");
-        Table(sb, ["node", "op", "compute", "inputs", "output", "scales", "method", "weight axis"],
+        TextTable.Aligned(sb, ["node", "op", "compute", "inputs", "output", "scales", "method", "weight axis"],
             Layers().Select(l => new[] { l.Node, l.OpType, l.Compute, string.Join(",", l.InputTypes), l.OutputType, l.Scales, l.Method, l.Axis }).ToList());
 
         Section(sb, "Output similarity, float vs qat (min / avg / max over calibration samples)");
@@ -195,13 +195,13 @@ public sealed class ModelCheckReport(
             simRows.Add([o, "L2", Spread(similarity.Of(o, s => s.L2))]);
             simRows.Add([o, "Chebyshev", Spread(similarity.Of(o, s => s.Chebyshev))]);
         }
-        Table(sb, ["output", "metric", "min / avg / max"], simRows);
+        TextTable.Aligned(sb, ["output", "metric", "min / avg / max"], simRows);
 
         Section(sb, "Last-bit stability, qat vs qat with last-bit float noise (first calibration sample)");
         sb.Append("Outputs of runs in which every Conv/MatMul/pooling/reduction/Softmax/Sigmoid output was nudged by +-1 ulp,\n")
           .Append("against a clean run. Runtimes that sum in another order (ONNX Runtime, hardware) disagree about this much\n")
           .Append("on this qat model; below 0.9999 the quantization is fragile, whatever runs it.\n");
-        Table(sb, ["output", "runs", "cosine min / avg"],
+        TextTable.Aligned(sb, ["output", "runs", "cosine min / avg"],
             stability.Select(s => new[] { s.Output, s.Runs.ToString(Inv), $"{s.MinCosine.ToString("G6", Inv)} / {s.AvgCosine.ToString("G6", Inv)}" }).ToList());
 
         Section(sb, "Change log");
@@ -308,12 +308,4 @@ public sealed class ModelCheckReport(
         : $"{p.Scales.Length.ToString(Inv)} ch [{p.Scales.Min().ToString("G4", Inv)}..{p.Scales.Max().ToString("G4", Inv)}]";
 
     private static void Section(StringBuilder sb, string title) => sb.Append('\n').Append("== ").Append(title).Append(" ==\n");
-
-    private static void Table(StringBuilder sb, string[] head, List<string[]> rows)
-    {
-        var widths = head.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
-        void Row(string[] r) => sb.Append(string.Join("  ", r.Select((c, i) => i == r.Length - 1 ? c : c.PadRight(widths[i])))).Append('\n');
-        Row(head);
-        foreach (var r in rows) Row(r);
-    }
 }

@@ -34,6 +34,24 @@ public static class Npy
 
     public static Tensor Read(Stream s, string name)
     {
+        var (type, shape) = ReadHeader(s, name);
+        int count;
+        try { count = Tensor.ElementCount(shape); }
+        catch (ArgumentException e) { throw new NpyFormatException($"{name}: {e.Message}"); }
+        long bytes = (long)count * type.SizeOf();
+        if (s.CanSeek && s.Length - s.Position < bytes)
+            throw new NpyFormatException($"{name}: shape ({string.Join(", ", shape)}) of {type.OnnxName()} needs {bytes} data bytes but the file has {s.Length - s.Position}; it is truncated");
+        var t = Tensor.Zeros(type, shape);
+        if (!TryReadExactly(s, t.Bytes())) throw Truncated(name);
+        return t;
+    }
+
+    /// <summary>
+    /// The element type and shape from an .npy header, leaving the stream at the first data byte: what a reader
+    /// needs to check a file without reading its data.
+    /// </summary>
+    public static NpyHeader ReadHeader(Stream s, string name)
+    {
         Span<byte> pre = stackalloc byte[8];
         if (!TryReadExactly(s, pre) || pre[0] != 0x93 || Encoding.ASCII.GetString(pre[1..6]) != "NUMPY")
             throw new NpyFormatException($"{name}: not an .npy file (missing the \\x93NUMPY magic)");
@@ -66,16 +84,7 @@ public static class Npy
         var type = Types.FirstOrDefault(t => t.Descr == descr[1..]).Type;
         if (type == ElementType.Undefined)
             throw new NpyFormatException($"{name}: dtype '{descr}' is not supported; use one of float32, float16, float64, int8, uint8, int16, uint16, int32, uint32, int64, uint64, bool");
-        var shape = ParseShape(shapeText, name);
-        int count;
-        try { count = Tensor.ElementCount(shape); }
-        catch (ArgumentException e) { throw new NpyFormatException($"{name}: {e.Message}"); }
-        long bytes = (long)count * type.SizeOf();
-        if (s.CanSeek && s.Length - s.Position < bytes)
-            throw new NpyFormatException($"{name}: shape ({string.Join(", ", shape)}) of {descr} needs {bytes} data bytes but the file has {s.Length - s.Position}; it is truncated");
-        var t = Tensor.Zeros(type, shape);
-        if (!TryReadExactly(s, t.Bytes())) throw Truncated(name);
-        return t;
+        return new NpyHeader(type, ParseShape(shapeText, name));
     }
 
     public static void Write(string path, Tensor t)
@@ -148,6 +157,9 @@ public static class Npy
 
     private static NpyFormatException Truncated(string name) => new($"{name}: the .npy file is truncated");
 }
+
+/// <summary>What an .npy header says about its array.</summary>
+public readonly record struct NpyHeader(ElementType Type, int[] Shape);
 
 /// <summary>An .npy file that cannot be read; the message names the file and what is wrong.</summary>
 public sealed class NpyFormatException(string message) : Exception(message);

@@ -47,7 +47,12 @@ public class ExportCommandTests
         Assert.True(code == 0, stderr);
         Assert.Contains("output similarity, float vs qat", stdout);
         Assert.Matches(@"last-bit stability \S+: cosine [01]\.\d{6} \(min of 8 runs", stdout);
-        Assert.Matches(@"softmax_0\.tmp_0\s+(0\.9|1\.0)\d+ / (0\.9|1\.0)\d+ / ", stdout);
+        // Redirected output is plain: a Markdown table, progress lines with the time left, no terminal escapes.
+        Assert.Matches(@"(?m)^\| softmax_0\.tmp_0 +\| (0\.9|1\.0)\d+ / (0\.9|1\.0)\d+ / ", stdout);
+        Assert.Matches(@"(?m)^\| output +\| cosine +\| L1 +\| L2 +\| Chebyshev +\|$", stdout);
+        Assert.DoesNotContain('\x1b', stdout + stderr);
+        Assert.Matches(@"(?m)^calibration: 1/2 \(50%\), \d+\.\d s, about \d+\.\d s left$", stderr);
+        Assert.Matches(@"(?m)^comparing float and qat: 4/4 \(100%\), \d+\.\d s$", stderr);
         Assert.Contains("candidate max", stdout);
         Assert.Contains("candidate percentile(0.99995)", stdout);
         foreach (var f in new[] { "cls.qat.onnx", "cls.model_check.txt", "cls.model_check.json", "cls.qconfig_changelogs.txt", "cls.calibration.qcs" })
@@ -59,7 +64,19 @@ public class ExportCommandTests
         Assert.True(p[1] > p[0]);
     }
 
+    /// <summary>
+    /// One positioned diagnostic, exit 1, no stack trace and no half-written model: schema mistakes, and malformed
+    /// yaml (QB1001 where the parser stopped; a deeply nested file used to overflow the stack).
+    /// </summary>
     [Theory]
+    [InlineData("inputs:\n  x:\n    data: { \"DATA\"\n", "(4,1): error QB1001:", "not valid YAML/JSON")]
+    [InlineData("inputs:\n  x:\n    data: [\"DATA\"\n", "(4,1): error QB1001:", "not valid YAML/JSON")]
+    [InlineData("calibration:\n  batch_size: 2\n   samples: 4\n", "(3,11): error QB1001:", "not valid YAML/JSON")]
+    [InlineData("calibration:\n\tbatch_size: 2\n", "(2,1): error QB1001:", "not valid YAML/JSON")]
+    [InlineData("calibration:\n  batch_size: 2\n  batch_size: 4\n", "(3,3): error QB1001:", "not valid YAML/JSON")]
+    [InlineData("inputs:\n  x:\n    data: \"DATA\n", "(3,11): error QB1001:", "not valid YAML/JSON")]
+    [InlineData("--- ] } :\n", "(1,5): error QB1001:", "not valid YAML/JSON")]
+    [InlineData("inputs: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n", "(1,72): error QB1001:", "more than 64 levels")]
     [InlineData("inputs:\n  x:\n    data: \"DATA\"\n    scael: 1\n", "(4,5): error QB1002:", "scale")]
     [InlineData("calibration:\n  batch_size: two\n", "(2,15): error QB1003:", "two")]
     [InlineData("node_config:\n  no_such_node: {qtype: int16}\ninputs:\n  x:\n    data: \"DATA\"\n", "(2,3): error QB1005:", "no_such_node")]
@@ -68,12 +85,14 @@ public class ExportCommandTests
     {
         var dir = TestAssets.TempDir("export-cli");
         var cfg = WriteConfig(dir, yaml);
-        var (code, _, stderr) = QuantCheck("export", ClsModel, "--config", cfg, "--out", Path.Combine(dir, "out"));
+        var (code, stdout, stderr) = QuantCheck("export", ClsModel, "--config", cfg, "--out", Path.Combine(dir, "out"));
         Assert.Equal(1, code);
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.Contains(": 0/") && !l.StartsWith("calibration")).ToList();
         Assert.True(lines.Count == 1, stderr);
         Assert.StartsWith(cfg + position, lines[0]);
         Assert.Contains(mention, lines[0]);
+        Assert.DoesNotContain("   at ", stdout + stderr);
+        Assert.DoesNotContain("Exception", stdout + stderr);
         Assert.False(File.Exists(Path.Combine(dir, "out", "cls.qat.onnx")));
     }
 }
