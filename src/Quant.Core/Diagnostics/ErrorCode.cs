@@ -40,6 +40,7 @@ public enum ErrorCode
     CheckUnknownOutput = 5004,
     CheckBaselineUnreadable = 5005,
     CheckStageUnavailable = 5006,
+    CheckRuntimeDisagrees = 5007,
 
     // QB6xxx: MSBuild integration (reported by the Quant.Build tasks, which cannot reference this assembly)
     BuildModelNotFound = 6001,
