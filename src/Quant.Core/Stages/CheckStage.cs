@@ -341,9 +341,11 @@ public static class CheckStage
             var value = table.Of(output, s => s.Cosine).Min;
             bool ok = value >= bound;
             var (v, l) = Format.Pair(value, bound);
+            // The floor at the precision that keeps its side of the stable limit visible.
+            var (f, stableText) = Format.Pair(floor.MinCosine, RuntimeBound.StableCosine);
             var why = stable
-                ? $"the model is stable under last-bit noise (floor {Format.Number(floor.MinCosine)}), so runtimes must agree at {Format.Number(RuntimeBound.StableCosine)}"
-                : $"the model is fragile under last-bit noise (floor {Format.Number(floor.MinCosine)}), so the bound is 1 - {Format.Number(RuntimeBound.NoiseFactor)} x (1 - floor)";
+                ? $"the model is stable under last-bit noise (floor {f}), so runtimes must agree at {stableText}"
+                : $"the model is fragile under last-bit noise (floor {f}), so the bound is 1 - {Format.Number(RuntimeBound.NoiseFactor)} x (1 - floor)";
             yield return new CheckOutcome
             {
                 Kind = CheckKind.Default, Rule = null, Stage = CheckStagePair.RuntimeVsQat, Output = output, Metric = CheckNames.Of(CheckMetric.Cosine),

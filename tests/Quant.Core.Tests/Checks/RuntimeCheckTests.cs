@@ -17,7 +17,7 @@ namespace Quant.Core.Tests.Checks;
 /// </summary>
 public class RuntimeCheckTests(Xunit.Abstractions.ITestOutputHelper output)
 {
-    /// <summary>A qat_vs_float rule so the config has a checks: section (line <see cref="ChecksLine"/> of the yaml).</summary>
+    /// <summary>A qat_vs_float rule so the config has a checks: section (line 11 of the export config).</summary>
     private const string Checks = "checks:\n  loose:\n    cosine: {min: 0.5}\n";
 
     [Theory]
@@ -75,7 +75,7 @@ public class RuntimeCheckTests(Xunit.Abstractions.ITestOutputHelper output)
         if (!d.Passed)
         {
             Assert.Equal(ErrorCode.CheckRuntimeDisagrees, d.Code);
-            Assert.Equal((cfg, 10, 1), (d.Position.File, d.Position.Line, d.Position.Column));
+            Assert.Equal((cfg, 11, 1), (d.Position.File, d.Position.Line, d.Position.Column));
             Assert.Contains($"runtime_vs_qat output '{name}' cosine min", d.Message);
             Assert.Contains(Path.GetFileName(export.QatModelPath), d.Message);
         }
