@@ -31,6 +31,9 @@ public sealed class QuantCheck : QuantToolTask
     /// <summary>Maps to <c>--calibration-data</c>, once per glob (absolute): the item's CalibrationData metadata.</summary>
     public string[]? CalibrationData { get; set; }
 
+    /// <summary>Maps to <c>--stage</c>, once per stage pair; empty: the tool's default (every available pair).</summary>
+    public string[]? Stages { get; set; }
+
     protected override void AddArguments(ArgumentList args)
     {
         args.Add("check").Add(Model)
@@ -41,6 +44,7 @@ public sealed class QuantCheck : QuantToolTask
             .Add("--baseline", Baseline)
             .AddFlag("--warn-only", WarnOnly);
         foreach (var glob in CalibrationData ?? []) args.Add("--calibration-data", glob);
+        foreach (var stage in Stages ?? []) args.Add("--stage", stage);
     }
 
     protected override void OnSucceeded()

@@ -65,10 +65,12 @@ public sealed class QuantPrepare : Task
         names[name] = model.ItemSpec;
         string config = Full(Meta(model, "QConfig") ?? Path.Combine(Path.GetDirectoryName(modelPath)!, Path.GetFileNameWithoutExtension(modelPath) + ".quant.yaml"));
         string? baseline = Meta(model, "Baseline") is { } b ? Full(b) : null;
-        var stages = new HashSet<string>((Meta(model, "Stages") ?? "export;check").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries)
+        var stages = new HashSet<string>((Meta(model, "Stages") ?? "export;check;runtime_vs_qat").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries)
             .Select(s => s.Trim().ToLowerInvariant()));
-        foreach (var s in stages.Where(s => s != "export" && s != "check"))
-            Error(ErrorCode.BuildUnknownStage, $"QuantModel '{model.ItemSpec}': unknown stage '{s}' in Stages; known stages: export, check");
+        foreach (var s in stages.Where(s => s != "export" && s != "check" && s != "runtime_vs_qat"))
+            Error(ErrorCode.BuildUnknownStage, $"QuantModel '{model.ItemSpec}': unknown stage '{s}' in Stages; known stages: export, check, runtime_vs_qat");
+        // The check stage measures qat_vs_float ("check") and runtime_vs_qat; the tool measures both unless told one.
+        string checkStages = stages.Contains("check") == stages.Contains("runtime_vs_qat") ? "" : stages.Contains("check") ? "qat_vs_float" : "runtime_vs_qat";
 
         var dir = Path.Combine(IntermediateDirectory, name) + Path.DirectorySeparatorChar;
         var outputs = new TaskItem(modelPath);
@@ -81,9 +83,9 @@ public sealed class QuantPrepare : Task
         if (!File.Exists(modelPath) && WriteState) Error(ErrorCode.BuildModelNotFound, $"QuantModel '{model.ItemSpec}': the model file '{modelPath}' does not exist");
         var (exportText, checkText) = ConfigSections.Split(configText);
         bool hasChecks = checkText.Length > 0;
-        bool runExport = stages.Contains("export") || stages.Contains("check");
+        bool runExport = stages.Count > 0;
         // The check needs something to check: thresholds in the config or a baseline to compare with.
-        bool runCheck = stages.Contains("check") && (hasChecks || baseline is not null);
+        bool runCheck = (stages.Contains("check") || stages.Contains("runtime_vs_qat")) && (hasChecks || baseline is not null);
 
         var extraData = (Meta(model, "CalibrationData") ?? "").Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
             .SelectMany(g => FileGlob.Expand(ProjectDirectory, g.Trim())).ToList();
@@ -96,7 +98,7 @@ public sealed class QuantPrepare : Task
         {
             Directory.CreateDirectory(dir);
             WriteIfDifferent(P("export.hash"), Hash("export v1", ExportOptions, $"model={modelPath}", $"name={name}", "---", exportText), null);
-            WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", "---", checkText), null);
+            WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", $"stages={checkStages}", "---", checkText), null);
             // When the files match what the last export read, a fresh data.list must not look newer than that export.
             // CalibrationData globs are read by the tool itself, so the files it read last time are the whole comparison.
             var read = deps.Files.Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal);
@@ -128,6 +130,7 @@ public sealed class QuantPrepare : Task
         outputs.SetMetadata("IntermediateDir", dir);
         outputs.SetMetadata("RunExport", runExport ? "true" : "false");
         outputs.SetMetadata("RunCheck", runCheck ? "true" : "false");
+        outputs.SetMetadata("CheckStages", checkStages);
         outputs.SetMetadata("ExportStamp", P("export.stamp"));
         outputs.SetMetadata("CheckStamp", P("check.stamp"));
         outputs.SetMetadata("ExportHashFile", P("export.hash"));

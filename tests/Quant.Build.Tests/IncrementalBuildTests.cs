@@ -107,6 +107,32 @@ public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
     }
 
     [Fact]
+    public void Runtime_vs_qat_runs_by_default_reusing_the_exports_float_vs_qat_and_Stages_can_leave_it_out()
+    {
+        var p = new FixtureProject(feed, "runtime");
+        var first = p.Build("-v:d");
+        first.AssertSucceeded();
+        AssertNewRuns(p, 0, Export, Check);
+        var json = Path.Combine(p.Intermediate, "cls", "cls.check.json");
+        Assert.Contains("\"stage\": \"runtime_vs_qat\"", File.ReadAllText(json));
+        // The check read the export's float-vs-qat measurement instead of running both models again.
+        Assert.Contains("qat_vs_float: as the export measured it", first.Output);
+
+        // Stages without runtime_vs_qat: the check runs again (its options changed), qat_vs_float only; export does not.
+        var csproj = Directory.GetFiles(p.Dir, "*.csproj").Single();
+        File.WriteAllText(csproj, File.ReadAllText(csproj).Replace("OutputName=\"cls\"", "OutputName=\"cls\" Stages=\"export;check\""));
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 2, Check);
+        Assert.DoesNotContain("runtime_vs_qat", File.ReadAllText(json));
+
+        File.WriteAllText(csproj, File.ReadAllText(csproj).Replace("Stages=\"export;check\"", "Stages=\"export;runtime\""));
+        var bad = p.Build();
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("QB6004", bad.Output);
+        Assert.Contains("unknown stage 'runtime' in Stages; known stages: export, check, runtime_vs_qat", bad.Output);
+    }
+
+    [Fact]
     public void A_failing_threshold_fails_the_build_at_its_yaml_position_and_is_a_warning_when_asked()
     {
         var p = new FixtureProject(feed, "gate");

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Quant.Check.Output;
+using Quant.Core.Config;
 using Quant.Core.Stages;
 
 namespace Quant.Check.Commands;
@@ -20,9 +21,15 @@ internal static class CheckCommand
         var baseline = new Option<FileInfo?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it)" };
         var calibrationData = new Option<string[]>("--calibration-data") { Description = "Calibration data glob(s) for the model's single input, replacing the config's inputs.*.data (preprocessing still from the config)", AllowMultipleArgumentsPerToken = false };
         var warnOnly = new Option<bool>("--warn-only") { Description = "Report failing checks as warnings and exit 0" };
+        var stages = new Option<string[]>("--stage")
+        {
+            Description = "A stage pair to measure: qat_vs_float or runtime_vs_qat (repeatable; default: both, runtime_vs_qat when ONNX Runtime can load the qat model)",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        stages.AcceptOnlyFromAmong([.. CheckNames.Stages.Select(s => s.Name)]);
 
-        var cmd = new Command("check", "Check the qat model against the float model with the config's checks: thresholds and an optional baseline")
-            { model, config, qat, outDir, name, baseline, warnOnly, calibrationData };
+        var cmd = new Command("check", "Check the qat model against the float model, and ONNX Runtime against the engine on the qat model, with the config's checks: thresholds and an optional baseline")
+            { model, config, qat, outDir, name, baseline, warnOnly, calibrationData, stages };
         cmd.SetAction((parse, cancel) =>
         {
             var request = new CheckRequest
@@ -34,6 +41,7 @@ internal static class CheckCommand
                 Name = parse.GetValue(name),
                 BaselinePath = parse.GetValue(baseline)?.FullName,
                 CalibrationData = parse.GetValue(calibrationData) is { Length: > 0 } globs ? globs : null,
+                Stages = parse.GetValue(stages) is { Length: > 0 } named ? named.Select(n => CheckNames.StageOf(n)!.Value).Distinct().ToList() : null,
             };
             bool warn = parse.GetValue(warnOnly);
             return Task.FromResult(CliErrors.Guard(() => Run(request, warn, cancel)));
@@ -45,7 +53,10 @@ internal static class CheckCommand
     {
         var result = StageProgressView.Run(progress => CheckStage.Run(request, progress, cancel));
         int failed = result.Failures.Count();
-        Console.WriteLine($"{result.Measurements.Name}: {result.Outcomes.Count - failed} of {result.Outcomes.Count} checks passed over {result.Measurements.SampleCount} samples");
+        var m = result.Measurements;
+        Console.WriteLine($"{m.Name}: {result.Outcomes.Count - failed} of {result.Outcomes.Count} checks passed over {m.SampleCount} samples");
+        if (m.QatVsFloatFromExport) Console.WriteLine("  qat_vs_float: as the export measured it (its float and qat outputs were not computed again)");
+        if (m.Runtime is { Skipped: { } skipped }) Console.WriteLine($"  runtime_vs_qat: not measured: {skipped}");
         foreach (var o in result.Outcomes.Where(o => o.Passed)) Console.WriteLine($"  ok  {o.Message}");
         foreach (var o in result.Failures) Console.Error.WriteLine(o.Diagnostic(warnOnly));
         Console.WriteLine($"results:  {result.JsonPath}");

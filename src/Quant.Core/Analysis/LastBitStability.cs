@@ -40,7 +40,9 @@ public static class LastBitStability
     public static IReadOnlyList<OutputStability> Measure(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, int runs = DefaultRuns)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
-        var clean = session.Run(inputs);
+        // Float outputs only: the others (integer, string) have no cosine.
+        var clean = session.Run(inputs).Where(o => o.Value.Type is ElementType.Float or ElementType.Float16 or ElementType.Double)
+            .ToDictionary(o => o.Key, o => o.Value, StringComparer.Ordinal);
         var cosines = clean.Keys.ToDictionary(k => k, _ => new List<double>(), StringComparer.Ordinal);
         for (int run = 1; run <= runs; run++)
         {

@@ -98,18 +98,7 @@ public sealed class Baseline
         return m is null || a is null ? null : (m.Value, a.Value);
     }
 
-    private static double? Number(JsonElement e) => e.ValueKind switch
-    {
-        JsonValueKind.Number => e.GetDouble(),
-        JsonValueKind.String => e.GetString() switch
-        {
-            "Infinity" => double.PositiveInfinity,
-            "-Infinity" => double.NegativeInfinity,
-            "NaN" => double.NaN,
-            _ => null,
-        },
-        _ => null,
-    };
+    private static double? Number(JsonElement e) => Json.Read(e);
 
     /// <summary>Deterministic text: keys sorted, shortest round-trip numbers, two-space indent, trailing newline.</summary>
     public string Render()
@@ -165,4 +154,18 @@ internal static class Json
     }
 
     public static string Text(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>A number as <see cref="Number(Utf8JsonWriter, double)"/> writes it; null when it is not one.</summary>
+    public static double? Read(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Number => e.GetDouble(),
+        JsonValueKind.String => e.GetString() switch
+        {
+            "Infinity" => double.PositiveInfinity,
+            "-Infinity" => double.NegativeInfinity,
+            "NaN" => double.NaN,
+            _ => null,
+        },
+        _ => null,
+    };
 }

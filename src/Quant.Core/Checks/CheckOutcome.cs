@@ -4,7 +4,11 @@ using Quant.Core.Diagnostics;
 
 namespace Quant.Core.Checks;
 
-public enum CheckKind { Threshold, Evaluator, Baseline }
+/// <summary>
+/// Threshold and Evaluator: a rule's bound; Baseline: an accepted value; Default: the bound runtime_vs_qat applies to an
+/// output no rule bounds (<see cref="RuntimeBound"/>).
+/// </summary>
+public enum CheckKind { Threshold, Evaluator, Baseline, Default }
 
 /// <summary>One check's result: a bound on a measured value, or a comparison with the baseline.</summary>
 public sealed class CheckOutcome
@@ -26,6 +30,8 @@ public sealed class CheckOutcome
     public required bool Lower { get; init; }
     /// <summary>Baseline kind only: how much worse than the baseline the value may be.</summary>
     public double Tolerance { get; init; }
+    /// <summary>Default kind only: the qat model's last-bit stability floor (min cosine) the bound comes from.</summary>
+    public double NoiseFloor { get; init; }
     public required bool Passed { get; init; }
     /// <summary>Where the threshold is written (baseline kind: the covering threshold, else the baseline file).</summary>
     public required SourcePosition Position { get; init; }
@@ -46,7 +52,10 @@ public sealed class CheckOutcome
         : $"{(Lower ? ">=" : "<=")} {Format.Number(Limit)}";
 
     /// <summary>A stable test-case name: rule, stage, subject and bound.</summary>
-    public string CaseName => (Rule is null ? "baseline" : Kind == CheckKind.Baseline ? $"{Rule} (baseline)" : Rule) + $": {Subject} {LimitText}";
+    public string CaseName => RuleText + $": {Subject} {LimitText}";
+
+    /// <summary>The rule column of tables: the rule's name, <c>baseline</c>, or <c>default</c>.</summary>
+    public string RuleText => Kind == CheckKind.Default ? "default" : Rule is null ? "baseline" : Kind == CheckKind.Baseline ? $"{Rule} (baseline)" : Rule;
 
     /// <summary>The canonical MSBuild line: <c>file(line,col): error QB5001: message</c>.</summary>
     public string Diagnostic(bool asWarning) => $"{Position}: {(asWarning ? "warning" : "error")} {CodeText}: {Message}";

@@ -59,6 +59,11 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
                 {
                     Checks.Json.Number(w, o.Lower ? "min" : "max", o.Limit);
                 }
+                if (o.Kind == CheckKind.Default)
+                {
+                    Checks.Json.Number(w, "last_bit_floor", o.NoiseFloor);
+                    w.WriteString("default_bound", o.NoiseFloor >= RuntimeBound.StableCosine ? "stable" : "fragile");
+                }
                 w.WriteBoolean("passed", o.Passed);
                 w.WriteString("code", o.CodeText);
                 w.WriteString("file", Path.GetFileName(o.Position.File));
@@ -68,6 +73,27 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            if (m.Runtime is { } rt)
+            {
+                w.WriteStartObject("runtime");
+                w.WriteString("name", "onnxruntime");
+                w.WriteString("version", rt.Version);
+                w.WriteString("optimization", "all");
+                w.WriteBoolean("measured", rt.Skipped is null);
+                if (rt.Skipped is { } why) w.WriteString("skipped", why);
+                w.WriteStartArray("last_bit_stability");
+                foreach (var st in rt.Stability)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("output", st.Output);
+                    Checks.Json.Number(w, "min_cosine", st.MinCosine);
+                    Checks.Json.Number(w, "avg_cosine", st.AvgCosine);
+                    w.WriteNumber("runs", st.Runs);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
             w.WriteStartObject("metrics");
             foreach (var (stage, table) in m.Similarity.OrderBy(s => s.Key))
             {
@@ -145,6 +171,8 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
         var sb = new StringBuilder();
         int failed = FailureCount, total = result.Outcomes.Count;
         sb.Append($"### Quant.Build checks: {TextTable.Escape(Name)} — {(failed == 0 ? "passed" : "FAILED")} ({total - failed} of {total} passed, {result.Measurements.SampleCount} samples)\n\n");
+        if (result.Measurements.Runtime is { Skipped: { } skipped })
+            sb.Append($"runtime_vs_qat was not measured: {TextTable.Escape(skipped)}\n\n");
         if (total == 0)
         {
             sb.Append("No checks are configured (add a `checks:` section to the quantization config).\n");
@@ -152,7 +180,8 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
         }
         var rows = result.Outcomes.Select(o => new[]
         {
-            o.Passed ? "✅ pass" : "❌ **fail**", o.Rule ?? "baseline", CheckNames.Of(o.Stage), o.Subject, Format.Number(o.Value), o.LimitText,
+            o.Passed ? "✅ pass" : "❌ **fail**", o.Kind == CheckKind.Default ? $"default (last-bit floor {Format.Number(o.NoiseFloor)})" : o.Rule ?? "baseline",
+            CheckNames.Of(o.Stage), o.Subject, Format.Number(o.Value), o.LimitText,
             o.Position.Line > 0 ? $"{Path.GetFileName(o.Position.File)}:{o.Position.Line}" : Path.GetFileName(o.Position.File),
         }).ToList();
         TextTable.Markdown(sb, ["result", "rule", "stage", "measured", "value", "bound", "where"], rows);

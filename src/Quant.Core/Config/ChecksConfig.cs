@@ -13,6 +13,11 @@ public enum CheckStagePair
     QuantizedVsQat,
     /// <summary>The compiled model against the quantized model (the compile stage; not available yet).</summary>
     CompiledVsQuantized,
+    /// <summary>
+    /// The qat model as users deploy it — ONNX Runtime with all graph optimizations, which replace Q/DQ groups by
+    /// integer kernels — against the same qat model run by our engine.
+    /// </summary>
+    RuntimeVsQat,
 }
 
 /// <summary>The output-similarity metrics of <see cref="Analysis.Similarity"/> a check can bound.</summary>
@@ -25,7 +30,8 @@ public enum CheckAggregate { Min, Avg, Max }
 public static class CheckNames
 {
     public static readonly IReadOnlyList<(string Name, CheckStagePair Value)> Stages =
-        [("qat_vs_float", CheckStagePair.QatVsFloat), ("quantized_vs_qat", CheckStagePair.QuantizedVsQat), ("compiled_vs_quantized", CheckStagePair.CompiledVsQuantized)];
+        [("qat_vs_float", CheckStagePair.QatVsFloat), ("runtime_vs_qat", CheckStagePair.RuntimeVsQat),
+         ("quantized_vs_qat", CheckStagePair.QuantizedVsQat), ("compiled_vs_quantized", CheckStagePair.CompiledVsQuantized)];
     public static readonly IReadOnlyList<(string Name, CheckMetric Value)> Metrics =
         [("cosine", CheckMetric.Cosine), ("l1", CheckMetric.L1), ("l2", CheckMetric.L2), ("chebyshev", CheckMetric.Chebyshev),
          ("mse", CheckMetric.Mse), ("mre", CheckMetric.Mre), ("sqnr", CheckMetric.Sqnr)];
@@ -41,6 +47,13 @@ public static class CheckNames
 
     /// <summary>The aggregate that is the worst sample for the metric (what a baseline records by default).</summary>
     public static CheckAggregate Worst(CheckMetric m) => HigherIsBetter(m) ? CheckAggregate.Min : CheckAggregate.Max;
+
+    /// <summary>The stage pair of a name; null when it is none.</summary>
+    public static CheckStagePair? StageOf(string name) =>
+        Stages.Where(s => s.Name == name).Select(s => (CheckStagePair?)s.Value).FirstOrDefault();
+
+    /// <summary>Stage pairs whose stage exists today (the others are accepted in yaml and refused with QB5006).</summary>
+    public static bool Available(CheckStagePair s) => s is CheckStagePair.QatVsFloat or CheckStagePair.RuntimeVsQat;
 }
 
 /// <summary>

@@ -50,6 +50,7 @@ enum ErrorCode
     CheckUnknownOutput = 5004,
     CheckBaselineUnreadable = 5005,
     CheckStageUnavailable = 5006,
+    CheckRuntimeDisagrees = 5007,
 
     // QB6xxx: MSBuild integration (reported by the Quant.Build tasks, which compile this file in)
     BuildModelNotFound = 6001,

@@ -2,6 +2,7 @@ using Quant.Core.Analysis;
 using Quant.Core.Checks;
 using Quant.Core.Config;
 using Quant.Core.Data;
+using Quant.Core.DeploymentRuntime;
 using Quant.Core.Diagnostics;
 using Quant.Core.Passes;
 using Quant.Engine;
@@ -26,6 +27,11 @@ public sealed class CheckRequest
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Calibration data globs replacing the config's for a single-input model (MSBuild CalibrationData); null: the config's.</summary>
     public IReadOnlyList<string>? CalibrationData { get; init; }
+    /// <summary>
+    /// The stage pairs to measure (qat_vs_float, runtime_vs_qat); null: both, runtime_vs_qat only when ONNX Runtime can
+    /// load the qat model. A stage named here (or by a rule) is required: ORT failing to load the model is then an error.
+    /// </summary>
+    public IReadOnlyList<CheckStagePair>? Stages { get; init; }
     /// <summary>A Markdown file the summary is appended to (GitHub Actions' job summary); null: none.</summary>
     public string? StepSummaryPath { get; init; } = Environment.GetEnvironmentVariable("GITHUB_STEP_SUMMARY") is { Length: > 0 } s ? s : null;
 
@@ -42,6 +48,23 @@ public sealed class CheckMeasurements
     public required IReadOnlyDictionary<CheckStagePair, SimilarityTable> Similarity { get; init; }
     /// <summary>Per stage pair: evaluator metric → value.</summary>
     public required IReadOnlyDictionary<CheckStagePair, SortedDictionary<string, double>> Evaluators { get; init; }
+    /// <summary>The qat model the stage pairs measured (named by the runtime_vs_qat default bound).</summary>
+    public required string QatModelPath { get; init; }
+    /// <summary>True when qat_vs_float was read from the export's <see cref="FloatVsQatCache"/> instead of run again.</summary>
+    public bool QatVsFloatFromExport { get; init; }
+    /// <summary>runtime_vs_qat's circumstances when that stage was selected; null when it was not.</summary>
+    public RuntimeMeasurement? Runtime { get; init; }
+}
+
+/// <summary>How runtime_vs_qat ran (or why it did not).</summary>
+public sealed class RuntimeMeasurement
+{
+    /// <summary>The ONNX Runtime version, e.g. 1.32.0 (always with all graph optimizations: what deployments run).</summary>
+    public required string Version { get; init; }
+    /// <summary>Why the stage was skipped (ONNX Runtime cannot load the qat model); null when it ran.</summary>
+    public string? Skipped { get; init; }
+    /// <summary>Per output, the qat model's last-bit stability behind the default bounds; empty when every output has a rule.</summary>
+    public required IReadOnlyList<LastBitStability.OutputStability> Stability { get; init; }
 }
 
 /// <summary>What the check stage found and wrote.</summary>
@@ -92,16 +115,27 @@ public static class CheckStage
         return result;
     }
 
-    /// <summary>Runs the models and evaluators: every metric of every float output, whatever the thresholds.</summary>
+    /// <summary>
+    /// Runs the models and evaluators: every metric of every float output of every selected stage pair, whatever the
+    /// thresholds. qat_vs_float comes from the export's <see cref="FloatVsQatCache"/> when it matches (no evaluator
+    /// needs the outputs themselves); runtime_vs_qat runs ONNX Runtime (all optimizations) and the engine on the qat model.
+    /// </summary>
     public static CheckMeasurements Measure(CheckRequest request, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
     {
         var name = request.ArtifactName;
         var config = QuantConfigLoader.Load(request.ConfigPath);
         var rules = config.CheckRules.Rules;
         foreach (var rule in rules)
-            if (rule.Stage != CheckStagePair.QatVsFloat)
+            if (!CheckNames.Available(rule.Stage))
                 throw new QuantException(ErrorCode.CheckStageUnavailable, rule.StagePosition,
-                    $"checks.{rule.Name}: stage '{CheckNames.Of(rule.Stage)}' needs the {(rule.Stage == CheckStagePair.QuantizedVsQat ? "convert" : "compile")} stage, which is not available yet; only qat_vs_float can be checked today");
+                    $"checks.{rule.Name}: stage '{CheckNames.Of(rule.Stage)}' needs the {(rule.Stage == CheckStagePair.QuantizedVsQat ? "convert" : "compile")} stage, which is not available yet; only qat_vs_float and runtime_vs_qat can be checked today");
+        foreach (var stage in request.Stages ?? [])
+            if (!CheckNames.Available(stage))
+                throw new QuantException(ErrorCode.CheckStageUnavailable, SourcePosition.InFile(request.ConfigPath),
+                    $"--stage {CheckNames.Of(stage)}: that stage is not available yet; only qat_vs_float and runtime_vs_qat can be checked today");
+        var selected = request.Stages ?? [CheckStagePair.QatVsFloat, CheckStagePair.RuntimeVsQat];
+        bool qatVsFloat = selected.Contains(CheckStagePair.QatVsFloat);
+        bool runtime = selected.Contains(CheckStagePair.RuntimeVsQat);
 
         var original = StageModels.Load(request.ModelPath);
         var floatModel = GraphPreparation.Prepare(original).Model;
@@ -123,67 +157,117 @@ public static class CheckStage
                 $"checks.{rule.Name}.output: '{rule.Output}' {why} Float outputs: {string.Join(", ", floatOutputs)}");
         }
 
-        var evaluators = rules.Where(r => r.Evaluator is not null).ToList();
+        // ONNX Runtime: the stage is skipped (and says why) when ORT cannot load the model, unless it was asked for by name.
+        OrtRunner? ort = null;
+        string? runtimeSkipped = null;
+        if (runtime)
+        {
+            bool required = request.Stages is not null || rules.Any(r => r.Stage == CheckStagePair.RuntimeVsQat);
+            try { ort = new OrtRunner(request.QatModelPath, OrtOptimization.All, request.Threads); }
+            catch (QuantException e) when (e.Code == ErrorCode.ModelUnreadable && !required)
+            {
+                runtimeSkipped = e.Message;
+                runtime = false;
+            }
+        }
+        using var ortScope = ort;
+
+        var labels = Enumerable.Range(0, data.SampleCount).Select(data.SampleLabel).ToList();
+        var cache = qatVsFloat || runtime
+            ? FloatVsQatCache.TryRead(request.QatModelPath, FloatVsQatCache.KeyOf(request.ModelPath, request.QatModelPath, data.Fingerprint()), labels, floatOutputs)
+            : null;
+        // Evaluators read each sample's outputs, which the cache does not hold.
+        var fromCache = qatVsFloat && cache is not null && !rules.Any(r => r.Stage == CheckStagePair.QatVsFloat && r.Evaluator is not null)
+            ? cache.Similarity : null;
+        // The last-bit floor is needed for the outputs no runtime_vs_qat rule bounds.
+        bool needFloor = runtime && floatOutputs.Any(o => !rules.Any(r => r.Stage == CheckStagePair.RuntimeVsQat && r.Thresholds.Count > 0 && r.Covers(o)));
+        IReadOnlyList<LastBitStability.OutputStability> stability =
+            needFloor && cache is not null && floatOutputs.All(o => cache.Stability.Any(st => st.Output == o)) ? cache.Stability : [];
+
+        var measured = new List<CheckStagePair>();
+        if (qatVsFloat) measured.Add(CheckStagePair.QatVsFloat);
+        if (runtime) measured.Add(CheckStagePair.RuntimeVsQat);
+        var tables = measured.ToDictionary(s => s, s => s == CheckStagePair.QatVsFloat && fromCache is not null ? fromCache : new SimilarityTable());
+        var evaluators = rules.Where(r => r.Evaluator is not null && measured.Contains(r.Stage)).ToList();
         string? evalDir = evaluators.Count > 0 ? Path.Combine(request.OutputDirectory, $".{name}.check.evaluator.{Environment.ProcessId}") : null;
         try
         {
-            OutputFolder? qatFolder = null, floatFolder = null;
+            // Per stage with an evaluator: the later stage's outputs and the earlier stage's, as .npy files.
+            var folders = new Dictionary<CheckStagePair, (OutputFolder Outputs, OutputFolder Reference)>();
             if (evalDir is not null)
             {
                 if (Directory.Exists(evalDir)) Directory.Delete(evalDir, recursive: true);
-                qatFolder = new OutputFolder(Path.Combine(evalDir, "outputs"));
-                floatFolder = new OutputFolder(Path.Combine(evalDir, "reference"));
+                foreach (var stage in evaluators.Select(r => r.Stage).Distinct())
+                    folders[stage] = (new OutputFolder(Path.Combine(evalDir, CheckNames.Of(stage), "outputs")),
+                                      new OutputFolder(Path.Combine(evalDir, CheckNames.Of(stage), "reference")));
             }
-            var table = new SimilarityTable();
+            bool runFloat = qatVsFloat && fromCache is null;
+            bool runQat = runFloat || runtime;
+            var phase = runFloat && runtime ? "comparing float, qat and ONNX Runtime" : runFloat ? "comparing float and qat" : "comparing ONNX Runtime and qat";
             int index = 0;
-            foreach (var sample in data.Samples())
-            {
-                cancel.ThrowIfCancellationRequested();
-                var reference = StageModels.Run(floatSession, sample, request.ModelPath);
-                var actual = StageModels.Run(qatSession, sample, request.QatModelPath);
-                foreach (var o in floatOutputs)
+            if (runQat)
+                foreach (var sample in data.Samples())
                 {
-                    if (!actual.TryGetValue(o, out var a))
-                        throw new QuantException(ErrorCode.CheckUnknownOutput, SourcePosition.InFile(request.QatModelPath),
-                            $"the qat model has no output '{o}' that the float model has; re-export it from this model");
-                    table.Add(o, Similarity.Of(a, reference[o]));
-                }
-                qatFolder?.Add(index, data.SampleLabel(index), actual);
-                floatFolder?.Add(index, data.SampleLabel(index), reference);
-                index++;
-                progress?.Report(new StageProgress("comparing float and qat", index, data.SampleCount));
-            }
+                    cancel.ThrowIfCancellationRequested();
+                    // On the first sample, like the export: how far the qat model's outputs move under last-bit noise.
+                    if (index == 0 && needFloor && stability.Count == 0) stability = StageModels.Stability(qatSession, sample, request.QatModelPath);
+                    var qat = StageModels.Run(qatSession, sample, request.QatModelPath);
+                    foreach (var o in floatOutputs)
+                        if (!qat.ContainsKey(o))
+                            throw new QuantException(ErrorCode.CheckUnknownOutput, SourcePosition.InFile(request.QatModelPath),
+                                $"the qat model has no output '{o}' that the float model has; re-export it from this model");
+                    if (runFloat) Compare(CheckStagePair.QatVsFloat, StageModels.Run(floatSession, sample, request.ModelPath), qat);
+                    if (runtime) Compare(CheckStagePair.RuntimeVsQat, qat, ort!.Run(sample));
+                    index++;
+                    progress?.Report(new StageProgress(phase, index, data.SampleCount));
 
-            var values = new SortedDictionary<string, double>(StringComparer.Ordinal);
+                    void Compare(CheckStagePair stage, IReadOnlyDictionary<string, Tensor> reference, IReadOnlyDictionary<string, Tensor> actual)
+                    {
+                        foreach (var o in floatOutputs) tables[stage].Add(o, Similarity.Of(actual[o], reference[o]));
+                        if (folders.TryGetValue(stage, out var f))
+                        {
+                            f.Outputs.Add(index, data.SampleLabel(index), actual);
+                            f.Reference.Add(index, data.SampleLabel(index), reference);
+                        }
+                    }
+                }
+
+            var values = measured.ToDictionary(s => s, _ => new SortedDictionary<string, double>(StringComparer.Ordinal));
             if (evalDir is not null)
             {
-                qatFolder!.WriteIndex();
-                floatFolder!.WriteIndex();
-                var env = new Dictionary<string, string>
+                foreach (var (outputs, reference) in folders.Values)
                 {
-                    ["QUANT_MODEL_NAME"] = name,
-                    ["QUANT_STAGE"] = CheckNames.Of(CheckStagePair.QatVsFloat),
-                    ["QUANT_MODEL"] = Path.GetFullPath(request.ModelPath),
-                    ["QUANT_QAT_MODEL"] = Path.GetFullPath(request.QatModelPath),
-                    ["QUANT_CONFIG"] = Path.GetFullPath(request.ConfigPath),
-                };
+                    outputs.WriteIndex();
+                    reference.WriteIndex();
+                }
                 int k = 0;
                 foreach (var rule in evaluators)
                 {
                     cancel.ThrowIfCancellationRequested();
                     progress?.Report(new StageProgress("running evaluators", k, evaluators.Count));
                     k++;
+                    var env = new Dictionary<string, string>
+                    {
+                        ["QUANT_MODEL_NAME"] = name,
+                        ["QUANT_STAGE"] = CheckNames.Of(rule.Stage),
+                        ["QUANT_MODEL"] = Path.GetFullPath(request.ModelPath),
+                        ["QUANT_QAT_MODEL"] = Path.GetFullPath(request.QatModelPath),
+                        ["QUANT_CONFIG"] = Path.GetFullPath(request.ConfigPath),
+                    };
                     var e = rule.Evaluator!;
-                    values[e.Metric] = EvaluatorRunner.Run(e, qatFolder.Root, floatFolder.Root, Path.Combine(evalDir, "result.json"),
+                    var (outputs, reference) = folders[rule.Stage];
+                    values[rule.Stage][e.Metric] = EvaluatorRunner.Run(e, outputs.Root, reference.Root, Path.Combine(evalDir, "result.json"),
                         config.BaseDirectory, env, cancel);
                 }
                 progress?.Report(new StageProgress("running evaluators", evaluators.Count, evaluators.Count));
             }
             return new CheckMeasurements
             {
-                Name = name, Config = config, SampleCount = data.SampleCount,
-                Similarity = new Dictionary<CheckStagePair, SimilarityTable> { [CheckStagePair.QatVsFloat] = table },
-                Evaluators = new Dictionary<CheckStagePair, SortedDictionary<string, double>> { [CheckStagePair.QatVsFloat] = values },
+                Name = name, Config = config, SampleCount = data.SampleCount, QatModelPath = request.QatModelPath,
+                Similarity = tables, Evaluators = values, QatVsFloatFromExport = fromCache is not null,
+                Runtime = selected.Contains(CheckStagePair.RuntimeVsQat)
+                    ? new RuntimeMeasurement { Version = OrtRunner.Version, Skipped = runtimeSkipped, Stability = stability }
+                    : null,
             };
         }
         finally
@@ -234,8 +318,45 @@ public static class CheckStage
                     });
                 }
         }
+        if (m.Similarity.TryGetValue(CheckStagePair.RuntimeVsQat, out var runtime)) outcomes.AddRange(RuntimeDefaults(m, runtime));
         if (baseline is not null) outcomes.AddRange(AgainstBaseline(m, baseline, baselinePath!));
         return outcomes;
+    }
+
+    /// <summary>
+    /// runtime_vs_qat for every output no rule of that stage bounds: the worst sample's cosine against the bound from
+    /// the qat model's last-bit stability (<see cref="RuntimeBound"/>), reported at <c>checks:</c> (where a rule would
+    /// go), else at the qat model.
+    /// </summary>
+    private static IEnumerable<CheckOutcome> RuntimeDefaults(CheckMeasurements m, SimilarityTable table)
+    {
+        var checks = m.Config.CheckRules;
+        var at = checks.Position.File is not null ? checks.Position : SourcePosition.InFile(m.QatModelPath);
+        var qat = Path.GetFileName(m.QatModelPath);
+        foreach (var output in table.Outputs)
+        {
+            if (checks.Rules.Any(r => r.Stage == CheckStagePair.RuntimeVsQat && r.Thresholds.Count > 0 && r.Covers(output))) continue;
+            var floor = m.Runtime!.Stability.First(s => s.Output == output);
+            var (bound, stable) = RuntimeBound.For(floor);
+            var value = table.Of(output, s => s.Cosine).Min;
+            bool ok = value >= bound;
+            var (v, l) = Format.Pair(value, bound);
+            // The floor at the precision that keeps its side of the stable limit visible.
+            var (f, stableText) = Format.Pair(floor.MinCosine, RuntimeBound.StableCosine);
+            var why = stable
+                ? $"the model is stable under last-bit noise (floor {f}), so runtimes must agree at {stableText}"
+                : $"the model is fragile under last-bit noise (floor {f}), so the bound is 1 - {Format.Number(RuntimeBound.NoiseFactor)} x (1 - floor)";
+            yield return new CheckOutcome
+            {
+                Kind = CheckKind.Default, Rule = null, Stage = CheckStagePair.RuntimeVsQat, Output = output, Metric = CheckNames.Of(CheckMetric.Cosine),
+                Aggregate = CheckAggregate.Min, Value = value, Limit = bound, Lower = true, NoiseFloor = floor.MinCosine, Passed = ok,
+                Position = at, Code = ErrorCode.CheckRuntimeDisagrees,
+                Message = $"{m.Name}: runtime_vs_qat output '{output}' cosine min {v} {Compare(ok, true)} {l} (ONNX Runtime {m.Runtime.Version} with all " +
+                          $"optimizations against the engine on {qat}; default bound: {why})" +
+                          (ok ? "" : "; the deployed model does not compute what the qat model simulates (an int32 bias overflow, integer " +
+                                     "kernels rounding differently); bound it yourself with a 'stage: runtime_vs_qat' rule under checks:"),
+            };
+        }
     }
 
     /// <summary>

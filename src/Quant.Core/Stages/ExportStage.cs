@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Quant.Core.Analysis;
 using Quant.Core.Calibration;
+using Quant.Core.Checks;
 using Quant.Core.Config;
 using Quant.Core.Data;
 using Quant.Core.Diagnostics;
@@ -185,6 +186,10 @@ public static class ExportStage
             seen++;
             progress?.Report(new StageProgress("comparing float and qat", seen, sampleCount));
         }
+
+        // What a check of the same models and samples would measure again: it reads this instead (FloatVsQatCache).
+        FloatVsQatCache.Write(qatPath, FloatVsQatCache.KeyOf(request.ModelPath, qatPath, data.Fingerprint()),
+            Enumerable.Range(0, sampleCount).Select(data.SampleLabel).ToList(), similarity, stability);
 
         var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");
         AtomicText.Write(changeLogPath, plan.RenderChangeLog());

@@ -46,14 +46,20 @@ public class CheckCommandTests
         Assert.Equal(1, code);
         var line = Assert.Single(Diagnostics(stderr));
         Assert.Matches("^" + Regex.Escape($"{cfg}(12,19): error QB5001: cls: qat_vs_float output 'softmax_0.tmp_0' cosine min ") + @"(0\.9\d+|1) < 1\.01$", line);
-        Assert.Contains("cls: 1 of 2 checks passed over 4 samples", stdout);
+        // The two rules, and runtime_vs_qat's default bound (ONNX Runtime agrees with the engine on cls).
+        Assert.Contains("cls: 2 of 3 checks passed over 4 samples", stdout);
+        Assert.Contains("ok  cls: runtime_vs_qat output 'softmax_0.tmp_0' cosine min", stdout);
+        // Same models, samples and config as the export: float and qat were compared once, by the export.
+        Assert.Contains("qat_vs_float: as the export measured it", stdout);
         var junit = XDocument.Load(Path.Combine(outDir, "cls.check.junit.xml"));
-        Assert.Equal(2, junit.Descendants("testcase").Count());
+        Assert.Equal(3, junit.Descendants("testcase").Count());
         Assert.Single(junit.Descendants("failure"));
 
-        (code, _, stderr) = QuantCheck("check", TestAssets.ClsModel, "--config", cfg, "--qat", qat, "--out", outDir, "--name", "cls", "--warn-only");
+        (code, stdout, stderr) = QuantCheck("check", TestAssets.ClsModel, "--config", cfg, "--qat", qat, "--out", outDir, "--name", "cls", "--warn-only",
+            "--stage", "qat_vs_float");
         Assert.Equal(0, code);
         Assert.StartsWith($"{cfg}(12,19): warning QB5001: cls: qat_vs_float output 'softmax_0.tmp_0' cosine min ", Assert.Single(Diagnostics(stderr)));
+        Assert.Contains("cls: 1 of 2 checks passed over 4 samples", stdout);
     }
 
     [Fact]
@@ -65,7 +71,7 @@ public class CheckCommandTests
         var baseline = Path.Combine(dir, "cls.baseline.json");
         var (code, stdout, stderr) = QuantCheck("baseline", "update", TestAssets.ClsModel, "--config", cfg, "--qat", qat, "--out", baseline);
         Assert.True(code == 0, stderr);
-        Assert.Contains("baseline of 7 values over 4 samples", stdout);
+        Assert.Contains("baseline of 14 values over 4 samples", stdout); // 7 per stage pair: qat_vs_float and runtime_vs_qat
         var written = File.ReadAllText(baseline);
 
         (code, _, stderr) = QuantCheck("check", TestAssets.ClsModel, "--config", cfg, "--qat", qat, "--out", outDir, "--name", "cls", "--baseline", baseline);
@@ -76,7 +82,8 @@ public class CheckCommandTests
         var m = Regex.Match(written, "\"cosine.min\": ([0-9.eE+-]+)");
         double current = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         double accepted = Math.Round(current + 0.01, 6);
-        File.WriteAllText(baseline, written.Replace(m.Value, $"\"cosine.min\": {accepted.ToString(System.Globalization.CultureInfo.InvariantCulture)}"));
+        // The first entry is qat_vs_float's (stages are sorted); runtime_vs_qat's may have the same text.
+        File.WriteAllText(baseline, written[..m.Index] + $"\"cosine.min\": {accepted.ToString(System.Globalization.CultureInfo.InvariantCulture)}" + written[(m.Index + m.Length)..]);
         (code, _, stderr) = QuantCheck("check", TestAssets.ClsModel, "--config", cfg, "--qat", qat, "--out", outDir, "--name", "cls", "--baseline", baseline);
         Assert.Equal(1, code);
         var line = Assert.Single(Diagnostics(stderr));
@@ -93,6 +100,6 @@ public class CheckCommandTests
         Assert.Contains("baseline", stdout);
         (code, stdout, _) = QuantCheck("check", "--help");
         Assert.Equal(0, code);
-        foreach (var o in new[] { "--config", "--qat", "--out", "--name", "--baseline", "--warn-only" }) Assert.Contains(o, stdout);
+        foreach (var o in new[] { "--config", "--qat", "--out", "--name", "--baseline", "--warn-only", "--stage" }) Assert.Contains(o, stdout);
     }
 }

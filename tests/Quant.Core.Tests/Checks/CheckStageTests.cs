@@ -44,9 +44,10 @@ public sealed class ClsExport
         return path;
     }
 
+    /// <summary>A check of qat_vs_float only (runtime_vs_qat has its own tests: RuntimeCheckTests).</summary>
     public CheckRequest Request(string config, string? outDir = null, string? baseline = null) => new()
     {
-        ModelPath = Model, QatModelPath = Qat, ConfigPath = config, Name = "cls", BaselinePath = baseline,
+        ModelPath = Model, QatModelPath = Qat, ConfigPath = config, Name = "cls", BaselinePath = baseline, Stages = [CheckStagePair.QatVsFloat],
         OutputDirectory = outDir ?? TestAssets.TempDir("check-out"), StepSummaryPath = null,
     };
 }
@@ -72,7 +73,7 @@ public class CheckStageTests(ClsExport cls) : IClassFixture<ClsExport>
         var result = CheckStage.Run(new CheckRequest
         {
             ModelPath = request.ModelPath, QatModelPath = request.QatModelPath, ConfigPath = request.ConfigPath, Name = "cls",
-            OutputDirectory = request.OutputDirectory, StepSummaryPath = summary,
+            OutputDirectory = request.OutputDirectory, StepSummaryPath = summary, Stages = request.Stages,
         });
         Assert.True(result.Passed, string.Join("\n", result.Failures.Select(f => f.Message)));
         Assert.Equal(4, result.Measurements.SampleCount);
@@ -255,6 +256,7 @@ public class CheckStageTests(ClsExport cls) : IClassFixture<ClsExport>
         var result = CheckStage.Run(new CheckRequest
         {
             ModelPath = TestAssets.RecModel, QatModelPath = qat, ConfigPath = cfg, OutputDirectory = dir, Name = "rec", StepSummaryPath = null,
+            Stages = [CheckStagePair.QatVsFloat],
         });
         Assert.True(result.Passed, string.Join("\n", result.Outcomes.Select(f => f.Message)));
         Assert.Equal(2, result.Outcomes.Count);
