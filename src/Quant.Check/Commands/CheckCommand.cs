@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Quant.Core.Checks;
 using Quant.Core.Stages;
 
 namespace Quant.Check.Commands;
@@ -16,12 +17,13 @@ internal static class CheckCommand
         var qat = new Option<FileInfo>("--qat") { Description = "The exported NAME.qat.onnx", Required = true };
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for NAME.check.json, NAME.check.junit.xml and NAME.check.md", Required = true };
         var name = new Option<string?>("--name") { Description = "Artifact base name and the model's name in messages (default: the model file name)" };
-        var baseline = new Option<FileInfo?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it)" };
+        var baseline = new Option<string?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it), or package:ID[@VERSION]: the NAME.check.json of a shipped model package (newest version, or the one given)" };
+        var project = new Option<FileInfo?>("--project") { Description = "The project whose nuget.config resolves a package: baseline, and where problems with it are reported (default: the current folder)" };
         var calibrationData = new Option<string[]>("--calibration-data") { Description = "Calibration data glob(s) for the model's single input, replacing the config's inputs.*.data (preprocessing still from the config)", AllowMultipleArgumentsPerToken = false };
         var warnOnly = new Option<bool>("--warn-only") { Description = "Report failing checks as warnings and exit 0" };
 
         var cmd = new Command("check", "Check the qat model against the float model with the config's checks: thresholds and an optional baseline")
-            { model, config, qat, outDir, name, baseline, warnOnly, calibrationData };
+            { model, config, qat, outDir, name, baseline, project, warnOnly, calibrationData };
         cmd.SetAction((parse, cancel) =>
         {
             var request = new CheckRequest
@@ -31,7 +33,8 @@ internal static class CheckCommand
                 ConfigPath = parse.GetValue(config)!.FullName,
                 OutputDirectory = parse.GetValue(outDir)!.FullName,
                 Name = parse.GetValue(name),
-                BaselinePath = parse.GetValue(baseline)?.FullName,
+                BaselinePath = parse.GetValue(baseline) is { } b ? (PackageBaselineSpec.Is(b) ? b : Path.GetFullPath(b)) : null,
+                ProjectPath = parse.GetValue(project)?.FullName,
                 CalibrationData = parse.GetValue(calibrationData) is { Length: > 0 } globs ? globs : null,
             };
             bool warn = parse.GetValue(warnOnly);
