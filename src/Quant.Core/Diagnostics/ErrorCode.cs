@@ -48,4 +48,6 @@ public enum ErrorCode
     BuildUnknownStage = 6004,
     BuildUnknownCopyToOutput = 6005,
     BuildToolNotFound = 6006,
+    BuildPackIncomplete = 6007,
+    BuildInvalidPack = 6008,
 }
