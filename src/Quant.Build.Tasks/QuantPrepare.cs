@@ -146,6 +146,7 @@ public sealed class QuantPrepare : Task
             }
         }
 
+        outputs.SetMetadata("QuantModelItem", model.ItemSpec); // as written in the project, for messages
         outputs.SetMetadata("OutputName", name);
         outputs.SetMetadata("QConfigFull", config);
         outputs.SetMetadata("BaselineFull", baseline ?? "");

@@ -114,8 +114,11 @@ public sealed class FixtureProject
 
     public BuildResult Build(params string[] extra) => RunDotnet("build", extra);
 
-    /// <summary><c>dotnet pack</c> into <paramref name="outputFolder"/> (a local package source).</summary>
-    public BuildResult Pack(string outputFolder, params string[] extra) => RunDotnet("pack", ["-o", outputFolder, .. extra]);
+    /// <summary>
+    /// <c>dotnet pack</c> into <paramref name="outputFolder"/> (a local package source), in the Debug configuration
+    /// the builds use (pack's own default is Release), so the artifacts are where <see cref="Intermediate"/> says.
+    /// </summary>
+    public BuildResult Pack(string outputFolder, params string[] extra) => RunDotnet("pack", ["-o", outputFolder, "-c", "Debug", .. extra]);
 
     private BuildResult RunDotnet(string command, string[] extra)
     {
