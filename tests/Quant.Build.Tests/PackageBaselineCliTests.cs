@@ -80,5 +80,13 @@ public class PackageBaselineCliTests(PackageFeed feed)
             foreach (var e in expected) Assert.Contains(e, line);
             Assert.True(r.Time < TimeSpan.FromSeconds(30), $"{spec}: {r.Time.TotalSeconds:F1} s");
         }
+
+        // A nuget.config that is not XML: the same one line, not NuGet's exception.
+        var broken = Project($"package:{ShippedModel.Id}", models);
+        File.WriteAllText(Path.Combine(Path.GetDirectoryName(broken)!, "nuget.config"), "<configuration><packageSources>");
+        var bad = QuantCheck("baseline", "resolve", $"package:{ShippedModel.Id}", "--name", "cls", "--project", broken);
+        Assert.Equal(1, bad.Code);
+        var only = Assert.Single(bad.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.StartsWith($"{broken}(3,46): error QB5005: baseline package:{ShippedModel.Id}: cannot read the NuGet configuration (nuget.config)", only);
     }
 }

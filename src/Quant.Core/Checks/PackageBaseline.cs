@@ -67,15 +67,21 @@ public static class PackageBaseline
         CancellationToken cancel = default)
     {
         ISettings settings;
-        try { settings = Settings.LoadDefaultSettings(settingsDirectory); }
+        string globalFolder;
+        List<PackageSource> sources;
+        try
+        {
+            settings = Settings.LoadDefaultSettings(settingsDirectory);
+            globalFolder = SettingsUtility.GetGlobalPackagesFolder(settings);
+            sources = new PackageSourceProvider(settings).LoadPackageSources().Where(s => s.IsEnabled).ToList();
+        }
         catch (NuGetConfigurationException e)
         {
-            throw new QuantException(ErrorCode.CheckBaselineUnreadable, at, $"baseline {spec}: cannot read the NuGet configuration for '{settingsDirectory}': {e.Message}", e);
+            throw new QuantException(ErrorCode.CheckBaselineUnreadable, at,
+                $"baseline {spec}: cannot read the NuGet configuration (nuget.config) that applies to '{settingsDirectory}': {e.Message}", e);
         }
-        var globalFolder = SettingsUtility.GetGlobalPackagesFolder(settings);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(Timeout);
-        var sources = new PackageSourceProvider(settings).LoadPackageSources().Where(s => s.IsEnabled).ToList();
         var names = sources.Count == 0 ? "no package source (nuget.config)" : string.Join(", ", sources.Select(s => $"{s.Name} ({s.Source})"));
         try
         {
