@@ -21,8 +21,15 @@ public sealed class QuantCheck : QuantToolTask
     [Required] public string OutputDirectory { get; set; } = "";
     /// <summary>Maps to <c>--name</c>.</summary>
     public string? Name { get; set; }
-    /// <summary>Maps to <c>--baseline</c>.</summary>
+    /// <summary>Maps to <c>--baseline</c>: a file, or <c>package:ID[@VERSION]</c>.</summary>
     public string? Baseline { get; set; }
+    /// <summary>
+    /// For a package baseline: the file holding the exact <c>package:ID@VERSION</c> it resolved to (baseline.resolved),
+    /// passed instead of <see cref="Baseline"/> so the check compares with the version the build tracked.
+    /// </summary>
+    public string? BaselineResolvedFile { get; set; }
+    /// <summary>Maps to <c>--project</c>: whose nuget.config resolves a package baseline, and where its problems are reported.</summary>
+    public string? Project { get; set; }
     /// <summary>Maps to <c>--warn-only</c>.</summary>
     public bool WarnOnly { get; set; }
     /// <summary>A line is appended here after a successful run (the build's record of what ran).</summary>
@@ -41,10 +48,18 @@ public sealed class QuantCheck : QuantToolTask
             .Add("--qat", QatModel)
             .Add("--out", OutputDirectory)
             .Add("--name", Name)
-            .Add("--baseline", Baseline)
+            .Add("--baseline", ResolvedBaseline())
+            .Add("--project", Project)
             .AddFlag("--warn-only", WarnOnly);
         foreach (var glob in CalibrationData ?? []) args.Add("--calibration-data", glob);
         foreach (var stage in Stages ?? []) args.Add("--stage", stage);
+    }
+
+    private string? ResolvedBaseline()
+    {
+        if (string.IsNullOrEmpty(BaselineResolvedFile) || !File.Exists(BaselineResolvedFile)) return Baseline;
+        var exact = File.ReadAllText(BaselineResolvedFile).Trim();
+        return exact.Length > 0 ? exact : Baseline;
     }
 
     protected override void OnSucceeded()

@@ -37,19 +37,38 @@ public sealed class QuantPrepare : Task
 
     [Output] public ITaskItem[] Resolved { get; set; } = Array.Empty<ITaskItem>();
 
+    /// <summary>
+    /// The files of the <c>Pack="true"</c> models, as the pack targets take them: <c>PackagePath</c> (default
+    /// <see cref="DefaultPackagePath"/>), <c>BuildAction</c>, <c>PackageCopyToOutput</c> (the deployable artifacts
+    /// yes, the check report no) and <c>PackageFlatten</c>. They exist once the stages have run.
+    /// </summary>
+    [Output] public ITaskItem[] PackFiles { get; set; } = Array.Empty<ITaskItem>();
+
+    /// <summary>A package's folder for model NAME: content files, so PackageReference consumers get them copied to their output.</summary>
+    public static string DefaultPackagePath(string name) => $"contentFiles/any/any/models/{name}/";
+
+    /// <summary>What a model ships: today the qat model; the convert and compile stages add their artifacts here.</summary>
+    private static readonly string[] DeployableArtifacts = { ".qat.onnx" };
+    /// <summary>The spec prefix of a baseline taken from a shipped package (resolved by the tool, never in MSBuild).</summary>
+    private const string PackageBaselinePrefix = "package:";
+
     private static readonly string[] ExportArtifacts = { ".qat.onnx", ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt", ".calibration.qcs" };
     private static readonly string[] CheckArtifacts = { ".check.json", ".check.junit.xml", ".check.md" };
 
     public override bool Execute()
     {
         var result = new List<ITaskItem>();
+        var pack = new List<ITaskItem>();
         var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var model in Models)
         {
             var item = Resolve(model, names);
-            if (item is not null) result.Add(item);
+            if (item is null) continue;
+            result.Add(item);
+            pack.AddRange(PackFilesOf(model, item));
         }
         Resolved = result.ToArray();
+        PackFiles = pack.ToArray();
         return !Log.HasLoggedErrors;
     }
 
@@ -64,7 +83,11 @@ public sealed class QuantPrepare : Task
         }
         names[name] = model.ItemSpec;
         string config = Full(Meta(model, "QConfig") ?? Path.Combine(Path.GetDirectoryName(modelPath)!, Path.GetFileNameWithoutExtension(modelPath) + ".quant.yaml"));
-        string? baseline = Meta(model, "Baseline") is { } b ? Full(b) : null;
+        // A package baseline stays a spec; the build tracks it through baseline.resolved (the exact version it means).
+        string? baselineSpec = Meta(model, "Baseline")?.Trim();
+        bool packageBaseline = baselineSpec is not null && baselineSpec.StartsWith(PackageBaselinePrefix, StringComparison.OrdinalIgnoreCase);
+        bool floatingBaseline = packageBaseline && baselineSpec!.IndexOf('@') < 0;
+        string? baseline = baselineSpec is null ? null : packageBaseline ? baselineSpec : Full(baselineSpec);
         var stages = new HashSet<string>((Meta(model, "Stages") ?? "export;check;runtime_vs_qat").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries)
             .Select(s => s.Trim().ToLowerInvariant()));
         foreach (var s in stages.Where(s => s != "export" && s != "check" && s != "runtime_vs_qat"))
@@ -107,6 +130,9 @@ public sealed class QuantPrepare : Task
             // A stamp vouches for its stage's artifacts; one deleted by hand makes the stage run again.
             if (ExportArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("export.stamp"));
             if (runCheck && CheckArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("check.stamp"));
+            // An exact package version is a stable input: its spec is the whole answer. A floating one is written by
+            // the resolve target each build, with the version the sources have now.
+            if (packageBaseline && !floatingBaseline) WriteIfDifferent(P("baseline.resolved"), baseline + "\n", null);
         }
 
         string qat = P(name + ".qat.onnx");
@@ -115,7 +141,7 @@ public sealed class QuantPrepare : Task
         {
             switch (kind)
             {
-                case "qat": copy.Add(qat); break;
+                case "qat": copy.AddRange(DeployableArtifacts.Select(e => P(name + e))); break;
                 case "none": break;
                 case "reports": copy.AddRange(new[] { ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt" }.Select(e => P(name + e))); break;
                 case "check": if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
@@ -124,9 +150,14 @@ public sealed class QuantPrepare : Task
             }
         }
 
+        outputs.SetMetadata("QuantModelItem", model.ItemSpec); // as written in the project, for messages
         outputs.SetMetadata("OutputName", name);
         outputs.SetMetadata("QConfigFull", config);
         outputs.SetMetadata("BaselineFull", baseline ?? "");
+        // What the check target's up-to-date check reads for the baseline: the file, or the resolved package version.
+        outputs.SetMetadata("BaselineInput", packageBaseline ? P("baseline.resolved") : baseline ?? "");
+        outputs.SetMetadata("BaselineResolvedFile", packageBaseline ? P("baseline.resolved") : "");
+        outputs.SetMetadata("BaselineFloating", floatingBaseline && runCheck ? "true" : "false");
         outputs.SetMetadata("IntermediateDir", dir);
         outputs.SetMetadata("RunExport", runExport ? "true" : "false");
         outputs.SetMetadata("RunCheck", runCheck ? "true" : "false");
@@ -147,6 +178,36 @@ public sealed class QuantPrepare : Task
         outputs.SetMetadata("CheckArtifacts", runCheck ? string.Join(";", CheckArtifacts.Select(e => P(name + e))) : "");
         outputs.SetMetadata("CopyFiles", string.Join(";", copy.Distinct(StringComparer.Ordinal)));
         return outputs;
+    }
+
+    /// <summary>The model's packed files (none unless <c>Pack="true"</c>); QB6008 when Pack is not a boolean.</summary>
+    private IEnumerable<ITaskItem> PackFilesOf(ITaskItem model, ITaskItem resolved)
+    {
+        var packText = (Meta(model, "Pack") ?? "false").Trim();
+        if (packText.Equals("false", StringComparison.OrdinalIgnoreCase)) yield break;
+        if (!packText.Equals("true", StringComparison.OrdinalIgnoreCase))
+        {
+            Error(ErrorCode.BuildInvalidPack, $"QuantModel '{model.ItemSpec}': Pack=\"{packText}\" is not true or false");
+            yield break;
+        }
+        var name = resolved.GetMetadata("OutputName");
+        var dir = resolved.GetMetadata("IntermediateDir");
+        var path = Meta(model, "PackagePath")?.Replace('\\', '/') ?? DefaultPackagePath(name);
+        if (!path.EndsWith("/", StringComparison.Ordinal)) path += "/";
+        TaskItem Packed(string extension, bool copyToOutput)
+        {
+            var item = new TaskItem(Path.Combine(dir, name + extension));
+            item.SetMetadata("PackagePath", path + name + extension);
+            item.SetMetadata("BuildAction", "None");
+            item.SetMetadata("PackageCopyToOutput", copyToOutput ? "true" : "false");
+            item.SetMetadata("PackageFlatten", "false");
+            item.SetMetadata("QuantModelName", name);
+            item.SetMetadata("QuantModelItem", model.ItemSpec);
+            return item;
+        }
+        foreach (var e in DeployableArtifacts) yield return Packed(e, copyToOutput: true);
+        // The accuracy record a later build compares with (Baseline="package:..."); only a checked model has one.
+        if (resolved.GetMetadata("RunCheck") == "true") yield return Packed(".check.json", copyToOutput: false);
     }
 
     private string? Meta(ITaskItem item, string name) => item.GetMetadata(name) is { Length: > 0 } v ? v : null;

@@ -38,7 +38,10 @@ public sealed class FixtureProject
     public string Intermediate => Path.Combine(Dir, "obj", "Debug", "net10.0", "quant");
     public string OutDir => Path.Combine(Dir, "bin", "Debug", "net10.0");
 
-    public FixtureProject(PackageFeed feed, string name, string[]? outputNames = null, int calibrationFiles = 3, string itemMetadata = "")
+    public string ProjectFile { get; }
+    private readonly List<(string Name, string Folder)> _sources = [];
+
+    public FixtureProject(PackageFeed feed, string name, string[]? outputNames = null, int calibrationFiles = 3, string itemMetadata = "", string properties = "")
     {
         _feed = feed;
         Dir = TestAssets.TempDir("quant-build-" + name);
@@ -50,10 +53,12 @@ public sealed class FixtureProject
         for (int i = 0; i < calibrationFiles; i++) AddCalibrationFile(i);
         File.WriteAllText(ConfigPath, Yaml);
         var items = string.Join("\n    ", outputNames.Select(n => $"""<QuantModel Include="models/cls.onnx" QConfig="cls.quant.yaml" OutputName="{n}" {itemMetadata}/>"""));
-        File.WriteAllText(Path.Combine(Dir, name + ".csproj"), $"""
+        ProjectFile = Path.Combine(Dir, name + ".csproj");
+        File.WriteAllText(ProjectFile, $"""
             <Project Sdk="Microsoft.NET.Sdk">
               <PropertyGroup>
                 <TargetFramework>net10.0</TargetFramework>
+                {properties}
               </PropertyGroup>
               <ItemGroup>
                 <PackageReference Include="Quant.Build" Version="{PackageFeed.Version}" PrivateAssets="all" />
@@ -61,15 +66,35 @@ public sealed class FixtureProject
               </ItemGroup>
             </Project>
             """);
+        WriteNugetConfig();
+    }
+
+    /// <summary>Adds a package source (a local folder) to the project's nuget.config, after the Quant.Build feed.</summary>
+    public void AddPackageSource(string name, string folder)
+    {
+        _sources.Add((name, folder));
+        WriteNugetConfig();
+    }
+
+    private void WriteNugetConfig()
+    {
+        var more = string.Concat(_sources.Select(s => $"\n    <add key=\"{s.Name}\" value=\"{s.Folder}\" />"));
         File.WriteAllText(Path.Combine(Dir, "nuget.config"), $"""
             <?xml version="1.0" encoding="utf-8"?>
             <configuration>
               <packageSources>
                 <clear />
-                <add key="quant-test" value="{feed.Folder}" />
+                <add key="quant-test" value="{_feed.Folder}" />{more}
               </packageSources>
             </configuration>
             """);
+    }
+
+    public void EditProject(string from, string to)
+    {
+        var text = File.ReadAllText(ProjectFile);
+        Assert.Contains(from, text);
+        File.WriteAllText(ProjectFile, text.Replace(from, to));
     }
 
     public void AddCalibrationFile(int index)
@@ -87,11 +112,19 @@ public sealed class FixtureProject
         File.WriteAllText(ConfigPath, text.Replace(from, to));
     }
 
-    public BuildResult Build(params string[] extra)
+    public BuildResult Build(params string[] extra) => RunDotnet("build", extra);
+
+    /// <summary>
+    /// <c>dotnet pack</c> into <paramref name="outputFolder"/> (a local package source), in the Debug configuration
+    /// the builds use (pack's own default is Release), so the artifacts are where <see cref="Intermediate"/> says.
+    /// </summary>
+    public BuildResult Pack(string outputFolder, params string[] extra) => RunDotnet("pack", ["-o", outputFolder, "-c", "Debug", .. extra]);
+
+    private BuildResult RunDotnet(string command, string[] extra)
     {
         var clock = Stopwatch.StartNew();
         var (code, stdout, stderr) = Dotnet.Run(Dir, TimeSpan.FromMinutes(5), new Dictionary<string, string> { ["NUGET_PACKAGES"] = _feed.PackageCache },
-            ["build", "-nologo", "-nodeReuse:false", "-v:n", .. extra]);
+            [command, "-nologo", "-nodeReuse:false", "-v:n", .. extra]);
         return new BuildResult(code, stdout + stderr, clock.Elapsed);
     }
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Quant.Check.Output;
+using Quant.Core.Checks;
 using Quant.Core.Diagnostics;
 using Quant.Core.Stages;
 
@@ -42,6 +43,35 @@ internal static class BaselineCommand
                 return 0;
             }));
         });
-        return new Command("baseline", "Manage the committed baseline of accepted metrics") { update };
+        return new Command("baseline", "Manage the committed baseline of accepted metrics") { update, Resolve() };
+    }
+
+    /// <summary>
+    /// <c>quant-check baseline resolve package:ID[@VERSION]</c>: which exact package version a package baseline means
+    /// now (fetched into the global packages folder, its NAME.check.json found). A build runs it for a floating
+    /// <c>package:ID</c> every time and re-runs the check only when the answer (the --out file) changes.
+    /// </summary>
+    private static Command Resolve()
+    {
+        var spec = new Argument<string>("package") { Description = "package:ID (the newest version) or package:ID@VERSION" };
+        var name = new Option<string>("--name") { Description = "The model's OutputName: its NAME.check.json must be in the package", Required = true };
+        var project = new Option<FileInfo?>("--project") { Description = "The project whose nuget.config gives the package sources, and where problems are reported (default: the current folder)" };
+        var outFile = new Option<FileInfo?>("--out", "-o") { Description = "A file to write the exact package:ID@VERSION to (rewritten only when it changes)" };
+        var resolve = new Command("resolve", "Resolve a package: baseline to its exact version and fetch it into the global packages folder") { spec, name, project, outFile };
+        resolve.SetAction((parse, cancel) => Task.FromResult(CliErrors.Guard(() =>
+        {
+            var text = parse.GetValue(spec)!;
+            var projectPath = parse.GetValue(project)?.FullName;
+            if (!PackageBaselineSpec.Is(text)) throw new CliUsageException($"'{text}' is not a package baseline (package:ID or package:ID@VERSION)");
+            var baseline = Baseline.Open(text, parse.GetValue(name)!, projectPath, cancel);
+            Console.WriteLine($"{text} -> {baseline.Label}");
+            if (parse.GetValue(outFile)?.FullName is { } target)
+            {
+                var content = baseline.Spec + "\n";
+                if (!File.Exists(target) || File.ReadAllText(target) != content) AtomicText.Write(target, content);
+            }
+            return 0;
+        })));
+        return resolve;
     }
 }

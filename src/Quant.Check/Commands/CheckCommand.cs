@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Quant.Check.Output;
 using Quant.Core.Config;
+using Quant.Core.Checks;
 using Quant.Core.Stages;
 
 namespace Quant.Check.Commands;
@@ -18,7 +19,8 @@ internal static class CheckCommand
         var qat = new Option<FileInfo>("--qat") { Description = "The exported NAME.qat.onnx", Required = true };
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for NAME.check.json, NAME.check.junit.xml and NAME.check.md", Required = true };
         var name = new Option<string?>("--name") { Description = "Artifact base name and the model's name in messages (default: the model file name)" };
-        var baseline = new Option<FileInfo?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it)" };
+        var baseline = new Option<string?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it), or package:ID[@VERSION]: the NAME.check.json of a shipped model package (newest version, or the one given)" };
+        var project = new Option<FileInfo?>("--project") { Description = "The project whose nuget.config resolves a package: baseline, and where problems with it are reported (default: the current folder)" };
         var calibrationData = new Option<string[]>("--calibration-data") { Description = "Calibration data glob(s) for the model's single input, replacing the config's inputs.*.data (preprocessing still from the config)", AllowMultipleArgumentsPerToken = false };
         var warnOnly = new Option<bool>("--warn-only") { Description = "Report failing checks as warnings and exit 0" };
         var stages = new Option<string[]>("--stage")
@@ -29,7 +31,7 @@ internal static class CheckCommand
         stages.AcceptOnlyFromAmong([.. CheckNames.Stages.Select(s => s.Name)]);
 
         var cmd = new Command("check", "Check the qat model against the float model, and ONNX Runtime against the engine on the qat model, with the config's checks: thresholds and an optional baseline")
-            { model, config, qat, outDir, name, baseline, warnOnly, calibrationData, stages };
+            { model, config, qat, outDir, name, baseline, project, warnOnly, calibrationData, stages };
         cmd.SetAction((parse, cancel) =>
         {
             var request = new CheckRequest
@@ -39,7 +41,8 @@ internal static class CheckCommand
                 ConfigPath = parse.GetValue(config)!.FullName,
                 OutputDirectory = parse.GetValue(outDir)!.FullName,
                 Name = parse.GetValue(name),
-                BaselinePath = parse.GetValue(baseline)?.FullName,
+                BaselinePath = parse.GetValue(baseline) is { } b ? (PackageBaselineSpec.Is(b) ? b : Path.GetFullPath(b)) : null,
+                ProjectPath = parse.GetValue(project)?.FullName,
                 CalibrationData = parse.GetValue(calibrationData) is { Length: > 0 } globs ? globs : null,
                 Stages = parse.GetValue(stages) is { Length: > 0 } named ? named.Select(n => CheckNames.StageOf(n)!.Value).Distinct().ToList() : null,
             };

@@ -14,12 +14,58 @@ namespace Quant.Core.Checks;
 ///   "stages": { "qat_vs_float": { "outputs": { "y": { "cosine.min": 0.9991 } }, "evaluators": { "accuracy": 0.97 } } } }
 /// </code>
 /// Non-finite values (an SQNR of identical outputs) are the strings "Infinity", "-Infinity", "NaN".
+/// A check report (<c>NAME.check.json</c>, format <c>quant-build-check/1</c>) is read as a baseline too: what it
+/// measured, as <c>baseline update</c> would have recorded it — that is how a shipped package serves as one.
 /// </summary>
 public sealed class Baseline
 {
     public const string FormatName = "quant-build-baseline/1";
 
     public SortedDictionary<string, BaselineStage> Stages { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>How messages name where the accepted values come from: the file name, or "package ID VERSION".</summary>
+    public string Label { get; private set; } = "";
+    /// <summary>What it was read from: the file's path, or the exact <c>package:ID@VERSION</c> a package spec resolved to.</summary>
+    public string Spec { get; private set; } = "";
+    /// <summary>What to do when a worse value is accepted after all.</summary>
+    public string AcceptHint { get; private set; } = "run 'quant-check baseline update'";
+    /// <summary>Where a baseline entry that no <c>checks:</c> bound covers is reported.</summary>
+    public SourcePosition Position { get; private set; }
+
+    /// <summary>
+    /// The baseline a check was given: a file, or <c>package:ID[@VERSION]</c> resolved with the NuGet settings of
+    /// <paramref name="projectPath"/>'s folder (null: the current folder); problems with a package are reported at the
+    /// spec in that project file.
+    /// </summary>
+    public static Baseline Open(string spec, string modelName, string? projectPath, CancellationToken cancel = default)
+    {
+        if (!PackageBaselineSpec.Is(spec)) return Load(spec);
+        var at = SpecPosition(projectPath, spec);
+        var parsed = PackageBaselineSpec.Parse(spec, at);
+        var settingsDir = projectPath is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(Path.GetFullPath(projectPath))!;
+        var resolved = PackageBaseline.Resolve(parsed, modelName, settingsDir, at, cancel);
+        var baseline = Load(resolved.CheckJsonPath);
+        baseline.Label = $"package {resolved.Id} {resolved.Version.ToNormalizedString()}";
+        baseline.Spec = resolved.Spec;
+        baseline.Position = at;
+        baseline.AcceptHint = parsed.Version is null
+            ? $"ship it in a new version of {resolved.Id}, or raise baseline_tolerance"
+            : $"point Baseline at a version of {resolved.Id} that has it, or raise baseline_tolerance";
+        return baseline;
+    }
+
+    /// <summary>The spec's line and column in the project file (its Baseline="..." metadata); the file alone when not found there.</summary>
+    private static SourcePosition SpecPosition(string? projectPath, string spec)
+    {
+        if (projectPath is null) return SourcePosition.InFile(Directory.GetCurrentDirectory());
+        string[] lines;
+        try { lines = File.ReadAllLines(projectPath); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return SourcePosition.InFile(projectPath); }
+        var id = spec.Split('@')[0];
+        for (int i = 0; i < lines.Length; i++)
+            if (lines[i].IndexOf(id, StringComparison.OrdinalIgnoreCase) is var col and >= 0) return new SourcePosition(projectPath, i + 1, col + 1);
+        return SourcePosition.InFile(projectPath);
+    }
 
     public BaselineStage Stage(CheckStagePair stage)
     {
@@ -49,9 +95,11 @@ public sealed class Baseline
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw Bad("expected a JSON object");
+            if (root.TryGetProperty("format", out var cf) && cf.ValueKind == JsonValueKind.String && cf.GetString() == CheckReports.JsonFormat)
+                return FromCheckReport(root, Bad, path);
             if (!root.TryGetProperty("format", out var f) || f.ValueKind != JsonValueKind.String || f.GetString() != FormatName)
-                throw Bad($"'format' must be \"{FormatName}\"");
-            var result = new Baseline();
+                throw Bad($"'format' must be \"{FormatName}\" (or \"{CheckReports.JsonFormat}\" for a check report)");
+            var result = new Baseline { Label = Path.GetFileName(path), Spec = path, Position = at };
             if (!root.TryGetProperty("stages", out var stages)) return result;
             if (stages.ValueKind != JsonValueKind.Object) throw Bad("'stages' must be an object");
             foreach (var sp in stages.EnumerateObject())
@@ -87,6 +135,51 @@ public sealed class Baseline
             return result;
         }
     }
+
+    /// <summary>
+    /// A check report as a baseline, with the same entries <c>baseline update</c> records: per measured output the
+    /// worst-sample aggregate of every metric plus each aggregate a threshold of that run read, and every evaluator metric.
+    /// </summary>
+    private static Baseline FromCheckReport(JsonElement root, Func<string, QuantException> bad, string path)
+    {
+        var result = new Baseline { Label = Path.GetFileName(path), Spec = path, Position = SourcePosition.InFile(path) };
+        if (!root.TryGetProperty("metrics", out var metrics) || metrics.ValueKind != JsonValueKind.Object) throw bad("the check report has no 'metrics' object");
+        double Value(JsonElement output, string where, string metric, string over) =>
+            output.TryGetProperty(metric, out var m) && m.ValueKind == JsonValueKind.Object && m.TryGetProperty(over, out var v)
+                ? Number(v) ?? throw bad($"{where}.{metric}.{over} is not a number")
+                : throw bad($"{where} has no {metric}.{over}");
+        var thresholds = root.TryGetProperty("checks", out var checks) && checks.ValueKind == JsonValueKind.Array
+            ? checks.EnumerateArray().Where(c => c.ValueKind == JsonValueKind.Object && Text(c, "kind") == "threshold").ToList()
+            : [];
+        foreach (var sp in metrics.EnumerateObject())
+        {
+            var stage = CheckNames.Stages.Where(s => s.Name == sp.Name).Select(s => (CheckStagePair?)s.Value).FirstOrDefault()
+                ?? throw bad($"unknown stage pair '{sp.Name}' in metrics");
+            var bs = result.Stage(stage);
+            if (sp.Value.TryGetProperty("outputs", out var outputs) && outputs.ValueKind == JsonValueKind.Object)
+                foreach (var op in outputs.EnumerateObject())
+                {
+                    var where = $"metrics.{sp.Name}.outputs.{op.Name}";
+                    var values = new SortedDictionary<string, double>(StringComparer.Ordinal);
+                    foreach (var (name, metric) in CheckNames.Metrics)
+                    {
+                        var worst = CheckNames.Worst(metric);
+                        values[Key(metric, worst)] = Value(op.Value, where, name, CheckNames.Of(worst));
+                    }
+                    foreach (var c in thresholds.Where(c => Text(c, "stage") == sp.Name && Text(c, "output") == op.Name))
+                        if (Text(c, "metric") is { } m && Text(c, "over") is { } over && ParseKey($"{m}.{over}") is not null)
+                            values[$"{m}.{over}"] = Value(op.Value, where, m, over);
+                    bs.Outputs[op.Name] = values;
+                }
+            if (sp.Value.TryGetProperty("evaluators", out var evaluators) && evaluators.ValueKind == JsonValueKind.Object)
+                foreach (var ep in evaluators.EnumerateObject())
+                    bs.Evaluators[ep.Name] = Number(ep.Value) ?? throw bad($"metrics.{sp.Name}.evaluators.{ep.Name} is not a number");
+        }
+        return result;
+    }
+
+    private static string? Text(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 
     /// <summary><c>cosine.min</c> → (cosine, min); null when it is not one.</summary>
     public static (CheckMetric Metric, CheckAggregate Over)? ParseKey(string key)

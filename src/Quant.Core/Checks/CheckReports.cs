@@ -31,7 +31,7 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
             w.WriteString("model", Path.GetFileName(request.ModelPath));
             w.WriteString("qat_model", Path.GetFileName(request.QatModelPath));
             w.WriteString("config", Path.GetFileName(request.ConfigPath));
-            if (request.BaselinePath is { } b) w.WriteString("baseline", Path.GetFileName(b));
+            if (request.BaselinePath is { } b) w.WriteString("baseline", PackageBaselineSpec.Is(b) ? b : Path.GetFileName(b));
             else w.WriteNull("baseline");
             w.WriteNumber("samples", m.SampleCount);
             w.WriteBoolean("passed", result.Passed);

@@ -59,6 +59,8 @@ enum ErrorCode
     BuildUnknownStage = 6004,
     BuildUnknownCopyToOutput = 6005,
     BuildToolNotFound = 6006,
+    BuildPackIncomplete = 6007,
+    BuildInvalidPack = 6008,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>

@@ -22,8 +22,10 @@ public sealed class CheckRequest
     public required string OutputDirectory { get; init; }
     /// <summary>Artifact base name and the model's name in messages (default: the model file's name without extension).</summary>
     public string? Name { get; init; }
-    /// <summary>A committed baseline of accepted metrics; null: no regression checks.</summary>
+    /// <summary>A committed baseline of accepted metrics, or <c>package:ID[@VERSION]</c> (a shipped package's check report); null: no regression checks.</summary>
     public string? BaselinePath { get; init; }
+    /// <summary>The project whose nuget.config settings resolve a package baseline and where problems with it are reported; null: the current folder.</summary>
+    public string? ProjectPath { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Calibration data globs replacing the config's for a single-input model (MSBuild CalibrationData); null: the config's.</summary>
     public IReadOnlyList<string>? CalibrationData { get; init; }
@@ -102,9 +104,9 @@ public static class CheckStage
         foreach (var p in new[] { jsonPath, junitPath, mdPath }) File.Delete(p);
 
         // The baseline is read before the models run so that a broken one fails fast.
-        var baseline = request.BaselinePath is { } bp ? Baseline.Load(bp) : null;
+        var baseline = request.BaselinePath is { } bp ? Baseline.Open(bp, name, request.ProjectPath, cancel) : null;
         var m = Measure(request, progress, cancel);
-        var outcomes = Evaluate(m, baseline, request.BaselinePath);
+        var outcomes = Evaluate(m, baseline);
         var result = new CheckResult { Measurements = m, Outcomes = outcomes, JsonPath = jsonPath, JUnitPath = junitPath, MarkdownPath = mdPath };
 
         var reports = new CheckReports(result, request);
@@ -281,7 +283,7 @@ public static class CheckStage
     }
 
     /// <summary>Applies the rules' thresholds and the baseline to the measurements.</summary>
-    public static IReadOnlyList<CheckOutcome> Evaluate(CheckMeasurements m, Baseline? baseline, string? baselinePath)
+    public static IReadOnlyList<CheckOutcome> Evaluate(CheckMeasurements m, Baseline? baseline)
     {
         var outcomes = new List<CheckOutcome>();
         var checks = m.Config.CheckRules;
@@ -319,7 +321,7 @@ public static class CheckStage
                 }
         }
         if (m.Similarity.TryGetValue(CheckStagePair.RuntimeVsQat, out var runtime)) outcomes.AddRange(RuntimeDefaults(m, runtime));
-        if (baseline is not null) outcomes.AddRange(AgainstBaseline(m, baseline, baselinePath!));
+        if (baseline is not null) outcomes.AddRange(AgainstBaseline(m, baseline));
         return outcomes;
     }
 
@@ -389,10 +391,10 @@ public static class CheckStage
         return b;
     }
 
-    private static IEnumerable<CheckOutcome> AgainstBaseline(CheckMeasurements m, Baseline baseline, string baselinePath)
+    private static IEnumerable<CheckOutcome> AgainstBaseline(CheckMeasurements m, Baseline baseline)
     {
         var checks = m.Config.CheckRules;
-        var file = Path.GetFileName(baselinePath);
+        var file = baseline.Label;
         foreach (var (stageName, bs) in baseline.Stages)
         {
             var stage = CheckNames.Stages.First(s => s.Name == stageName).Value;
@@ -409,14 +411,14 @@ public static class CheckStage
                                 .Select(b => (Rule: r, b.At))))
                         .FirstOrDefault();
                     double tolerance = checks.ToleranceFor(stage, output, metricName);
-                    var at = covering.Rule is not null ? covering.At : SourcePosition.InFile(baselinePath);
+                    var at = covering.Rule is not null ? covering.At : baseline.Position;
                     if (!table.Outputs.Contains(output))
                     {
-                        yield return Missing(m.Name, stage, output, metricName, over, accepted, higher, tolerance, covering.Rule?.Name, at, file);
+                        yield return Missing(m.Name, stage, output, metricName, over, accepted, higher, tolerance, covering.Rule?.Name, at, file, baseline.AcceptHint);
                         continue;
                     }
                     var value = Aggregate(table.Of(output, Metric(metric)), over);
-                    yield return Regression(m.Name, stage, output, metricName, over, value, accepted, higher, tolerance, covering.Rule?.Name, at, file,
+                    yield return Regression(m.Name, stage, output, metricName, over, value, accepted, higher, tolerance, covering.Rule?.Name, at, file, baseline.AcceptHint,
                         $"output '{output}' {metricName} {CheckNames.Of(over)}");
                 }
             foreach (var (metric, accepted) in bs.Evaluators)
@@ -424,20 +426,20 @@ public static class CheckStage
                 var rule = checks.Rules.FirstOrDefault(r => r.Stage == stage && r.Evaluator?.Metric == metric);
                 double tolerance = checks.ToleranceFor(stage, "", metric);
                 var e = rule?.Evaluator;
-                var at = e is null ? SourcePosition.InFile(baselinePath) : e.Min is not null ? e.MinPosition : e.MaxPosition;
+                var at = e is null ? baseline.Position : e.Min is not null ? e.MinPosition : e.MaxPosition;
                 bool higher = e?.HigherIsBetter ?? true;
                 if (e is null || !m.Evaluators.TryGetValue(stage, out var values) || !values.TryGetValue(metric, out var value))
                 {
-                    yield return Missing(m.Name, stage, "", metric, null, accepted, higher, tolerance, rule?.Name, at, file);
+                    yield return Missing(m.Name, stage, "", metric, null, accepted, higher, tolerance, rule?.Name, at, file, baseline.AcceptHint);
                     continue;
                 }
-                yield return Regression(m.Name, stage, "", metric, null, value, accepted, higher, tolerance, rule!.Name, at, file, $"evaluator '{metric}'");
+                yield return Regression(m.Name, stage, "", metric, null, value, accepted, higher, tolerance, rule!.Name, at, file, baseline.AcceptHint, $"evaluator '{metric}'");
             }
         }
     }
 
     private static CheckOutcome Regression(string name, CheckStagePair stage, string output, string metric, CheckAggregate? over,
-        double value, double accepted, bool higher, double tolerance, string? rule, SourcePosition at, string file, string subject)
+        double value, double accepted, bool higher, double tolerance, string? rule, SourcePosition at, string file, string accept, string subject)
     {
         // NaN compares false both ways: a NaN value is a regression, a NaN baseline accepts nothing.
         bool ok = higher ? value >= accepted - tolerance : value <= accepted + tolerance;
@@ -450,17 +452,17 @@ public static class CheckStage
             Message = ok
                 ? $"{name}: {CheckNames.Of(stage)} {subject} {v} is within {Format.Number(tolerance)} of baseline {a} ({file})"
                 : $"{name}: {CheckNames.Of(stage)} {subject} {v} regressed from baseline {a} by more than the tolerance {Format.Number(tolerance)} ({file}; " +
-                  "if the new value is accepted, run 'quant-check baseline update')",
+                  $"if the new value is accepted, {accept})",
         };
     }
 
     private static CheckOutcome Missing(string name, CheckStagePair stage, string output, string metric, CheckAggregate? over,
-        double accepted, bool higher, double tolerance, string? rule, SourcePosition at, string file) => new()
+        double accepted, bool higher, double tolerance, string? rule, SourcePosition at, string file, string accept) => new()
     {
         Kind = CheckKind.Baseline, Rule = rule, Stage = stage, Output = output, Metric = metric, Aggregate = over,
         Value = double.NaN, Limit = accepted, Lower = higher, Tolerance = tolerance, Passed = false, Position = at, Code = ErrorCode.CheckBaselineRegression,
         Message = $"{name}: {CheckNames.Of(stage)} " + (over is null ? $"evaluator '{metric}'" : $"output '{output}' {metric} {CheckNames.Of(over.Value)}") +
-                  $" has baseline {Format.Number(accepted)} ({file}) but is no longer measured; run 'quant-check baseline update' to accept that",
+                  $" has baseline {Format.Number(accepted)} ({file}) but is no longer measured; to accept that, {accept}",
     };
 
     private static IEnumerable<(bool Lower, double Limit, SourcePosition At)> Bounds(double? min, double? max, SourcePosition minAt, SourcePosition maxAt)
