@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using OrtSession = Microsoft.ML.OnnxRuntime.InferenceSession;
 using SessionOptions = Microsoft.ML.OnnxRuntime.SessionOptions;
@@ -38,6 +39,7 @@ public sealed class OrtRunner : IDisposable
         _path = modelPath;
         if (!File.Exists(modelPath))
             throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(modelPath), "model file not found");
+        EnsureLoaded(modelPath);
         using var options = new SessionOptions
         {
             GraphOptimizationLevel = optimization switch
@@ -192,6 +194,29 @@ public sealed class OrtRunner : IDisposable
         else
             value.GetTensorMutableRawData().CopyTo(t.Bytes());
         return t;
+    }
+
+    /// <summary>
+    /// The native library is loaded on first use; on a platform the package has no library for (the tool packages keep
+    /// four, docs/msbuild.md) that is a type-initialization failure, reported as one diagnostic instead of a crash.
+    /// </summary>
+    private static void EnsureLoaded(string modelPath)
+    {
+        try { _ = OrtEnv.Instance(); }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            throw new QuantException(ErrorCode.RuntimeUnavailable, SourcePosition.InFile(modelPath),
+                $"ONNX Runtime cannot be loaded on this platform ({RuntimeInformation.RuntimeIdentifier}): {FirstSentence(e.GetBaseException().Message)}; " +
+                "Quant.Build carries it for linux-x64, linux-arm64, win-x64 and osx-arm64", e);
+        }
+    }
+
+    /// <summary>The loader's message goes on to list every path it probed; the first sentence says what failed.</summary>
+    private static string FirstSentence(string message)
+    {
+        var line = OneLine(message);
+        int end = line.IndexOf(". ", StringComparison.Ordinal);
+        return end > 0 ? line[..end] : line.TrimEnd('.');
     }
 
     /// <summary>ONNX Runtime's messages span lines ("for the following indices\n index: 1 Got: 4 ..."); a diagnostic is one line.</summary>

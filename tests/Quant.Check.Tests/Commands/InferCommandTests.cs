@@ -92,6 +92,24 @@ public class InferCommandTests
     }
 
     [Fact]
+    public void Missing_onnx_runtime_library_is_one_clear_error_and_the_engine_still_runs()
+    {
+        // The tool without its runtimes/ folder: what a platform the packages carry no native library for sees.
+        var app = TestAssets.TempDir("no-ort");
+        foreach (var f in Directory.GetFiles(AppContext.BaseDirectory)) File.Copy(f, Path.Combine(app, Path.GetFileName(f)));
+        var dir = TestAssets.TempDir("no-ort-out");
+        var r = TestAssets.Run("dotnet", [Path.Combine(app, "quant-check.dll"), "infer", SampleModel, "--input", SampleInput, "--out", dir, "--runtime", "onnxruntime"], TimeSpan.FromMinutes(2));
+        Assert.Equal(1, r.Code);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, r.Stderr);
+        Assert.Contains("error QB3004: ONNX Runtime cannot be loaded on this platform", lines[0]);
+        Assert.Contains("linux-x64, linux-arm64, win-x64 and osx-arm64", lines[0]);
+        Assert.Empty(Directory.GetFiles(dir));
+        var engine = TestAssets.Run("dotnet", [Path.Combine(app, "quant-check.dll"), "infer", SampleModel, "--input", SampleInput, "--out", dir], TimeSpan.FromMinutes(2));
+        Assert.True(engine.Code == 0, engine.Stderr);
+    }
+
+    [Fact]
     public void Single_input_model_accepts_a_bare_file()
     {
         var dir = TestAssets.TempDir("infer");
