@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using Quant.Core.DeploymentRuntime;
 using Quant.Core.Diagnostics;
 using Quant.Engine;
 using Quant.Onnx;
