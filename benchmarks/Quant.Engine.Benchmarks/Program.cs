@@ -1,13 +1,16 @@
 using System.Diagnostics;
 using System.Globalization;
+using Quant.Core.DeploymentRuntime;
 using Quant.Engine;
 using Quant.Onnx;
 using Quant.TestSupport;
 
-// Engine vs ONNX Runtime 1.30 in one run, on the real PaddleOCR v4 models with real samples.
+// Engine vs ONNX Runtime (in process, OrtRunner) in one run, on the real PaddleOCR v4 models with real samples.
 // Prints median latency of each, the engine/ORT ratio (same run, same input, same thread count)
 // and the engine's peak tensor memory. Usage: build/bench.sh [--repeat N] [--models det,rec]
+// (or "presets REC_DIR DET_DIR": the preset table of docs/export.md, see PresetTable.cs)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 int repeat = 10;
 var models = new[] { "det", "rec" };
 for (int i = 0; i < args.Length; i++)
@@ -17,7 +20,7 @@ for (int i = 0; i < args.Length; i++)
     else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
 }
 
-Console.WriteLine($"engine vs ONNX Runtime 1.30 — {Environment.ProcessorCount} cores, AVX-512F {System.Runtime.Intrinsics.X86.Avx512F.IsSupported}, median of {repeat} runs each, engine and ORT alternating in 4 rounds");
+Console.WriteLine($"engine vs ONNX Runtime {OrtRunner.Version} (optimizations all) — {Environment.ProcessorCount} cores, AVX-512F {System.Runtime.Intrinsics.X86.Avx512F.IsSupported}, median of {repeat} runs each, engine and ORT alternating in {LatencyRounds.DefaultRounds} rounds");
 Console.WriteLine($"{"model",-22} {"threads",7} {"engine ms",10} {"ORT ms",10} {"ratio",7} {"engine peak MiB",16}");
 var profiles = new List<string>();
 foreach (var name in models)
@@ -33,27 +36,12 @@ foreach (var name in models)
     foreach (int threads in new[] { 1, 2 })
     {
         var session = new InferenceSession(OnnxModelReader.Load(path), new SessionOptions { Threads = threads });
-        for (int w = 0; w < 3; w++) session.Run(feeds);
-        // Engine and ORT take turns in rounds, so a drift of the machine's speed (other tenants, clocks)
-        // hits both sides alike; the medians are over all rounds.
-        const int Rounds = 4;
-        int perRound = Math.Max(1, repeat / Rounds);
-        var times = new List<double>();
-        var ortTimes = new List<double>();
-        for (int round = 0; round < Rounds; round++)
-        {
-            for (int r = 0; r < perRound; r++)
-            {
-                var sw = Stopwatch.StartNew();
-                session.Run(feeds);
-                times.Add(sw.Elapsed.TotalMilliseconds);
-            }
-            ortTimes.AddRange(OrtOracle.Run(path, feeds, threads, perRound, warmup: 2).LatenciesMs);
-        }
-        times.Sort();
-        ortTimes.Sort();
-        double ours = times[(times.Count - 1) / 2];
-        double theirs = ortTimes[(ortTimes.Count - 1) / 2];
+        using var ort = new OrtRunner(path, OrtOptimization.All, threads);
+        using var ortRun = ort.BindForTiming(feeds);
+        var measured = LatencyRounds.Measure([() => RuntimeBenchmark.TimeEngine(session, feeds), ortRun.Once], repeat, warmup: 3);
+        double ours = LatencyRounds.Median(measured[0]);
+        double theirs = LatencyRounds.Median(measured[1]);
+        int perRound = Math.Max(1, repeat / LatencyRounds.DefaultRounds);
         var timings = new NodeTimings();
         for (int r = 0; r < perRound; r++) session.Run(feeds, new RunOptions { Timings = timings });
         profiles.Add($"{name}, {threads} thread(s), ms per run by op type: " +
@@ -65,3 +53,4 @@ foreach (var name in models)
 foreach (var p in profiles) Console.WriteLine(p);
 Console.WriteLine($"process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
 return 0;
+

@@ -10,6 +10,7 @@ public static class Program
         var root = new RootCommand("quant-check: run, check and debug ONNX model quantization (Quant.Build)")
         {
             InferCommand.Create(),
+            BenchCommand.Create(),
             ExportCommand.Create(),
             CheckCommand.Create(),
             BaselineCommand.Create(),

@@ -22,6 +22,7 @@ public static class OrtLockstep
             (Type == ElementType.Float ? $", max abs error {MaxAbsError:E2} ({RelativeError:E2} of max |ORT|)" : "");
     }
 
+    /// <summary>ORT's plain kernels (optimizations disabled: the model as written) against the engine, node by node.</summary>
     public static IReadOnlyList<NodeResult> Run(string modelPath, IReadOnlyDictionary<string, Tensor> inputs)
     {
         // Which values exist at run time and their types: one engine run keeping everything.
@@ -38,6 +39,7 @@ public static class OrtLockstep
         var dir = TestAssets.TempDir("lockstep");
         try
         {
+            // ONNX Runtime returns only graph outputs: a copy of the model exposes every node output as one.
             var everything = Path.Combine(dir, Path.GetFileName(modelPath));
             OnnxModelWriter.Save(model, everything);
             var ort = OrtOracle.Run(everything, inputs, optimization: "disabled").Outputs;

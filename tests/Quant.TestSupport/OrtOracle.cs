@@ -1,39 +1,35 @@
-using System.Text.Json;
+using Quant.Core.DeploymentRuntime;
 using Quant.Engine;
 
 namespace Quant.TestSupport;
 
-/// <summary>ONNX Runtime 1.30 (onnxruntime-node) run out of process through tests/oracle/ort-run.js.</summary>
+/// <summary>
+/// ONNX Runtime as the tests' reference: the toolchain's own <see cref="OrtRunner"/> (ONNX Runtime 1.32 in process),
+/// one fresh session per call so each test states the thread count and optimization level it judges against.
+/// </summary>
 public static class OrtOracle
 {
-    public sealed record Result(IReadOnlyDictionary<string, Tensor> Outputs, double MedianMs, double MinMs, IReadOnlyList<double> LatenciesMs);
-
-    public static Result Run(string model, IReadOnlyDictionary<string, Tensor> inputs, int threads = 1, int repeat = 1, int warmup = 0, string optimization = "all")
+    /// <summary>The outputs of one run, and the latencies of <c>repeat</c> timed runs (none unless asked for).</summary>
+    public sealed record Result(IReadOnlyDictionary<string, Tensor> Outputs, IReadOnlyList<double> LatenciesMs)
     {
-        var dir = TestAssets.TempDir("ort");
-        try
+        public double MedianMs => LatenciesMs.Count == 0 ? double.NaN : LatenciesMs.Order().ElementAt((LatenciesMs.Count - 1) / 2);
+        public double MinMs => LatenciesMs.Count == 0 ? double.NaN : LatenciesMs.Min();
+    }
+
+    /// <param name="optimization"><c>disabled|basic|extended|all</c>: <c>disabled</c> is ORT's plain kernels (the reference mode).</param>
+    /// <param name="repeat">Timed runs after the one that gives the outputs, each preceded by <paramref name="warmup"/> untimed ones.</param>
+    public static Result Run(string model, IReadOnlyDictionary<string, Tensor> inputs, int threads = 1, int repeat = 0, int warmup = 0, string optimization = "all")
+    {
+        var level = OrtRunner.ParseOptimization(optimization) ?? throw new ArgumentException($"unknown ONNX Runtime optimization level '{optimization}'", nameof(optimization));
+        using var ort = new OrtRunner(model, level, threads);
+        var outputs = ort.Run(inputs);
+        var latencies = new List<double>(repeat);
+        if (repeat > 0)
         {
-            var args = new List<string> { Path.Combine(TestAssets.RepoRoot, "tests", "oracle", "ort-run.js"), "--model", model, "--out", Path.Combine(dir, "out"),
-                "--threads", threads.ToString(), "--repeat", repeat.ToString(), "--warmup", warmup.ToString(), "--optimization", optimization };
-            foreach (var (name, t) in inputs)
-            {
-                var file = Path.Combine(dir, $"in{args.Count}.npy");
-                Npy.Write(file, t);
-                args.Add($"{name}={file}");
-            }
-            var (code, stdout, stderr) = TestAssets.Run("node", args, TimeSpan.FromMinutes(10),
-                new Dictionary<string, string> { ["QUANT_ORT_NODE_MODULES"] = TestAssets.OrtNodeModules });
-            if (code != 0) throw new InvalidOperationException($"ONNX Runtime failed on {model}: {stderr}");
-            using var doc = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
-            var outputs = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            foreach (var p in doc.RootElement.GetProperty("outputs").EnumerateObject())
-                outputs[p.Name] = Npy.Read(p.Value.GetString()!);
-            var latencies = doc.RootElement.GetProperty("latency_ms").EnumerateArray().Select(e => e.GetDouble()).ToList();
-            return new Result(outputs, doc.RootElement.GetProperty("median_ms").GetDouble(), doc.RootElement.GetProperty("min_ms").GetDouble(), latencies);
+            using var timed = ort.BindForTiming(inputs);
+            for (int i = 0; i < warmup; i++) timed.Once();
+            for (int i = 0; i < repeat; i++) latencies.Add(timed.Once());
         }
-        finally
-        {
-            try { Directory.Delete(dir, true); } catch (IOException) { }
-        }
+        return new Result(outputs, latencies);
     }
 }

@@ -17,8 +17,6 @@ public static class TestAssets
     public static string RecModel => OcrModel("ch_PP-OCRv4_rec_infer.onnx");
     public static string ClsModel => OcrModel("ch_ppocr_mobile_v2.0_cls_infer.onnx");
 
-    public static string OrtNodeModules => Require(Path.Combine(Cache, "ort", "node_modules"));
-
     public static string OnnxNodeTests => Require("/usr/share/libonnx-testdata/data/node");
 
     /// <summary>Small real samples committed under tests/data.</summary>

@@ -7,7 +7,7 @@ using Quant.Onnx;
 
 namespace Quant.Check.Commands;
 
-/// <summary><c>quant-check infer</c>: run a model on .npy inputs with the engine and write the outputs as .npy.</summary>
+/// <summary><c>quant-check infer</c>: run a model on .npy inputs with the engine (or ONNX Runtime) and write the outputs as .npy.</summary>
 internal static class InferCommand
 {
     public static Command Create()
@@ -23,13 +23,16 @@ internal static class InferCommand
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for the outputs (<output name>.npy each)", Required = true };
         var threads = new Option<int>("--threads") { Description = "Threads per kernel (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var repeat = new Option<int>("--repeat") { Description = "Runs to time; latency is reported as median and min", DefaultValueFactory = _ => 1 };
+        var runtime = new Option<string>("--runtime") { Description = "engine (Quant.Build's own) or onnxruntime (the deployment runtime, in process)", DefaultValueFactory = _ => "engine" };
+        var optimization = new Option<string>("--optimization") { Description = "ONNX Runtime graph optimizations: disabled, basic, extended or all", DefaultValueFactory = _ => "all" };
 
-        var cmd = new Command("infer", "Run a model with the Quant.Build engine on .npy inputs") { model, inputs, outDir, threads, repeat };
+        var cmd = new Command("infer", "Run a model with the Quant.Build engine or ONNX Runtime on .npy inputs") { model, inputs, outDir, threads, repeat, runtime, optimization };
         cmd.SetAction(parse =>
         {
             try
             {
-                return Run(parse.GetValue(model)!, parse.GetValue(inputs)!, parse.GetValue(outDir)!, parse.GetValue(threads), parse.GetValue(repeat));
+                var run = ModelRunners.Parse(parse.GetValue(runtime)!, parse.GetValue(optimization)!, parse.GetResult(optimization) is { Implicit: false });
+                return Run(parse.GetValue(model)!, parse.GetValue(inputs)!, parse.GetValue(outDir)!, parse.GetValue(threads), parse.GetValue(repeat), run);
             }
             catch (Exception e) when (CliErrors.IsUserError(e))
             {
@@ -39,26 +42,25 @@ internal static class InferCommand
         return cmd;
     }
 
-    private static int Run(FileInfo modelFile, string[] inputSpecs, DirectoryInfo outDir, int threads, int repeat)
+    private static int Run(FileInfo modelFile, string[] inputSpecs, DirectoryInfo outDir, int threads, int repeat, ModelRunners.Choice runtime)
     {
         if (threads < 1) throw new CliUsageException("--threads must be at least 1");
         if (repeat < 1) throw new CliUsageException("--repeat must be at least 1");
-        var model = OnnxModelReader.Load(modelFile.FullName);
-        var session = new InferenceSession(model, new SessionOptions { Threads = threads });
-        var feeds = ReadInputs(session, inputSpecs);
+        using var runner = ModelRunners.Open(modelFile.FullName, runtime, threads);
+        var feeds = ReadInputs(runner.InputNames, inputSpecs);
 
         var times = new List<double>();
         IReadOnlyDictionary<string, Tensor> outputs = null!;
         for (int i = 0; i < repeat; i++)
         {
             var sw = Stopwatch.StartNew();
-            outputs = session.Run(feeds);
+            outputs = runner.Run(feeds);
             times.Add(sw.Elapsed.TotalMilliseconds);
         }
 
         Directory.CreateDirectory(outDir.FullName);
         var used = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        foreach (var name in session.OutputNames)
+        foreach (var name in runner.OutputNames)
         {
             var file = Path.Combine(outDir.FullName, UniqueFileName(name, used) + ".npy");
             AtomicFile.Write(file, s => Npy.Write(s, outputs[name]));
@@ -66,14 +68,13 @@ internal static class InferCommand
         }
         times.Sort();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"latency: median {times[(times.Count - 1) / 2]:F2} ms, min {times[0]:F2} ms over {times.Count} run(s), {threads} thread(s)"));
+            $"latency: median {times[(times.Count - 1) / 2]:F2} ms, min {times[0]:F2} ms over {times.Count} run(s), {threads} thread(s), {runner.Description}"));
         return 0;
     }
 
-    private static Dictionary<string, Tensor> ReadInputs(InferenceSession session, string[] specs)
+    internal static Dictionary<string, Tensor> ReadInputs(IReadOnlyList<string> names, string[] specs)
     {
         var feeds = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var names = session.Inputs.Select(i => i.Name).ToList();
         foreach (var spec in specs)
         {
             int eq = spec.IndexOf('=');

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using OrtSession = Microsoft.ML.OnnxRuntime.InferenceSession;
 using SessionOptions = Microsoft.ML.OnnxRuntime.SessionOptions;
@@ -38,6 +39,7 @@ public sealed class OrtRunner : IDisposable
         _path = modelPath;
         if (!File.Exists(modelPath))
             throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(modelPath), "model file not found");
+        EnsureLoaded(modelPath);
         using var options = new SessionOptions
         {
             GraphOptimizationLevel = optimization switch
@@ -55,7 +57,7 @@ public sealed class OrtRunner : IDisposable
         try { _session = new OrtSession(modelPath, options); }
         catch (OnnxRuntimeException e)
         {
-            throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(modelPath), $"ONNX Runtime cannot load the model: {e.Message}", e);
+            throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(modelPath), $"ONNX Runtime cannot load the model: {OneLine(e.Message)}", e);
         }
         InputNames = _session.InputNames.ToArray();
         OutputNames = _session.OutputNames.ToArray();
@@ -102,7 +104,7 @@ public sealed class OrtRunner : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(_path), $"ONNX Runtime failed: {e.Message}", e);
+            throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(_path), $"ONNX Runtime failed: {OneLine(e.Message)}", e);
         }
         finally
         {
@@ -110,18 +112,61 @@ public sealed class OrtRunner : IDisposable
         }
     }
 
-    /// <summary>Latency of <see cref="Run"/> in milliseconds: <paramref name="warmup"/> unmeasured runs, then <paramref name="repeat"/> measured ones.</summary>
-    public IReadOnlyList<double> Time(IReadOnlyDictionary<string, Tensor> inputs, int repeat, int warmup = 1)
+    /// <summary>
+    /// Binds <paramref name="inputs"/> once for timing: each <see cref="TimedRun.Once"/> is one session run on those
+    /// inputs (outputs produced and released), so the time is ONNX Runtime's own, without our tensor copies.
+    /// </summary>
+    public TimedRun BindForTiming(IReadOnlyDictionary<string, Tensor> inputs) => new(this, inputs);
+
+    /// <summary>Inputs bound to a session for repeated, timed runs (see <see cref="BindForTiming"/>).</summary>
+    public sealed class TimedRun : IDisposable
     {
-        for (int i = 0; i < warmup; i++) Run(inputs);
-        var times = new List<double>(repeat);
-        for (int i = 0; i < repeat; i++)
+        private readonly OrtRunner _runner;
+        private readonly List<string> _names = [];
+        private readonly List<OrtValue> _values = [];
+        private readonly Microsoft.ML.OnnxRuntime.RunOptions _options = new();
+
+        internal TimedRun(OrtRunner runner, IReadOnlyDictionary<string, Tensor> inputs)
+        {
+            _runner = runner;
+            try
+            {
+                foreach (var name in runner.InputNames)
+                {
+                    if (!inputs.TryGetValue(name, out var t))
+                        throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(runner._path), $"no value given for model input '{name}'");
+                    _names.Add(name);
+                    _values.Add(runner.ToOrt(t, name));
+                }
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>One run; returns its wall time in milliseconds.</summary>
+        public double Once()
         {
             long t0 = Stopwatch.GetTimestamp();
-            Run(inputs);
-            times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            try
+            {
+                using var results = _runner._session.Run(_options, _names, _values, _runner.OutputNames);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(_runner._path), $"ONNX Runtime failed: {OneLine(e.Message)}", e);
+            }
+            return Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
-        return times;
+
+        public void Dispose()
+        {
+            foreach (var v in _values) v.Dispose();
+            _values.Clear();
+            _options.Dispose();
+        }
     }
 
     private OrtValue ToOrt(Tensor t, string name)
@@ -150,6 +195,33 @@ public sealed class OrtRunner : IDisposable
             value.GetTensorMutableRawData().CopyTo(t.Bytes());
         return t;
     }
+
+    /// <summary>
+    /// The native library is loaded on first use; on a platform the package has no library for (the tool packages keep
+    /// four, docs/msbuild.md) that is a type-initialization failure, reported as one diagnostic instead of a crash.
+    /// </summary>
+    private static void EnsureLoaded(string modelPath)
+    {
+        try { _ = OrtEnv.Instance(); }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
+        {
+            throw new QuantException(ErrorCode.RuntimeUnavailable, SourcePosition.InFile(modelPath),
+                $"ONNX Runtime cannot be loaded on this platform ({RuntimeInformation.RuntimeIdentifier}): {FirstSentence(e.GetBaseException().Message)}; " +
+                "Quant.Build carries it for linux-x64, linux-arm64, win-x64 and osx-arm64", e);
+        }
+    }
+
+    /// <summary>The loader's message goes on to list every path it probed; the first sentence says what failed.</summary>
+    private static string FirstSentence(string message)
+    {
+        var line = OneLine(message);
+        int end = line.IndexOf(". ", StringComparison.Ordinal);
+        return end > 0 ? line[..end] : line.TrimEnd('.');
+    }
+
+    /// <summary>ONNX Runtime's messages span lines ("for the following indices\n index: 1 Got: 4 ..."); a diagnostic is one line.</summary>
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split((char[])['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     public void Dispose() => _session.Dispose();
 }

@@ -38,6 +38,7 @@ enum ErrorCode
     ModelUnreadable = 3001,
     ModelUnsupportedOp = 3002,
     ModelRunFailed = 3003,
+    RuntimeUnavailable = 3004,
 
     // QB4xxx: calibration and export
     CalibrationFailed = 4001,

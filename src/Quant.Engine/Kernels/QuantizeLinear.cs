@@ -14,9 +14,9 @@ namespace Quant.Engine.Kernels;
 /// uint16 and int16 outputs. The division is a true float32 division (not a multiply by 1/scale), as
 /// ONNX Runtime's MLAS kernels do, so results match it bit for bit. NaN quantizes to qmin, as MLAS's
 /// vector path gives (its MAXPS clamp returns the bound for NaN); +-Inf saturate. Blocks along a non-last axis
-/// follow ONNX Runtime's scalar loop there instead: the rounded value is converted to int32 first (NaN, +-Inf and
-/// |x/scale| &gt;= 2^31 become int32.MinValue), the zero point added with wrap-around, then clamped. float16 inputs and
-/// scales are widened to float32 first; int32 inputs (opset 10) are converted to float32.</para>
+/// do the same (ONNX Runtime 1.30 converted them to int32 before clamping, so NaN and +-Inf there came out at the
+/// wrong end of the range; 1.32 saturates them like every other layout). float16 inputs and scales are widened to
+/// float32 first; int32 inputs (opset 10) are converted to float32.</para>
 /// <para>Dequantize: <c>y = float(q - zero_point) * scale</c> for uint8, int8, uint16, int16 and int32 q,
 /// computed in float32 with one rounding (the product); a float16 scale gives a float16 output rounded
 /// from that float32 product.</para>
@@ -200,25 +200,6 @@ internal static class QuantizeLinearKernels
                 else { var s = x.ReadOnlySpan<int>(); for (int i = 0; i < s.Length; i++) widened[i] = s[i]; }
             }
             var src = widened ?? (float[])x.Buffer;
-            if (plan.Kind == PlanKind.Blocked && plan.Inner > 1)
-            {
-                // ONNX Runtime quantizes blocks across a non-last axis with its own scalar loop (convert to int32,
-                // then clamp), which differs from MLAS for NaN, infinities and |x/scale| >= 2^31; follow it there too.
-                int esize = type.SizeOf();
-                ctx.For(plan.Outer * plan.AxisLength, k =>
-                {
-                    int o = k / plan.AxisLength, a = k % plan.AxisLength;
-                    int paramRow = (o * plan.Blocks + a / layout.BlockSize) * plan.Inner;
-                    var row = y.Bytes();
-                    for (int i = 0; i < plan.Inner; i++)
-                    {
-                        int e = k * plan.Inner + i, q = QuantizeRun.ScalarViaInt32(src[e], scales[paramRow + i], zps[paramRow + i], qmin, qmax);
-                        if (esize == 1) row[e] = unchecked((byte)q);
-                        else BitConverter.TryWriteBytes(row.Slice(e * 2, 2), unchecked((ushort)q));
-                    }
-                });
-                return;
-            }
             ForEachRun(ctx, plan, layout.BlockSize, (start, length, p) =>
             {
                 var xs = new ReadOnlySpan<float>(src, start, length);
@@ -266,17 +247,6 @@ internal static class QuantizeRun
         if (float.IsNaN(v)) v = lo;
         v = Math.Clamp(v, lo, hi);
         return (int)MathF.Round(v, MidpointRounding.ToEven) + zeroPoint;
-    }
-
-    /// <summary>
-    /// ONNX Runtime's blocked (non-last axis) form: round half to even, convert to int32 (NaN and values outside
-    /// int32 give int32.MinValue, as x86 conversion does), add the zero point with wrap-around, then clamp.
-    /// </summary>
-    public static int ScalarViaInt32(float x, float scale, int zeroPoint, int qmin, int qmax)
-    {
-        float v = MathF.Round(x / scale, MidpointRounding.ToEven);
-        int r = v >= -2147483648f && v < 2147483648f ? (int)v : int.MinValue;
-        return Math.Clamp(unchecked(r + zeroPoint), qmin, qmax);
     }
 
     /// <summary>Eight float lanes to int32 lanes with the arithmetic of <see cref="Scalar"/>.</summary>

@@ -35,6 +35,81 @@ public class InferCommandTests
     }
 
     [Fact]
+    public void Both_runtimes_write_the_same_outputs_within_tolerance()
+    {
+        var engineDir = TestAssets.TempDir("infer-engine");
+        var ortDir = TestAssets.TempDir("infer-ort");
+        var engine = QuantCheck("infer", SampleModel, "--input", $"x={SampleInput}", "--out", engineDir, "--threads", "1");
+        var ort = QuantCheck("infer", SampleModel, "--input", $"x={SampleInput}", "--out", ortDir, "--threads", "1", "--runtime", "onnxruntime", "--optimization", "disabled");
+        Assert.True(engine.Code == 0, engine.Stderr);
+        Assert.True(ort.Code == 0, ort.Stderr);
+        Assert.Contains("Quant.Build engine", engine.Stdout);
+        Assert.Matches(@"ONNX Runtime 1\.32\.\d+, optimizations disabled", ort.Stdout);
+        // Same files, same names: the output format does not depend on the runtime.
+        Assert.Equal(Directory.GetFiles(engineDir).Select(Path.GetFileName).Order(), Directory.GetFiles(ortDir).Select(Path.GetFileName).Order());
+        var ours = Npy.Read(Path.Combine(engineDir, "softmax_0.tmp_0.npy"));
+        var theirs = Npy.Read(Path.Combine(ortDir, "softmax_0.tmp_0.npy"));
+        Assert.Equal(theirs.Shape, ours.Shape);
+        Assert.True(TensorAssert.MaxAbsDiff(theirs, ours) <= 1e-5, $"engine vs ONNX Runtime differ by {TensorAssert.MaxAbsDiff(theirs, ours)}");
+        // And the deployment default (all optimizations) classifies the rotated line the same way.
+        var all = QuantCheck("infer", SampleModel, "--input", $"x={SampleInput}", "--out", ortDir, "--runtime", "onnxruntime");
+        Assert.True(all.Code == 0, all.Stderr);
+        var p = Npy.Read(Path.Combine(ortDir, "softmax_0.tmp_0.npy")).ReadOnlySpan<float>();
+        Assert.True(p[1] > p[0]);
+    }
+
+    [Theory]
+    [InlineData("--runtime", "tensorrt", "--runtime 'tensorrt'", "engine", "onnxruntime")]
+    [InlineData("--optimization", "max", "--optimization 'max'", "disabled, basic, extended or all", "")]
+    public void Unknown_runtime_or_optimization_is_one_clear_error(string option, string value, string quoted, string expected1, string expected2)
+    {
+        var dir = TestAssets.TempDir("bad");
+        var args = new List<string> { "infer", SampleModel, "--input", SampleInput, "--out", dir, option, value };
+        if (option == "--optimization") args.AddRange(["--runtime", "onnxruntime"]);
+        AssertOneError(QuantCheck([.. args]), quoted, expected1, expected2);
+        Assert.Empty(Directory.GetFiles(dir));
+    }
+
+    [Fact]
+    public void Optimization_without_onnx_runtime_is_refused()
+    {
+        var dir = TestAssets.TempDir("bad");
+        AssertOneError(QuantCheck("infer", SampleModel, "--input", SampleInput, "--out", dir, "--optimization", "basic"), "--optimization", "--runtime onnxruntime");
+    }
+
+    [Fact]
+    public void Onnx_runtime_failure_names_the_model_and_input()
+    {
+        var dir = TestAssets.TempDir("bad");
+        var x = Path.Combine(dir, "x.npy");
+        Npy.Write(x, Tensor.From(new float[4 * 48 * 192], 1, 4, 48, 192));
+        var (code, _, stderr) = QuantCheck("infer", SampleModel, "--input", $"x={x}", "--out", dir, "--runtime", "onnxruntime");
+        Assert.Equal(1, code);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, stderr);
+        Assert.Contains("ch_ppocr_mobile_v2.0_cls_infer.onnx", lines[0]);
+        Assert.Contains("QB3003", lines[0]);
+    }
+
+    [Fact]
+    public void Missing_onnx_runtime_library_is_one_clear_error_and_the_engine_still_runs()
+    {
+        // The tool without its runtimes/ folder: what a platform the packages carry no native library for sees.
+        var app = TestAssets.TempDir("no-ort");
+        foreach (var f in Directory.GetFiles(AppContext.BaseDirectory)) File.Copy(f, Path.Combine(app, Path.GetFileName(f)));
+        var dir = TestAssets.TempDir("no-ort-out");
+        var r = TestAssets.Run("dotnet", [Path.Combine(app, "quant-check.dll"), "infer", SampleModel, "--input", SampleInput, "--out", dir, "--runtime", "onnxruntime"], TimeSpan.FromMinutes(2));
+        Assert.Equal(1, r.Code);
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, r.Stderr);
+        Assert.Contains("error QB3004: ONNX Runtime cannot be loaded on this platform", lines[0]);
+        Assert.Contains("linux-x64, linux-arm64, win-x64 and osx-arm64", lines[0]);
+        Assert.Empty(Directory.GetFiles(dir));
+        var engine = TestAssets.Run("dotnet", [Path.Combine(app, "quant-check.dll"), "infer", SampleModel, "--input", SampleInput, "--out", dir], TimeSpan.FromMinutes(2));
+        Assert.True(engine.Code == 0, engine.Stderr);
+    }
+
+    [Fact]
     public void Single_input_model_accepts_a_bare_file()
     {
         var dir = TestAssets.TempDir("infer");

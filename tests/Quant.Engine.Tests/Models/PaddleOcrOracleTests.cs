@@ -4,7 +4,7 @@ using Quant.TestSupport;
 namespace Quant.Engine.Tests.Models;
 
 /// <summary>
-/// The engine against ONNX Runtime 1.30 on the real PaddleOCR models with real (committed) samples:
+/// The engine against ONNX Runtime (1.32, in process) on the real PaddleOCR models with real (committed) samples:
 /// every output must have cosine >= 0.99999 and max abs error <= 1e-4 x max|reference|.
 /// </summary>
 public class PaddleOcrOracleTests
