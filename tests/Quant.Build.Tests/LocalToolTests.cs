@@ -10,6 +10,8 @@ public class LocalToolTests(PackageFeed feed)
 {
     /// <summary>The platforms whose ONNX Runtime natives both packages carry (docs/msbuild.md, packages).</summary>
     private static readonly string[] NativeRids = ["linux-arm64", "linux-x64", "osx-arm64", "win-x64"];
+    // SkiaSharp (image decoding) ships macOS as one universal folder.
+    private static readonly string[] AllNativeRids = ["linux-arm64", "linux-x64", "osx", "osx-arm64", "win-x64"];
 
     [Fact]
     public void Installed_local_tool_lists_its_commands_and_runs_onnx_runtime()
@@ -42,12 +44,14 @@ public class LocalToolTests(PackageFeed feed)
     [Theory]
     [InlineData("Quant.Check", "tools/net10.0/any/runtimes/")]
     [InlineData("Quant.Build", "tools/net10.0/runtimes/")]
-    public void Packages_carry_onnx_runtime_natives_for_the_tool_platforms_only(string package, string runtimes)
+    public void Packages_carry_onnx_runtime_and_skia_natives_for_the_tool_platforms_only(string package, string runtimes)
     {
         using var zip = ZipFile.OpenRead(Path.Combine(feed.Folder, $"{package}.{PackageFeed.Version}.nupkg"));
-        var natives = zip.Entries.Select(e => e.FullName).Where(n => n.StartsWith(runtimes, StringComparison.Ordinal)).ToList();
-        Assert.Equal(NativeRids, natives.Select(n => n[runtimes.Length..].Split('/')[0]).Distinct().Order());
-        Assert.All(natives, n => Assert.Matches(@"/native/(lib)?onnxruntime(_providers_shared)?\.(so|dll|dylib)$", n));
+        var natives = zip.Entries.Select(e => e.FullName).Where(n => n.StartsWith(runtimes, StringComparison.Ordinal) && n.Contains("/native/")).ToList();
+        Assert.Equal(AllNativeRids, natives.Select(n => n[runtimes.Length..].Split('/')[0]).Distinct().Order());
+        Assert.All(natives, n => Assert.Matches(@"/native/(lib)?(onnxruntime(_providers_shared)?|SkiaSharp)\.(so|dll|dylib)$", n));
+        foreach (var rid in new[] { "linux-x64", "linux-arm64", "win-x64", "osx" })
+            Assert.Contains(natives, n => n.StartsWith($"{runtimes}{rid}/native/") && Path.GetFileName(n) is "libSkiaSharp.so" or "libSkiaSharp.dll" or "libSkiaSharp.dylib");
         foreach (var rid in NativeRids)
             Assert.Contains(natives, n => n.StartsWith($"{runtimes}{rid}/native/") && Path.GetFileName(n) is "libonnxruntime.so" or "onnxruntime.dll" or "libonnxruntime.dylib");
     }
