@@ -58,8 +58,9 @@ public static class LastBitStability
     /// its terms, so an output that cancels to near zero differs from ORT's by hundreds of its own ulps, and a
     /// quantized output's flips come from values near a rounding tie whatever their size. Measured against ORT on
     /// PaddleOCR rec performance (docs/implementation-notes.md): ±1 ulp of each element flipped ~1.5 Conv roundings
-    /// per run — mostly lost again in the rounding of x / scale — where ORT's plain kernels flip 12–18 and its fused
-    /// integer kernels hundreds; this amplitude flips ~60, between the two. Exact zeros stay (a sum of zero terms is
+    /// per run — a value a few quantization steps large moves by ~1e-7 of a step, while ORT's sums differ from ours by
+    /// ~1e-6 of a step whatever the value — where ORT's plain kernels flip 12–18 and its fused integer kernels
+    /// hundreds; this amplitude flips ~60, between the two. Exact zeros stay (a sum of zero terms is
     /// zero in every runtime), and so do infinities and NaN. The value is changed in place: these ops always write a
     /// fresh buffer that only their consumers read.
     /// </summary>
