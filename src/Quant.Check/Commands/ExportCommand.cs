@@ -61,7 +61,7 @@ internal static class ExportCommand
         PrintTable(result.Similarity);
         foreach (var st in result.Stability)
         {
-            Console.WriteLine($"last-bit stability {st.Output}: cosine {st.MinCosine.ToString("F6", inv)} (min of {st.Runs} runs with +-1 ulp noise in float ops)" +
+            Console.WriteLine($"last-bit stability {st.Output}: cosine {st.MinCosine.ToString("F6", inv)} (min of {st.Runs} runs with last-bit noise in float ops)" +
                 (st.MinCosine < 0.9999 ? "; fragile: runtimes will disagree about this much on this qat model" : ""));
         }
         Console.WriteLine();

@@ -198,8 +198,9 @@ public sealed class ModelCheckReport(
         TextTable.Aligned(sb, ["output", "metric", "min / avg / max"], simRows);
 
         Section(sb, "Last-bit stability, qat vs qat with last-bit float noise (first calibration sample)");
-        sb.Append("Outputs of runs in which every Conv/MatMul/pooling/reduction/Softmax/Sigmoid output was nudged by +-1 ulp,\n")
-          .Append("against a clean run. Runtimes that sum in another order (ONNX Runtime, hardware) disagree about this much\n")
+        sb.Append("Outputs of runs in which every Conv/MatMul/pooling/reduction/Softmax/Sigmoid output was disturbed by up to\n")
+          .Append("+-1 ulp of its largest value, against a clean run. Runtimes that sum in another order or round biases to\n")
+          .Append("int32 (ONNX Runtime, hardware) disagree about this much\n")
           .Append("on this qat model; below 0.9999 the quantization is fragile, whatever runs it.\n");
         TextTable.Aligned(sb, ["output", "runs", "cosine min / avg"],
             stability.Select(s => new[] { s.Output, s.Runs.ToString(Inv), $"{s.MinCosine.ToString("G6", Inv)} / {s.AvgCosine.ToString("G6", Inv)}" }).ToList());

@@ -1,4 +1,5 @@
 using Quant.Core.Analysis;
+using Quant.Core.DeploymentRuntime;
 using Quant.Core.Stages;
 using Quant.Core.Tests.Stages;
 using Quant.Engine;
@@ -37,5 +38,24 @@ public class LastBitStabilityTests
         Assert.Equal("softmax_11.tmp_0", reported.Output);
         Assert.True(reported.MinCosine <= reported.AvgCosine && reported.AvgCosine <= 1.0);
         Assert.Contains("== Last-bit stability", File.ReadAllText(result.ModelCheckTextPath));
+    }
+
+    [Fact]
+    public void The_floor_of_an_int8_rec_model_is_no_higher_than_its_agreement_with_onnx_runtime()
+    {
+        // rec performance (all int8), max calibration: ORT's plain kernels flip 12-18 roundings per run in front of its
+        // QuantizeLinears against the engine, and the int8 layers amplify them to a cosine of 0.977 on sample 0. The
+        // noise must move the model at least as far; ±1 ulp per element did not move it at all (floor 1.0).
+        var dir = TestAssets.TempDir("stability-rec-performance");
+        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.RecData, "performance", "max", ExportConfigs.RecPreprocessing));
+        var result = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = dir, Name = "rec" });
+        var floor = Assert.Single(result.Stability);
+        var feeds = new Dictionary<string, Tensor> { ["x"] = OcrSamples.Rec(OcrSamples.RecFiles[0]) };
+        var engine = new InferenceSession(OnnxModelReader.Load(result.QatModelPath)).Run(feeds)[floor.Output];
+        using var ort = new OrtRunner(result.QatModelPath, OrtOptimization.Disabled);
+        double agreement = Similarity.Of(ort.Run(feeds)[floor.Output], engine).Cosine;
+        Assert.True(agreement < 0.9999, $"ORT agrees at {agreement}: the model is no longer fragile, pick another");
+        Assert.True(floor.MinCosine <= agreement, $"floor {floor.MinCosine} above ORT's agreement {agreement}");
+        Assert.True(floor.MinCosine > 0.5, $"floor {floor.MinCosine}: the noise wrecks the model instead of disturbing it");
     }
 }

@@ -70,15 +70,11 @@ public class RuntimeCheckTests(Xunit.Abstractions.ITestOutputHelper output)
                          $"{(d.Passed ? "pass" : "FAIL")}; qat_vs_float cosine min {m.Similarity[CheckStagePair.QatVsFloat].Of(name, s => s.Cosine).Min:F6}");
         output.WriteLine(d.Diagnostic(asWarning: false));
         // upper_bound (int16/float16 everywhere) is stable, and ORT's optimized kernels must agree with it at 0.9999
-        // (they did not while int16 x int16 biases overflowed int32).
-        if (preset == "upper_bound") Assert.True(stable && d.Passed, d.Message);
-        if (!d.Passed)
-        {
-            Assert.Equal(ErrorCode.CheckRuntimeDisagrees, d.Code);
-            Assert.Equal((cfg, 11, 1), (d.Position.File, d.Position.Line, d.Position.Column));
-            Assert.Contains($"runtime_vs_qat output '{name}' cosine min", d.Message);
-            Assert.Contains(Path.GetFileName(export.QatModelPath), d.Message);
-        }
+        // (they did not while int16 x int16 biases overflowed int32). performance (all int8) amplifies any difference
+        // in front of a rounding: its floor says so, and ORT stays within the bound it gives (rec performance failed
+        // here with QB5007 while the floor was measured with ±1 ulp per element: floor 1.0, ORT 0.914).
+        Assert.Equal(preset == "upper_bound", stable);
+        Assert.True(d.Passed, d.Message);
         var json = File.ReadAllText(result.JsonPath);
         Assert.Contains("\"kind\": \"default\"", json);
         Assert.Contains($"\"default_bound\": \"{(stable ? "stable" : "fragile")}\"", json);
