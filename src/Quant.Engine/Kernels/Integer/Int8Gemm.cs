@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -115,40 +116,115 @@ internal static class Int8Gemm
     }
 
     /// <summary>
-    /// The VNNI body. .NET 10 exposes <c>vpdpbusd</c> only in its VEX form (AVX-VNNI, 256-bit: <c>AvxVnni</c>); the
-    /// 512-bit EVEX form (<c>AvxVnni.V512</c>) arrives with .NET 11. So each 16-column block runs as two 8-lane halves
-    /// over the same 64-byte packing; the bits are the same either way.
+    /// The VNNI body. .NET 10 exposes <c>vpdpbusd</c> only in its VEX form (AVX-VNNI, 256-bit: <c>AvxVnni</c>); it has
+    /// no 512-bit (AVX512-VNNI) intrinsic. So each 16-column block runs as two 8-lane halves over the same 64-byte
+    /// packing; a 512-bit body would read the same packing and give the same bits. CPUs with AVX512-VNNI but without
+    /// AVX-VNNI (Cascade Lake, Ice Lake server) take the scalar fallback.
     /// </summary>
     private static void RunVnni(ReadOnlySpan<sbyte> a, Int8Weights b, int m, Span<int> c)
     {
-        int k = b.K, n = b.N, groups = b.PaddedK / 4;
-        // One row of offset activations u = x + 128, padded to PaddedK (the padding meets zero weights).
-        var u = new byte[b.PaddedK];
-        Span<int> tail = stackalloc int[Int8Weights.Lanes];
+        int k = b.K, pk = b.PaddedK;
+        // Offset activations u = x + 128 for up to four rows, each padded to PaddedK (the padding meets zero weights).
+        var u = new byte[4 * pk];
+        var u4 = MemoryMarshal.Cast<byte, int>(u.AsSpan());
+        for (int i = 0; i < m; i += 4)
+        {
+            int rows = Math.Min(4, m - i);
+            for (int r = 0; r < rows; r++)
+            {
+                var row = a.Slice((i + r) * k, k);
+                var dst = u.AsSpan(r * pk, k);
+                for (int t = 0; t < k; t++) dst[t] = (byte)(row[t] ^ unchecked((sbyte)0x80));
+            }
+            if (rows == 4) FourRows(u4, b, i, c);
+            else
+                for (int r = 0; r < rows; r++) OneRow(u4.Slice(r * pk / 4, pk / 4), b, i + r, c);
+        }
+    }
+
+    /// <summary>One row against every column block: two 8-lane accumulators per block.</summary>
+    private static void OneRow(ReadOnlySpan<int> u4, Int8Weights b, int i, Span<int> c)
+    {
+        int groups = b.PaddedK / 4;
         ref sbyte data = ref MemoryMarshal.GetArrayDataReference(b.Data);
         ref int corr = ref MemoryMarshal.GetArrayDataReference(b.Correction);
-        for (int i = 0; i < m; i++)
+        ref int ur = ref MemoryMarshal.GetReference(u4);
+        Span<int> scratch = stackalloc int[Int8Weights.Lanes];
+        for (int blk = 0; blk < b.Blocks; blk++)
         {
-            var row = a.Slice(i * k, k);
-            for (int t = 0; t < k; t++) u[t] = (byte)(row[t] ^ unchecked((sbyte)0x80));
-            var u4 = MemoryMarshal.Cast<byte, int>(u.AsSpan());
-            for (int blk = 0; blk < b.Blocks; blk++)
+            nuint first = (nuint)(blk * Int8Weights.Lanes);
+            var lo = Vector256.LoadUnsafe(ref corr, first);
+            var hi = Vector256.LoadUnsafe(ref corr, first + 8);
+            nuint at = (nuint)(blk * groups * 64);
+            for (int g = 0; g < groups; g++, at += 64)
             {
-                nuint first = (nuint)(blk * Int8Weights.Lanes);
-                var lo = Vector256.LoadUnsafe(ref corr, first);
-                var hi = Vector256.LoadUnsafe(ref corr, first + 8);
-                nuint at = (nuint)(blk * groups * 64);
-                for (int g = 0; g < groups; g++, at += 64)
-                {
-                    var x = Vector256.Create(u4[g]).AsByte(); // u[4g..4g+3] in every lane
-                    lo = AvxVnni.MultiplyWideningAndAdd(lo, x, Vector256.LoadUnsafe(ref data, at));
-                    hi = AvxVnni.MultiplyWideningAndAdd(hi, x, Vector256.LoadUnsafe(ref data, at + 32));
-                }
-                lo.CopyTo(tail);
-                hi.CopyTo(tail[8..]);
-                int col = blk * Int8Weights.Lanes, width = Math.Min(Int8Weights.Lanes, n - col);
-                tail[..width].CopyTo(c.Slice(i * n + col, width));
+                var x = Vector256.Create(Unsafe.Add(ref ur, g)).AsByte(); // u[4g..4g+3] in every lane
+                lo = AvxVnni.MultiplyWideningAndAdd(lo, x, Vector256.LoadUnsafe(ref data, at));
+                hi = AvxVnni.MultiplyWideningAndAdd(hi, x, Vector256.LoadUnsafe(ref data, at + 32));
             }
+            int col = (int)first, width = Math.Min(Int8Weights.Lanes, b.N - col);
+            var full = width == Int8Weights.Lanes;
+            ref int dst = ref full ? ref c[i * b.N + col] : ref scratch[0];
+            lo.StoreUnsafe(ref dst);
+            hi.StoreUnsafe(ref dst, 8);
+            if (!full) scratch[..width].CopyTo(c.Slice(i * b.N + col, width));
+        }
+    }
+
+    /// <summary>
+    /// Four rows at once, so each weight load feeds four rows and eight independent accumulator chains hide the
+    /// latency of <c>vpdpbusd</c>. No calls while the accumulators are live: the JIT would spill them every step.
+    /// </summary>
+    private static void FourRows(ReadOnlySpan<int> u4, Int8Weights b, int i, Span<int> c)
+    {
+        int groups = b.PaddedK / 4, n = b.N;
+        ref sbyte data = ref MemoryMarshal.GetArrayDataReference(b.Data);
+        ref int corr = ref MemoryMarshal.GetArrayDataReference(b.Correction);
+        ref int u0 = ref MemoryMarshal.GetReference(u4);
+        ref int u1 = ref Unsafe.Add(ref u0, groups);
+        ref int u2 = ref Unsafe.Add(ref u1, groups);
+        ref int u3 = ref Unsafe.Add(ref u2, groups);
+        Span<int> scratch = stackalloc int[4 * Int8Weights.Lanes];
+        for (int blk = 0; blk < b.Blocks; blk++)
+        {
+            nuint first = (nuint)(blk * Int8Weights.Lanes);
+            var lo0 = Vector256.LoadUnsafe(ref corr, first);
+            var hi0 = Vector256.LoadUnsafe(ref corr, first + 8);
+            Vector256<int> lo1 = lo0, hi1 = hi0, lo2 = lo0, hi2 = hi0, lo3 = lo0, hi3 = hi0;
+            nuint at = (nuint)(blk * groups * 64);
+            for (int g = 0; g < groups; g++, at += 64)
+            {
+                var w0 = Vector256.LoadUnsafe(ref data, at);
+                var w1 = Vector256.LoadUnsafe(ref data, at + 32);
+                var x = Vector256.Create(Unsafe.Add(ref u0, g)).AsByte();
+                lo0 = AvxVnni.MultiplyWideningAndAdd(lo0, x, w0);
+                hi0 = AvxVnni.MultiplyWideningAndAdd(hi0, x, w1);
+                x = Vector256.Create(Unsafe.Add(ref u1, g)).AsByte();
+                lo1 = AvxVnni.MultiplyWideningAndAdd(lo1, x, w0);
+                hi1 = AvxVnni.MultiplyWideningAndAdd(hi1, x, w1);
+                x = Vector256.Create(Unsafe.Add(ref u2, g)).AsByte();
+                lo2 = AvxVnni.MultiplyWideningAndAdd(lo2, x, w0);
+                hi2 = AvxVnni.MultiplyWideningAndAdd(hi2, x, w1);
+                x = Vector256.Create(Unsafe.Add(ref u3, g)).AsByte();
+                lo3 = AvxVnni.MultiplyWideningAndAdd(lo3, x, w0);
+                hi3 = AvxVnni.MultiplyWideningAndAdd(hi3, x, w1);
+            }
+            int col = (int)first, width = Math.Min(Int8Weights.Lanes, n - col);
+            var full = width == Int8Weights.Lanes;
+            // Full blocks go straight to C (row stride n); the narrower last block goes through a 4 × 16 scratch.
+            ref int dst = ref full ? ref c[i * n + col] : ref scratch[0];
+            nuint stride = full ? (nuint)n : Int8Weights.Lanes;
+            lo0.StoreUnsafe(ref dst);
+            hi0.StoreUnsafe(ref dst, 8);
+            lo1.StoreUnsafe(ref dst, stride);
+            hi1.StoreUnsafe(ref dst, stride + 8);
+            lo2.StoreUnsafe(ref dst, 2 * stride);
+            hi2.StoreUnsafe(ref dst, 2 * stride + 8);
+            lo3.StoreUnsafe(ref dst, 3 * stride);
+            hi3.StoreUnsafe(ref dst, 3 * stride + 8);
+            if (!full)
+                for (int r = 0; r < 4; r++)
+                    scratch.Slice(r * Int8Weights.Lanes, width).CopyTo(c.Slice((i + r) * n + col, width));
         }
     }
 }
