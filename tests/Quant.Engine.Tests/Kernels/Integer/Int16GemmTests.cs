@@ -159,6 +159,24 @@ public class Int16GemmTests
     }
 
     [Fact]
+    public void The_low_byte_block_of_the_split_is_filled_to_its_limit()
+    {
+        // x = 32767 and x = −1 have l = 255; with w = −32768 every l-step adds −2·255·32768, the most the l lanes
+        // can take. 128 steps (256 taps) fit int32, 129 would not: K = 256, 257, 258 and beyond cross the block edge.
+        foreach (short x in new short[] { 32767, -1 })
+            foreach (int k in new[] { 255, 256, 257, 258, 259, 1031 })
+            {
+                var a = new short[3 * k];
+                Array.Fill(a, x);
+                var b = new short[k * 17];
+                Array.Fill(b, short.MinValue);
+                var c = new long[3 * 17];
+                Int16Gemm.RunInt64(a, Int16Weights.Pack(b, k, 17), 3, c);
+                Assert.All(c, v => Assert.Equal(-32768L * x * k, v));
+            }
+    }
+
+    [Fact]
     public void Int32_path_is_exact_up_to_the_bound_and_the_bound_check_is_tight()
     {
         // All (−32768)·(−128) = 2^22 per tap. K = 511 gives 2^31 − 2^22, the largest such sum in int32; K = 512 gives 2^31.
