@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -122,27 +123,22 @@ internal static class Int16Gemm
     }
 
     /// <summary>Reference for 16 × 8 when the int32 bound does not hold: int64 sums.</summary>
-    public static void Scalar16x8Wide(ReadOnlySpan<short> a, ReadOnlySpan<sbyte> b, int m, int k, int n, Span<long> c)
-    {
-        CheckShapes(a.Length, b.Length, m, k, n, c.Length);
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-            {
-                long s = 0;
-                for (int t = 0; t < k; t++) s += a[i * k + t] * b[t * n + j];
-                c[i * n + j] = s;
-            }
-    }
+    public static void Scalar16x8Wide(ReadOnlySpan<short> a, ReadOnlySpan<sbyte> b, int m, int k, int n, Span<long> c) =>
+        ScalarWide(a, b, m, k, n, c);
 
     /// <summary>Reference for 16 × 16: int64 sums (each product fits int32: |a·b| ≤ 2^30).</summary>
-    public static void Scalar16x16(ReadOnlySpan<short> a, ReadOnlySpan<short> b, int m, int k, int n, Span<long> c)
+    public static void Scalar16x16(ReadOnlySpan<short> a, ReadOnlySpan<short> b, int m, int k, int n, Span<long> c) =>
+        ScalarWide(a, b, m, k, n, c);
+
+    private static void ScalarWide<TW>(ReadOnlySpan<short> a, ReadOnlySpan<TW> b, int m, int k, int n, Span<long> c)
+        where TW : IBinaryInteger<TW>
     {
         CheckShapes(a.Length, b.Length, m, k, n, c.Length);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
                 long s = 0;
-                for (int t = 0; t < k; t++) s += a[i * k + t] * b[t * n + j];
+                for (int t = 0; t < k; t++) s += a[i * k + t] * long.CreateTruncating(b[t * n + j]);
                 c[i * n + j] = s;
             }
     }
@@ -234,17 +230,29 @@ internal static class Int16Gemm
         Span<int> scratch = stackalloc int[Int16Weights.Lanes];
         for (int blk = 0; blk < b.Blocks; blk++)
         {
-            var lo = Vector256<int>.Zero;
-            var hi = Vector256<int>.Zero;
-            nuint at = (nuint)(blk * steps * 2 * Int16Weights.Lanes);
-            for (int g = 0; g < steps; g++, at += 2 * Int16Weights.Lanes)
-            {
-                var xv = Vector256.Create(Unsafe.Add(ref x, g)).AsInt16(); // a[2g], a[2g+1] in every lane
-                lo = AvxVnni.MultiplyWideningAndAdd(lo, xv, Vector256.LoadUnsafe(ref data, at));
-                hi = AvxVnni.MultiplyWideningAndAdd(hi, xv, Vector256.LoadUnsafe(ref data, at + 16));
-            }
+            var (lo, hi) = PairSums(ref data, (nuint)(blk * steps * 2 * Int16Weights.Lanes), ref x, 0, steps);
             Store(lo, hi, blk, c, scratch);
         }
+    }
+
+    /// <summary>
+    /// Σ over pair steps [from, end) of one 16-column block starting at <paramref name="block"/> in the packing, in two
+    /// 8-lane int32 vectors (wrapping). Step g broadcasts activations 2g, 2g+1 (one int of <paramref name="x"/>) to every
+    /// lane. Inlined so the accumulators stay in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<int> Lo, Vector256<int> Hi) PairSums(ref short data, nuint block, ref int x, int from, int end)
+    {
+        var lo = Vector256<int>.Zero;
+        var hi = Vector256<int>.Zero;
+        nuint at = block + (nuint)(from * 2 * Int16Weights.Lanes);
+        for (int g = from; g < end; g++, at += 2 * Int16Weights.Lanes)
+        {
+            var xv = Vector256.Create(Unsafe.Add(ref x, g)).AsInt16();
+            lo = AvxVnni.MultiplyWideningAndAdd(lo, xv, Vector256.LoadUnsafe(ref data, at));
+            hi = AvxVnni.MultiplyWideningAndAdd(hi, xv, Vector256.LoadUnsafe(ref data, at + 16));
+        }
+        return (lo, hi);
     }
 
     private static void Store(Vector256<int> lo, Vector256<int> hi, int blk, Span<int> c, Span<int> scratch)
@@ -275,28 +283,12 @@ internal static class Int16Gemm
             for (int g0 = 0; g0 < steps; g0 += blockSteps)
             {
                 int end = Math.Min(steps, g0 + blockSteps);
-                var hLo = Vector256<int>.Zero;
-                var hHi = Vector256<int>.Zero;
-                nuint at = first + (nuint)(g0 * 2 * Int16Weights.Lanes);
-                for (int g = g0; g < end; g++, at += 2 * Int16Weights.Lanes)
-                {
-                    var xv = Vector256.Create(Unsafe.Add(ref xh, g)).AsInt16();
-                    hLo = AvxVnni.MultiplyWideningAndAdd(hLo, xv, Vector256.LoadUnsafe(ref data, at));
-                    hHi = AvxVnni.MultiplyWideningAndAdd(hHi, xv, Vector256.LoadUnsafe(ref data, at + 16));
-                }
+                var (hLo, hHi) = PairSums(ref data, first, ref xh, g0, end);
                 var (w0, w1) = Vector256.Widen(hLo);
                 var (w2, w3) = Vector256.Widen(hHi);
                 if (low is not null)
                 {
-                    var lLo = Vector256<int>.Zero;
-                    var lHi = Vector256<int>.Zero;
-                    at = first + (nuint)(g0 * 2 * Int16Weights.Lanes);
-                    for (int g = g0; g < end; g++, at += 2 * Int16Weights.Lanes)
-                    {
-                        var xv = Vector256.Create(Unsafe.Add(ref xl, g)).AsInt16();
-                        lLo = AvxVnni.MultiplyWideningAndAdd(lLo, xv, Vector256.LoadUnsafe(ref data, at));
-                        lHi = AvxVnni.MultiplyWideningAndAdd(lHi, xv, Vector256.LoadUnsafe(ref data, at + 16));
-                    }
+                    var (lLo, lHi) = PairSums(ref data, first, ref xl, g0, end);
                     var (v0, v1) = Vector256.Widen(lLo);
                     var (v2, v3) = Vector256.Widen(lHi);
                     w0 = (w0 << 8) + v0;
