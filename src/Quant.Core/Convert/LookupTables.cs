@@ -41,7 +41,7 @@ public sealed class LookupTable
 /// Builds the §9 tables by running the qat subgraph DQ → op → Q itself through the engine, on one tensor that holds
 /// every integer of the input type. So each entry is, by construction, what the engine's qat model computes for that
 /// input: the engine's own DequantizeLinear, op kernel (same attributes) and QuantizeLinear, no re-implementation.
-/// <para>An internal API of convert: convert has already checked the Q/DQ pairs (QB7007 territory) and chosen the
+/// <para>An internal API of convert: convert has already checked the Q/DQ pairs (the spec's proposed malformed-Q/DQ error, 7007) and chosen the
 /// table rule from the op table (§13), so a bad argument here is a programming error and raises
 /// <see cref="ArgumentException"/>.</para>
 /// </summary>
