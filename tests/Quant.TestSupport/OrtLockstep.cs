@@ -1,3 +1,4 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Engine;
 using Quant.Onnx;
 
@@ -42,7 +43,7 @@ public static class OrtLockstep
             // ONNX Runtime returns only graph outputs: a copy of the model exposes every node output as one.
             var everything = Path.Combine(dir, Path.GetFileName(modelPath));
             OnnxModelWriter.Save(model, everything);
-            var ort = OrtOracle.Run(everything, inputs, optimization: "disabled").Outputs;
+            var ort = OrtOracle.Run(everything, inputs, optimization: OrtOptimization.Disabled).Outputs;
             var observer = new Observer(ort);
             new InferenceSession(OnnxModelReader.Load(modelPath)).Run(inputs, new RunOptions { Observer = observer });
             return observer.Results;

@@ -16,12 +16,11 @@ public static class OrtOracle
         public double MinMs => LatenciesMs.Count == 0 ? double.NaN : LatenciesMs.Min();
     }
 
-    /// <param name="optimization"><c>disabled|basic|extended|all</c>: <c>disabled</c> is ORT's plain kernels (the reference mode).</param>
+    /// <param name="optimization"><see cref="OrtOptimization.Disabled"/> is ORT's plain kernels (the reference mode).</param>
     /// <param name="repeat">Timed runs after the one that gives the outputs, each preceded by <paramref name="warmup"/> untimed ones.</param>
-    public static Result Run(string model, IReadOnlyDictionary<string, Tensor> inputs, int threads = 1, int repeat = 0, int warmup = 0, string optimization = "all")
+    public static Result Run(string model, IReadOnlyDictionary<string, Tensor> inputs, int threads = 1, int repeat = 0, int warmup = 0, OrtOptimization optimization = OrtOptimization.All)
     {
-        var level = OrtRunner.ParseOptimization(optimization) ?? throw new ArgumentException($"unknown ONNX Runtime optimization level '{optimization}'", nameof(optimization));
-        using var ort = new OrtRunner(model, level, threads);
+        using var ort = new OrtRunner(model, optimization, threads);
         var outputs = ort.Run(inputs);
         var latencies = new List<double>(repeat);
         if (repeat > 0)

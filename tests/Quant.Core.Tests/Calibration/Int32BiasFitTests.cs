@@ -1,3 +1,4 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Core.Analysis;
 using Quant.Core.Stages;
 using Quant.Core.Tests.Stages;
@@ -41,7 +42,7 @@ public class Int32BiasFitTests
         // ORT as users run it (graph optimizations on: it quantizes the bias itself) equals ORT as written.
         var feeds = new Dictionary<string, Tensor> { ["x"] = OcrSamples.Det(OcrSamples.DetFiles[0]) };
         var all = OrtOracle.Run(result.QatModelPath, feeds).Outputs.Single().Value;
-        var plain = OrtOracle.Run(result.QatModelPath, feeds, optimization: "disabled").Outputs.Single().Value;
+        var plain = OrtOracle.Run(result.QatModelPath, feeds, optimization: OrtOptimization.Disabled).Outputs.Single().Value;
         var ours = new InferenceSession(OnnxModelReader.Load(result.QatModelPath)).Run(feeds).Single().Value;
         Assert.InRange(Similarity.Of(all, plain).Cosine, 0.9999, 1.0);
         Assert.InRange(Similarity.Of(ours, all).Cosine, 0.9999, 1.0);

@@ -1,3 +1,4 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Core.Passes;
 using Quant.Engine;
 using Quant.Onnx;
@@ -48,8 +49,8 @@ public class RealModelPreparationTests
             var file = Path.Combine(dir, "prepared.onnx");
             OnnxModelWriter.Save(prepared.Model, file);
             var first = new Dictionary<string, Tensor> { [original.Graph.Inputs[0].Name] = samples[0] };
-            var ortOriginal = OrtOracle.Run(path, first, optimization: "disabled").Outputs;
-            var ortPrepared = OrtOracle.Run(file, first, optimization: "disabled").Outputs;
+            var ortOriginal = OrtOracle.Run(path, first, optimization: OrtOptimization.Disabled).Outputs;
+            var ortPrepared = OrtOracle.Run(file, first, optimization: OrtOptimization.Disabled).Outputs;
             var reference = before.Run(first);
             var floor = reference.ToDictionary(kv => kv.Key, kv => TensorAssert.MaxAbsDiff(ortOriginal[kv.Key], kv.Value));
             foreach (var (name, t) in ortOriginal)

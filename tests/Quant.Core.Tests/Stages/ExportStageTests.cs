@@ -1,3 +1,4 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Core.Analysis;
 using Quant.Core.Stages;
 using Quant.Engine;
@@ -64,7 +65,7 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
                 var ours = session.Run(feeds);
                 // ORT with its plain kernels runs the QDQ model as written. ORT as users run it (all graph
                 // optimizations: fused integer kernels that requantize their own way) is shown for information.
-                var ortPlain = OrtOracle.Run(result.QatModelPath, feeds, optimization: "disabled").Outputs;
+                var ortPlain = OrtOracle.Run(result.QatModelPath, feeds, optimization: OrtOptimization.Disabled).Outputs;
                 var ortAll = OrtOracle.Run(result.QatModelPath, feeds).Outputs;
                 IReadOnlyDictionary<string, LastBitStability.OutputStability>? floor = null;
                 foreach (var (name, reference) in ortPlain)

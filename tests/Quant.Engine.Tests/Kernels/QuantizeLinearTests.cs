@@ -1,3 +1,4 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Engine;
 using Quant.Onnx;
 using Quant.TestSupport;
@@ -272,7 +273,7 @@ public class QuantizeLinearTests
             OnnxModelWriter.Save(model, path);
             var feeds = new Dictionary<string, Tensor> { ["x"] = x };
             var ours = new InferenceSession(model, new SessionOptions { Threads = 2 }).Run(feeds);
-            var ort = OrtOracle.Run(path, feeds, optimization: "disabled").Outputs;
+            var ort = OrtOracle.Run(path, feeds, optimization: OrtOptimization.Disabled).Outputs;
             foreach (var o in g.Outputs)
             {
                 var a = ort[o.Name];

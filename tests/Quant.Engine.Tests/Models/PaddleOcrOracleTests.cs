@@ -1,3 +1,4 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Onnx;
 using Quant.TestSupport;
 
@@ -94,7 +95,7 @@ public class PaddleOcrOracleTests
         // ORT's graph optimizations are off for the oracle: at level 'all' it rewrites det into NCHWc
         // blocks whose GlobalAveragePool sums 25,600 values serially in float, an error (1.7e-3 against
         // the exact mean, measured) larger than this test's tolerance; its plain kernels are the reference.
-        var reference = OrtOracle.Run(modelPath, new Dictionary<string, Tensor> { ["x"] = x }, optimization: "disabled").Outputs;
+        var reference = OrtOracle.Run(modelPath, new Dictionary<string, Tensor> { ["x"] = x }, optimization: OrtOptimization.Disabled).Outputs;
         Assert.Equal(reference.Keys.Order(), ours.Keys.Order());
         foreach (var (name, expected) in reference)
         {
