@@ -117,7 +117,7 @@ public sealed class CalibrationDataSet
         for (int g = 0; g < ic.Data.Count; g++)
         {
             var at = g < ic.DataPositions.Count ? ic.DataPositions[g] : ic.Position;
-            var files = SampleFiles.Expand(config.BaseDirectory, ic.Data[g]);
+            var files = FileGlob.Expand(config.BaseDirectory, ic.Data[g]);
             if (files.Count == 0)
                 throw new QuantException(ErrorCode.DataGlobMatchesNothing, at,
                     $"inputs.{ic.Name}.data: '{ic.Data[g]}' matches no file (relative to {config.BaseDirectory})");

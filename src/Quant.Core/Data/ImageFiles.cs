@@ -101,15 +101,19 @@ internal static class ImageFiles
             throw new InvalidDataException(
                 $"{name}: its header says {w}x{h} pixels, more than the {MaxPixels / 1_000_000} megapixels an image may have; scale it down before calibration");
         var origin = codec.EncodedOrigin;
-        bool swap = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+        bool swap = SwapsSides(origin);
         return new ImageHeader(swap ? w : h, swap ? h : w, codec.EncodedFormat, origin);
     }
+
+    /// <summary>The orientations that turn the stored image a quarter turn (or transpose it): width and height trade places.</summary>
+    private static bool SwapsSides(SKEncodedOrigin origin) =>
+        origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
 
     /// <summary>Applies an EXIF orientation: the pixels as the image is meant to be viewed.</summary>
     private static byte[] Orient(byte[] src, int h, int w, int c, SKEncodedOrigin origin)
     {
         if (origin is SKEncodedOrigin.TopLeft or 0) return src;
-        bool swap = origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+        bool swap = SwapsSides(origin);
         int oh = swap ? w : h, ow = swap ? h : w;
         var dst = new byte[src.Length];
         for (int y = 0; y < oh; y++)

@@ -7,12 +7,9 @@ namespace Quant.Core.Data;
 /// <summary>The element type and shape of one stored array, known without reading its data.</summary>
 internal readonly record struct StoredArray(ElementType Type, int[] Shape);
 
-/// <summary>Glob expansion and the three array formats (.npy, .npz, raw .bin); images are read by <see cref="ImagePipeline"/>.</summary>
+/// <summary>The three array formats (.npy, .npz, raw .bin); globs are expanded by <see cref="FileGlob"/>, images read by <see cref="ImagePipeline"/>.</summary>
 internal static class SampleFiles
 {
-    /// <summary>The files one glob matches, sorted ordinally (the rules: <see cref="FileGlob"/>).</summary>
-    public static List<string> Expand(string baseDirectory, string glob) => FileGlob.Expand(baseDirectory, glob);
-
     public enum Format { Npy, Npz, Bin, Image }
 
     public static Format? FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch

@@ -23,12 +23,7 @@ public sealed class ImageKeysLoaderTests : IDisposable
 
     /// <summary>The keys (written from line 4, indented 4) fail with the code at (line, column).</summary>
     private void Fails(string keys, ErrorCode code, int line, int column, params string[] fragments)
-    {
-        var e = Assert.Throws<QuantException>(() => Load(keys));
-        Assert.True(code == e.Code, $"code {e.Code} != {code}: {e.ToDiagnostic()}");
-        Assert.True((line, column) == (e.Where.Line, e.Where.Column), $"position ({e.Where.Line},{e.Where.Column}) != ({line},{column}): {e.ToDiagnostic()}");
-        foreach (var f in fragments) Assert.Contains(f, e.Message);
-    }
+        => PositionedError.Expect(() => Load(keys), code, line, column, fragments);
 
     [Fact]
     public void EveryKeyIsRead()

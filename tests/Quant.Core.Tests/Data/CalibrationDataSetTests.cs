@@ -40,13 +40,7 @@ public sealed class CalibrationDataSetTests : IDisposable
     }
 
     private static QuantException Fails(Action a, ErrorCode code, int line, int column, params string[] fragments)
-    {
-        var e = Assert.Throws<QuantException>(a);
-        Assert.True(code == e.Code, $"code {e.Code} != {code}: {e.ToDiagnostic()}");
-        Assert.True((line, column) == (e.Where.Line, e.Where.Column), $"position ({e.Where.Line},{e.Where.Column}) != ({line},{column}): {e.ToDiagnostic()}");
-        foreach (var f in fragments) Assert.Contains(f, e.Message);
-        return e;
-    }
+        => PositionedError.Expect(a, code, line, column, fragments);
 
     private string RecYaml(string extra = "", string? glob = null) => $"""
         inputs:
