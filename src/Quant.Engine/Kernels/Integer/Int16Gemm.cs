@@ -38,28 +38,19 @@ internal sealed class Int16Weights
     }
 
     /// <summary>Packs row-major int8 B[K, N] (16 × 8), sign-extending every weight.</summary>
-    public static Int16Weights Pack(ReadOnlySpan<sbyte> b, int k, int n)
-    {
-        var w = Create(b.Length, k, n, fromInt8: true);
-        for (int kk = 0; kk < k; kk++)
-            for (int col = 0; col < n; col++) w.Data[w.Index(kk, col)] = b[kk * n + col];
-        return w;
-    }
+    public static Int16Weights Pack(ReadOnlySpan<sbyte> b, int k, int n) => Pack(b, k, n, fromInt8: true);
 
     /// <summary>Packs row-major int16 B[K, N] (16 × 16).</summary>
-    public static Int16Weights Pack(ReadOnlySpan<short> b, int k, int n)
-    {
-        var w = Create(b.Length, k, n, fromInt8: false);
-        for (int kk = 0; kk < k; kk++)
-            for (int col = 0; col < n; col++) w.Data[w.Index(kk, col)] = b[kk * n + col];
-        return w;
-    }
+    public static Int16Weights Pack(ReadOnlySpan<short> b, int k, int n) => Pack(b, k, n, fromInt8: false);
 
-    private static Int16Weights Create(int length, int k, int n, bool fromInt8)
+    private static Int16Weights Pack<TW>(ReadOnlySpan<TW> b, int k, int n, bool fromInt8) where TW : IBinaryInteger<TW>
     {
         if (k < 0 || n < 0) throw new ArgumentOutOfRangeException(k < 0 ? nameof(k) : nameof(n), "GEMM dimensions cannot be negative");
-        if (length != (long)k * n) throw new ArgumentException($"weights hold {length} values, not {k} × {n}");
-        return new Int16Weights(k, n, fromInt8);
+        if (b.Length != (long)k * n) throw new ArgumentException($"weights hold {b.Length} values, not {k} × {n}");
+        var w = new Int16Weights(k, n, fromInt8);
+        for (int kk = 0; kk < k; kk++)
+            for (int col = 0; col < n; col++) w.Data[w.Index(kk, col)] = short.CreateTruncating(b[kk * n + col]);
+        return w;
     }
 
     /// <summary>Where B[k, n] lives in <see cref="Data"/>.</summary>
