@@ -76,7 +76,7 @@ public static class LookupTables
 
         var (qmin, qmax) = QuantParams.Range(input.QType);
         int count = qmax - qmin + 1;
-        var model = SubgraphModel(op, input.QType, sx, zx, output.QType, sy, zy);
+        var model = SubgraphModel(op, input.QType, count, sx, zx, output.QType, sy, zy);
         var q = AllIntegers(input.QType, qmin, count);
 
         var session = new InferenceSession(model);
@@ -107,12 +107,12 @@ public static class LookupTables
     }
 
     /// <summary>q (int) → DQ → x → op → f (float output) → Q → y (int output).</summary>
-    private static OnnxModel SubgraphModel(Node op, QType inType, float sx, int zx, QType outType, float sy, int zy)
+    private static OnnxModel SubgraphModel(Node op, QType inType, int count, float sx, int zx, QType outType, float sy, int zy)
     {
         var inElem = Element(inType);
         var outElem = Element(outType);
         var g = new Graph { Name = "lookup_table_" + op.OpType };
-        g.Inputs.Add(new ValueInfo("q", inElem, [Dim.Known(QuantParams.Range(inType).Max - QuantParams.Range(inType).Min + 1)]));
+        g.Inputs.Add(new ValueInfo("q", inElem, [Dim.Known(count)]));
         g.Outputs.Add(new ValueInfo("f", ElementType.Float, null));
         g.Outputs.Add(new ValueInfo("y", outElem, null));
         g.Initializers["sx"] = TensorData.FromFloats("sx", [], [sx]);

@@ -154,7 +154,7 @@ public class LookupTablesTests(ITestOutputHelper output)
     {
         var op = new Node("gelu", "Gelu", "", ["a"], ["b"]);
         var table = LookupTables.Build(op, P(QType.Int8, 0.03f, 0), P(QType.Int8, 0.025f, -100));
-        // Independent of our kernels: Gelu(x) = x·Φ(x); at q = 0 it is 0 -> z_y; at q = 127 (x = 3.81) ≈ 3.8073 -> 152.3 - 100.
+        // Independent of our kernels: Gelu(x) = x·Φ(x); at q = 0 it is 0 -> z_y; at q = 127 (x = 3.81) ≈ 3.8097 -> 152.4 - 100.
         Assert.Equal(-100, table.Lookup(0));
         Assert.Equal(52, table.Lookup(127));
         // Most negative input: x = -3.84, Gelu ≈ -2.4e-4 -> rounds to z_y.

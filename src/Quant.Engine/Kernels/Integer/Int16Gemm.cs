@@ -38,28 +38,18 @@ internal sealed class Int16Weights
     }
 
     /// <summary>Packs row-major int8 B[K, N] (16 × 8), sign-extending every weight.</summary>
-    public static Int16Weights Pack(ReadOnlySpan<sbyte> b, int k, int n)
-    {
-        var w = Create(b.Length, k, n, fromInt8: true);
-        for (int kk = 0; kk < k; kk++)
-            for (int col = 0; col < n; col++) w.Data[w.Index(kk, col)] = b[kk * n + col];
-        return w;
-    }
+    public static Int16Weights Pack(ReadOnlySpan<sbyte> b, int k, int n) => Pack(b, k, n, fromInt8: true);
 
     /// <summary>Packs row-major int16 B[K, N] (16 × 16).</summary>
-    public static Int16Weights Pack(ReadOnlySpan<short> b, int k, int n)
-    {
-        var w = Create(b.Length, k, n, fromInt8: false);
-        for (int kk = 0; kk < k; kk++)
-            for (int col = 0; col < n; col++) w.Data[w.Index(kk, col)] = b[kk * n + col];
-        return w;
-    }
+    public static Int16Weights Pack(ReadOnlySpan<short> b, int k, int n) => Pack(b, k, n, fromInt8: false);
 
-    private static Int16Weights Create(int length, int k, int n, bool fromInt8)
+    private static Int16Weights Pack<TW>(ReadOnlySpan<TW> b, int k, int n, bool fromInt8) where TW : IBinaryInteger<TW>
     {
-        if (k < 0 || n < 0) throw new ArgumentOutOfRangeException(k < 0 ? nameof(k) : nameof(n), "GEMM dimensions cannot be negative");
-        if (length != (long)k * n) throw new ArgumentException($"weights hold {length} values, not {k} × {n}");
-        return new Int16Weights(k, n, fromInt8);
+        GemmShapes.Weights(b.Length, k, n);
+        var w = new Int16Weights(k, n, fromInt8);
+        for (int kk = 0; kk < k; kk++)
+            for (int col = 0; col < n; col++) w.Data[w.Index(kk, col)] = short.CreateTruncating(b[kk * n + col]);
+        return w;
     }
 
     /// <summary>Where B[k, n] lives in <see cref="Data"/>.</summary>
@@ -145,16 +135,8 @@ internal static class Int16Gemm
 
     private static void CheckShapes(int aLength, int bLength, int m, int k, int n, int cLength)
     {
-        if (k < 0 || n < 0) throw new ArgumentOutOfRangeException(k < 0 ? nameof(k) : nameof(n), "GEMM dimensions cannot be negative");
-        if (bLength != (long)k * n) throw new ArgumentException($"weights hold {bLength} values, not {k} × {n}");
-        CheckShapes(aLength, m, k, n, cLength);
-    }
-
-    private static void CheckShapes(int aLength, int m, int k, int n, int cLength)
-    {
-        if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "GEMM dimensions cannot be negative");
-        if (aLength != (long)m * k) throw new ArgumentException($"activations hold {aLength} values, not {m} × {k}");
-        if (cLength != (long)m * n) throw new ArgumentException($"output holds {cLength} values, not {m} × {n}");
+        GemmShapes.Weights(bLength, k, n);
+        GemmShapes.Operands(aLength, m, k, n, cLength);
     }
 
     /// <summary>
@@ -163,7 +145,7 @@ internal static class Int16Gemm
     /// </summary>
     public static void RunInt32(ReadOnlySpan<short> a, Int16Weights b, int m, Span<int> c, bool vector = true)
     {
-        CheckShapes(a.Length, m, b.K, b.N, c.Length);
+        GemmShapes.Operands(a.Length, m, b.K, b.N, c.Length);
         if (vector && AvxVnni.IsSupported)
         {
             var pairs = new int[b.PaddedK / 2];
@@ -190,7 +172,7 @@ internal static class Int16Gemm
     /// </summary>
     public static void RunInt64(ReadOnlySpan<short> a, Int16Weights b, int m, Span<long> c, bool vector = true)
     {
-        CheckShapes(a.Length, m, b.K, b.N, c.Length);
+        GemmShapes.Operands(a.Length, m, b.K, b.N, c.Length);
         if (vector && AvxVnni.IsSupported)
         {
             int half = b.PaddedK / 2;

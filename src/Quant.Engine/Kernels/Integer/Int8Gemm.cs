@@ -40,8 +40,7 @@ internal sealed class Int8Weights
     /// <summary>Packs row-major B[K, N].</summary>
     public static Int8Weights Pack(ReadOnlySpan<sbyte> b, int k, int n)
     {
-        if (k < 0 || n < 0) throw new ArgumentOutOfRangeException(k < 0 ? nameof(k) : nameof(n), "GEMM dimensions cannot be negative");
-        if (b.Length != (long)k * n) throw new ArgumentException($"weights hold {b.Length} values, not {k} × {n}");
+        GemmShapes.Weights(b.Length, k, n);
         var w = new Int8Weights(k, n);
         for (int kk = 0; kk < k; kk++)
         {
@@ -72,8 +71,8 @@ internal static class Int8Gemm
     /// <summary>Reference: the plain triple loop on row-major A[M, K] and B[K, N], wrapping int32 arithmetic.</summary>
     public static void Scalar(ReadOnlySpan<sbyte> a, ReadOnlySpan<sbyte> b, int m, int k, int n, Span<int> c)
     {
-        CheckShapes(a.Length, m, k, n, c.Length);
-        if (b.Length != (long)k * n) throw new ArgumentException($"weights hold {b.Length} values, not {k} × {n}");
+        GemmShapes.Operands(a.Length, m, k, n, c.Length);
+        GemmShapes.WeightsLength(b.Length, k, n);
         for (int i = 0; i < m; i++)
         {
             for (int j = 0; j < n; j++)
@@ -85,17 +84,10 @@ internal static class Int8Gemm
         }
     }
 
-    private static void CheckShapes(int aLength, int m, int k, int n, int cLength)
-    {
-        if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "GEMM dimensions cannot be negative");
-        if (aLength != (long)m * k) throw new ArgumentException($"activations hold {aLength} values, not {m} × {k}");
-        if (cLength != (long)m * n) throw new ArgumentException($"output holds {cLength} values, not {m} × {n}");
-    }
-
     /// <summary>C = A × B with packed weights: VNNI when the CPU has it, else a scalar loop over the packing.</summary>
     public static void Run(ReadOnlySpan<sbyte> a, Int8Weights b, int m, Span<int> c, bool vector = true)
     {
-        CheckShapes(a.Length, m, b.K, b.N, c.Length);
+        GemmShapes.Operands(a.Length, m, b.K, b.N, c.Length);
         if (vector && AvxVnni.IsSupported) RunVnni(a, b, m, c);
         else RunPacked(a, b, m, c);
     }

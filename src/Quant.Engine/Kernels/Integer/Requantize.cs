@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -140,10 +141,14 @@ internal static class Requantize
         int cols = m.Length;
         if (cols == 0 ? acc.Length != 0 : acc.Length % cols != 0)
             throw new ArgumentException($"accumulator length {acc.Length} is not a multiple of {cols} channels");
-        var mm = new long[cols];
-        var sh = new ulong[cols];
-        var bias = new long[cols];
-        var parity = new long[cols];
+        // The per-column constants live in one buffer: on the stack for the usual widths, pooled beyond, so a call
+        // allocates nothing.
+        long[]? rented = cols > MaxStackColumns ? ArrayPool<long>.Shared.Rent(4 * cols) : null;
+        Span<long> constants = rented is null ? stackalloc long[4 * MaxStackColumns] : rented;
+        var mm = constants[..cols];
+        var sh = MemoryMarshal.Cast<long, ulong>(constants.Slice(cols, cols));
+        var bias = constants.Slice(2 * cols, cols);
+        var parity = constants.Slice(3 * cols, cols);
         for (int j = 0; j < cols; j++)
         {
             var (mj, nj) = ForInt32(m[j], n[j]);
@@ -163,16 +168,21 @@ internal static class Requantize
                 for (; j <= cols - 8; j += 8)
                 {
                     var v = Avx512F.ConvertToVector512Int64(Vector256.Create(a.Slice(j, 8)));
-                    var p = v * Vector512.Create(mm.AsSpan(j, 8));
-                    var s = Vector512.Create(sh.AsSpan(j, 8));
-                    var t = p + Vector512.Create(bias.AsSpan(j, 8)) + (Avx512F.ShiftRightArithmeticVariable(p, s) & Vector512.Create(parity.AsSpan(j, 8)));
+                    var p = v * Vector512.Create<long>(mm.Slice(j, 8));
+                    var s = Vector512.Create<ulong>(sh.Slice(j, 8));
+                    var t = p + Vector512.Create<long>(bias.Slice(j, 8)) + (Avx512F.ShiftRightArithmeticVariable(p, s) & Vector512.Create<long>(parity.Slice(j, 8)));
                     Store(Avx512F.ShiftRightArithmeticVariable(t, s) + z, o, j);
                 }
             }
             for (; j < cols; j++)
                 o[j] = FromInt<T>(Math.Clamp(RoundShift(a[j] * mm[j], (int)sh[j]) + zy, qmin, qmax));
         }
+        // Not returned when a shift is rejected above: the pool then just allocates afresh.
+        if (rented is not null) ArrayPool<long>.Shared.Return(rented);
     }
+
+    /// <summary>Widest per-column requantization whose constants go on the stack (4 × 128 longs = 4 KiB).</summary>
+    private const int MaxStackColumns = 128;
 
     private static void CheckChannels(int accLength, int mLength, int nLength, int yLength)
     {
