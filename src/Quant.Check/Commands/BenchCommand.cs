@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Quant.Core.DeploymentRuntime;
 using Quant.Core.Diagnostics;
+using Quant.Check.Output;
 
 namespace Quant.Check.Commands;
 
@@ -54,12 +55,10 @@ internal static class BenchCommand
             $"median of {r.Repeat} runs each in {r.Rounds} alternating rounds; inputs " +
             string.Join(", ", r.InputShapes.Select(kv => $"{kv.Key} {string.Join("x", kv.Value)}")));
         string[] head = ["model", "engine ms", "ORT ms", "engine / ORT"];
-        var rows = new List<string[]>();
+        var rows = new List<IReadOnlyList<string>>();
         foreach (var m in r.Qat is null ? [r.Float] : new[] { r.Float, r.Qat })
             rows.Add([m.Label, m.EngineMedian.ToString("F2", inv), m.OrtMedian.ToString("F2", inv), m.EngineOverOrt.ToString("F2", inv)]);
-        var widths = head.Select((h, i) => Math.Max(h.Length, rows.Max(row => row[i].Length))).ToArray();
-        Console.WriteLine(string.Join("  ", head.Select((h, i) => i == 0 ? h.PadRight(widths[i]) : h.PadLeft(widths[i]))));
-        foreach (var row in rows) Console.WriteLine(string.Join("  ", row.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))));
+        ConsoleTable.Write(head, rows);
         if (r.Qat is not null)
         {
             Console.WriteLine($"qat speed-up in ONNX Runtime (float ms / qat ms): {r.QatSpeedupInOrt!.Value.ToString("F2", inv)}x — what int8 buys in the deployment runtime");

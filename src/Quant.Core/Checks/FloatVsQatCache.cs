@@ -27,9 +27,12 @@ public sealed class FloatVsQatCache
     /// <summary><c>DIR/NAME.qat.onnx</c> → <c>DIR/NAME.qat.vs_float.json</c>.</summary>
     public static string PathFor(string qatModelPath) => Path.ChangeExtension(qatModelPath, ".vs_float.json");
 
-    /// <summary>The key of a float model, a qat model and a data set (reads both model files).</summary>
-    public static string KeyOf(string floatModelPath, string qatModelPath, string dataFingerprint) =>
-        $"float={Sha256(floatModelPath)};qat={Sha256(qatModelPath)};data={dataFingerprint};build={Build}";
+    /// <summary>
+    /// The key of a float model (by its <see cref="FileSha256"/>, which the export has already computed for its
+    /// calibration cache), a qat model (read here) and a data set.
+    /// </summary>
+    public static string KeyOf(string floatModelSha256, string qatModelPath, string dataFingerprint) =>
+        $"float={floatModelSha256};qat={FileSha256(qatModelPath)};data={dataFingerprint};build={Build}";
 
     /// <summary>
     /// The engine's and this library's module ids: deterministic builds derive them from the code, so any change to
@@ -38,7 +41,8 @@ public sealed class FloatVsQatCache
     private static string Build => $"{typeof(Quant.Engine.InferenceSession).Assembly.ManifestModule.ModuleVersionId:N}," +
                                     $"{typeof(FloatVsQatCache).Assembly.ManifestModule.ModuleVersionId:N}";
 
-    private static string Sha256(string path)
+    /// <summary>A file's SHA-256 as lower-case hex, read as a stream (models can be large).</summary>
+    internal static string FileSha256(string path)
     {
         using var fs = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(fs));

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Quant.Engine;
-using Quant.Onnx;
+using Quant.Core.Stages;
 
 namespace Quant.Core.DeploymentRuntime;
 
@@ -92,7 +92,7 @@ public static class RuntimeBenchmark
             var contestants = new List<Func<double>>();
             foreach (var (_, path) in models)
             {
-                var session = new InferenceSession(OnnxModelReader.Load(path), new SessionOptions { Threads = threads });
+                var session = StageModels.Session(StageModels.Load(path), new SessionOptions { Threads = threads }, path);
                 var ort = new OrtRunner(path, OrtOptimization.All, threads);
                 disposables.Add(ort);
                 var bound = ort.BindForTiming(inputs);

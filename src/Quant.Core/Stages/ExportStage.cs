@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Quant.Core.Analysis;
 using Quant.Core.Calibration;
 using Quant.Core.Checks;
@@ -89,7 +88,9 @@ public static class ExportStage
         // Calibration statistics: from the cache when model, data and statistics settings are unchanged.
         var activation = config.Model.Activation;
         bool perChannel = activation.PerChannel.Count > 0 && activation.PerChannel[0];
-        string cacheKey = CacheKey(request.ModelPath, data.Fingerprint(), activation.NumBins, perChannel);
+        // Hashed once: the calibration cache and the float-vs-qat cache both key on it.
+        string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
+        string cacheKey = CacheKey(floatSha256, data.Fingerprint(), activation.NumBins, perChannel);
         var cachePath = Path.Combine(cacheDir, name + ".calibration.qcs");
         var calibrationTime = Stopwatch.StartNew();
         var stats = CalibrationStatistics.TryLoad(cachePath, cacheKey);
@@ -188,7 +189,7 @@ public static class ExportStage
         }
 
         // What a check of the same models and samples would measure again: it reads this instead (FloatVsQatCache).
-        FloatVsQatCache.Write(qatPath, FloatVsQatCache.KeyOf(request.ModelPath, qatPath, data.Fingerprint()),
+        FloatVsQatCache.Write(qatPath, FloatVsQatCache.KeyOf(floatSha256, qatPath, data.Fingerprint()),
             Enumerable.Range(0, sampleCount).Select(data.SampleLabel).ToList(), similarity, stability);
 
         var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");
@@ -324,10 +325,6 @@ public static class ExportStage
                 table.Add(output, Similarity.Of(actual[output], r));
     }
 
-    private static string CacheKey(string modelPath, string dataFingerprint, int numBins, bool perChannel)
-    {
-        using var sha = SHA256.Create();
-        using (var fs = File.OpenRead(modelPath)) sha.ComputeHash(fs);
-        return $"model={Convert.ToHexStringLower(sha.Hash!)};data={dataFingerprint};num_bin={numBins};per_channel={perChannel}";
-    }
+    private static string CacheKey(string modelSha256, string dataFingerprint, int numBins, bool perChannel) =>
+        $"model={modelSha256};data={dataFingerprint};num_bin={numBins};per_channel={perChannel}";
 }

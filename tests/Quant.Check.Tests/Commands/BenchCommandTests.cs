@@ -30,10 +30,10 @@ public class BenchCommandTests
         var (code, stdout, stderr) = QuantCheck("bench", ClsModel, "--qat", qat, "--shape", "x=1x3x48x192", "--repeat", "4", "--threads", "1", "--json", json);
         Assert.True(code == 0, stderr);
         Assert.Matches(@"ONNX Runtime 1\.32\.\d+ \(optimizations all\) and the Quant.Build engine, 1 thread\(s\), median of 4 runs each in 4 alternating rounds; inputs x 1x3x48x192", stdout);
-        Assert.Matches(@"model\s+engine ms\s+ORT ms\s+engine / ORT", stdout);
+        Assert.Matches(@"(?m)^\| model +\| engine ms +\| ORT ms +\| engine / ORT +\|$", stdout);
         foreach (var row in new[] { "float", "qat" })
         {
-            var m = System.Text.RegularExpressions.Regex.Match(stdout, $@"(?m)^{row}\s+(\S+)\s+(\S+)\s+(\S+)$");
+            var m = System.Text.RegularExpressions.Regex.Match(stdout, $@"(?m)^\| {row} +\| (\S+) +\| (\S+) +\| (\S+) +\|$");
             Assert.True(m.Success, stdout);
             for (int g = 1; g <= 3; g++) Assert.True(double.Parse(m.Groups[g].Value, CultureInfo.InvariantCulture) > 0, m.Value);
         }
@@ -69,7 +69,7 @@ public class BenchCommandTests
         var input = Path.Combine(Sample, "inputs", "cls_0003.x.npy");
         var (code, stdout, stderr) = QuantCheck("bench", ClsModel, "--input", $"x={input}", "--repeat", "2");
         Assert.True(code == 0, stderr);
-        Assert.Matches(@"(?m)^float\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d\d$", stdout);
+        Assert.Matches(@"(?m)^\| float +\| \d+\.\d\d +\| \d+\.\d\d +\| \d+\.\d\d +\|$", stdout);
         Assert.DoesNotContain("qat speed-up", stdout);
     }
 
