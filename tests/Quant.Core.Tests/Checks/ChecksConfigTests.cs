@@ -25,10 +25,7 @@ public sealed class ChecksConfigTests : IDisposable
     {
         var path = Path.Combine(_dir, "bad.yaml");
         File.WriteAllText(path, yaml);
-        var e = Assert.Throws<QuantException>(() => QuantConfigLoader.Load(path));
-        Assert.True(code == e.Code, $"code {e.Code} != {code}: {e.ToDiagnostic()}");
-        Assert.True((line, column) == (e.Where.Line, e.Where.Column), $"position ({e.Where.Line},{e.Where.Column}) != ({line},{column}): {e.ToDiagnostic()}");
-        foreach (var f in fragments) Assert.Contains(f, e.Message);
+        PositionedError.Expect(() => QuantConfigLoader.Load(path), code, line, column, fragments);
     }
 
     [Fact]
