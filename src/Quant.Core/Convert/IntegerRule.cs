@@ -1,0 +1,78 @@
+using Quant.Engine;
+using Quant.Onnx;
+
+namespace Quant.Core.Conversion;
+
+/// <summary>
+/// The integer format of a tensor in the quantized model (docs/quantization-spec.md §1): int8 or int16 after the
+/// foreign uint8/uint16 mapping of §3.3, one float32 scale, one zero point.
+/// </summary>
+public readonly record struct IntFormat(ElementType Type, float Scale, int ZeroPoint)
+{
+    public int QMin => Type == ElementType.Int8 ? sbyte.MinValue : short.MinValue;
+    public int QMax => Type == ElementType.Int8 ? sbyte.MaxValue : short.MaxValue;
+    /// <summary>Bitwise equal scale, same type and zero point: integers pass unchanged between the two (spec §7).</summary>
+    public bool SameAs(IntFormat other) =>
+        Type == other.Type && ZeroPoint == other.ZeroPoint && BitConverter.SingleToInt32Bits(Scale) == BitConverter.SingleToInt32Bits(other.Scale);
+    public override string ToString() => $"{Type.OnnxName()}(s={Scale:R}, z={ZeroPoint})";
+}
+
+/// <summary>An integer version of a qat node's input: the tensor the quantized graph holds and its format.</summary>
+public sealed record IntegerInput(string Tensor, IntFormat Format);
+
+/// <summary>One integer output a qat node's readers want: the tensor name (the replaced QuantizeLinear's output) and its format.</summary>
+public sealed record IntegerOutput(string Tensor, IntFormat Format);
+
+/// <summary>
+/// What a rule sees for one candidate integer group: the qat node (its float op and attributes), the integer
+/// versions of its inputs and the integer outputs its QuantizeLinear readers want (docs/quantized-model.md).
+/// </summary>
+public sealed class LoweringRequest
+{
+    public LoweringRequest(Node node, IReadOnlyList<IntegerInput?> inputs, IReadOnlyList<IntegerOutput> outputs,
+        Func<string, TensorData?> constant, LoweringEmitter emit)
+    {
+        Node = node; Inputs = inputs; Outputs = outputs; Constant = constant; Emit = emit;
+    }
+
+    /// <summary>The qat model's node (float op). Do not mutate it.</summary>
+    public Node Node { get; }
+    /// <summary>Per input index: the integer version of a data input, or null when the input is not an integer edge
+    /// (a shape/axes/roi input, an absent optional input, or a plain float tensor); then <c>Node.Inputs[i]</c> is the
+    /// tensor to use as-is.</summary>
+    public IReadOnlyList<IntegerInput?> Inputs { get; }
+    /// <summary>For output 0: every integer format its readers want (at least one).</summary>
+    public IReadOnlyList<IntegerOutput> Outputs { get; }
+    /// <summary>A constant (initializer) of the qat graph by name, or null.</summary>
+    public Func<string, TensorData?> Constant { get; }
+    public LoweringEmitter Emit { get; }
+}
+
+/// <summary>Where a rule writes its replacement: nodes and initializers added to the quantized graph.</summary>
+public abstract class LoweringEmitter
+{
+    /// <summary>The operator domain of the quantized model's own ops.</summary>
+    public const string Domain = "quant.build";
+
+    /// <summary>Adds a node (domain "" for standard ONNX ops, <see cref="Domain"/> for ours); its name is made unique from <paramref name="nameHint"/>.</summary>
+    public abstract Node AddNode(string nameHint, string opType, string domain, IEnumerable<string> inputs, IEnumerable<string> outputs);
+
+    /// <summary>Adds an initializer under a name made unique from <paramref name="nameHint"/>; returns that name.</summary>
+    public abstract string AddInitializer(string nameHint, TensorData data);
+
+    /// <summary>A fresh tensor name for an intermediate value (e.g. an accumulator read by several QRequantize nodes).</summary>
+    public abstract string NewTensorName(string hint);
+}
+
+/// <summary>
+/// Turns one kind of qat node into <c>quant.build</c> ops. <see cref="Lower"/> either emits the full replacement and
+/// returns null, or emits nothing and returns the reason the node stays a float island ("Resize mode cubic has no
+/// integer rule"). Convert errors (spec §3.6) are thrown as <c>QuantException</c>.
+/// </summary>
+public interface IIntegerRule
+{
+    /// <summary>The ONNX op types (default domain) this rule lowers.</summary>
+    IReadOnlyList<string> OpTypes { get; }
+
+    string? Lower(LoweringRequest request);
+}
