@@ -11,8 +11,8 @@ using Quant.TestSupport;
 /// </summary>
 internal static class PresetTable
 {
-    private const string RecPreprocessing = "    scale: 1/255\n    mean: 0.5\n    std: 0.5\n";
-    private const string DetPreprocessing = "    scale: 1/255\n    mean: [0.485, 0.456, 0.406]\n    std: [0.229, 0.224, 0.225]\n";
+    internal const string RecPreprocessing = "    scale: 1/255\n    mean: 0.5\n    std: 0.5\n";
+    internal const string DetPreprocessing = "    scale: 1/255\n    mean: [0.485, 0.456, 0.406]\n    std: [0.229, 0.224, 0.225]\n";
 
     public static int Run(string[] args)
     {
