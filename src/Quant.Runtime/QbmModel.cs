@@ -1,16 +1,88 @@
 using Quant.Engine;
+using Quant.Onnx;
 
 namespace Quant.Runtime;
 
-/// <summary>A loaded, validated NAME.qbm (docs/artifact-format.md). Placeholder API until the compile stage lands.</summary>
+/// <summary>
+/// A loaded, validated NAME.qbm (docs/artifact-format.md). Loading checks everything (header, hash, every offset
+/// and size, value ids, the memory plan) before anything runs; a bad file is one <see cref="QbmFormatException"/>.
+/// Running reconstructs the program as a graph for the engine's <see cref="InferenceSession"/>, the one way the
+/// toolchain runs a graph, so a compiled model computes exactly what the engine computes for its source model.
+/// </summary>
 public sealed class QbmModel
 {
-    private QbmModel() { }
+    private readonly InferenceSession _session;
+
+    private QbmModel(QbmFile file, InferenceSession session, string source)
+    {
+        File = file;
+        _session = session;
+        Source = source;
+    }
+
+    /// <summary>The decoded content (program, constants, memory plan, cost estimate).</summary>
+    public QbmFile File { get; }
+    public string Source { get; }
+    public IReadOnlyList<string> InputNames => File.Inputs.Select(i => File.Values[i.Value].Name).ToList();
+    public IReadOnlyList<string> OutputNames => File.Outputs.Select(o => File.Values[o.Value].Name).ToList();
+    /// <summary>Peak bytes of the static memory plan (at the planned input shapes).</summary>
+    public long ArenaBytes => File.MemoryPlan.ArenaBytes;
+    /// <summary>The compiler's latency estimate for one run at the planned input shapes.</summary>
+    public double EstimatedMilliseconds => File.Cost.TotalMicroseconds / 1000;
+    /// <summary>Peak bytes of live tensors during the most recent run (the engine's buffer pool).</summary>
+    public long LastRunPeakBytes => _session.LastRunPeakBytes;
 
     /// <summary>Reads and validates a .qbm (version, hash, every offset and size) before anything runs.</summary>
-    public static QbmModel Load(string path) => throw new NotSupportedException($"{path}: .qbm loading is not implemented yet");
+    public static QbmModel Load(string path)
+    {
+        byte[] bytes;
+        try { bytes = System.IO.File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            throw new QbmFormatException(QbmError.Unreadable, path, $"cannot read the file: {e.Message}", e);
+        }
+        return Load(bytes, path);
+    }
 
-    /// <summary>Runs the program on named float/integer inputs; returns the graph outputs by name.</summary>
-    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs) =>
-        throw new NotSupportedException(".qbm execution is not implemented yet");
+    /// <summary>Validates and loads a .qbm held in memory; <paramref name="source"/> names it in error messages.</summary>
+    public static QbmModel Load(byte[] bytes, string source = "<memory>")
+    {
+        var file = QbmReader.Read(bytes, source);
+        QbmValidator.Validate(file, source);
+        var model = ToModel(file, source);
+        try
+        {
+            return new QbmModel(file, new InferenceSession(model), source);
+        }
+        catch (Exception e) when (e is EngineException or OnnxFormatException)
+        {
+            throw new QbmFormatException(QbmError.Unrunnable, source, $"the engine cannot run the program: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Runs the program on named inputs; returns the graph outputs by name (the caller owns them).</summary>
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs) => _session.Run(inputs);
+
+    /// <summary>The program as an engine graph: constants become initializers, ops become nodes in schedule order.</summary>
+    private static OnnxModel ToModel(QbmFile f, string source)
+    {
+        var g = new Graph { Name = Path.GetFileNameWithoutExtension(source) };
+        string Name(int v) => v == QbmFile.Omitted ? "" : f.Values[v].Name;
+        foreach (var io in f.Inputs) g.Inputs.Add(new ValueInfo(Name(io.Value), f.Values[io.Value].Type, io.Shape));
+        foreach (var io in f.Outputs) g.Outputs.Add(new ValueInfo(Name(io.Value), f.Values[io.Value].Type, io.Shape));
+        foreach (var c in f.Constants)
+        {
+            var v = f.Values[c.Value];
+            g.Initializers[v.Name] = new TensorData(v.Name, v.Type, v.Dims, c.Data);
+        }
+        foreach (var op in f.Ops)
+        {
+            var node = new Node(op.Name, op.OpType, op.Domain, op.Inputs.Select(Name), op.Outputs.Select(Name));
+            foreach (var a in op.Attributes) node.Set(a);
+            g.Nodes.Add(node);
+        }
+        var model = new OnnxModel(g) { SourcePath = source };
+        foreach (var (domain, version) in f.Opsets) model.Opsets[domain] = version;
+        return model;
+    }
 }

@@ -62,6 +62,28 @@ enum ErrorCode
     BuildToolNotFound = 6006,
     BuildPackIncomplete = 6007,
     BuildInvalidPack = 6008,
+
+    // QB71xx: compile and compiled models (.qbm). QB7101-7117 are also Quant.Runtime's QbmError (the runtime
+    // cannot reference this enum): same numbers, names without the Qbm prefix; a test keeps them in sync.
+    QbmNotAQbm = 7101,
+    QbmUnsupportedVersion = 7102,
+    QbmTruncated = 7103,
+    QbmHashMismatch = 7104,
+    QbmBadSectionTable = 7105,
+    QbmSectionOverrun = 7106,
+    QbmBadString = 7107,
+    QbmBadValue = 7108,
+    QbmBadValueReference = 7109,
+    QbmBadConstant = 7110,
+    QbmBadAttribute = 7111,
+    QbmBadIo = 7112,
+    QbmBadMemoryPlan = 7113,
+    QbmMemoryPlanOverlap = 7114,
+    QbmBadCost = 7115,
+    QbmUnrunnable = 7116,
+    QbmUnreadable = 7117,
+    CompileUnsupportedModel = 7118,
+    CompileInvalidInputShape = 7119,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>
