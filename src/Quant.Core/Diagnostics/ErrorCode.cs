@@ -62,6 +62,16 @@ enum ErrorCode
     BuildToolNotFound = 6006,
     BuildPackIncomplete = 6007,
     BuildInvalidPack = 6008,
+
+    // QB7001-7009: convert (NAME.qat.onnx -> NAME.quantized.onnx, docs/quantization-spec.md §3.6)
+    ConvertQOperatorModel = 7001,
+    ConvertUnsupportedQuantType = 7002,
+    ConvertPerChannelActivation = 7003,
+    ConvertAsymmetricWeight = 7004,
+    ConvertWeightAxis = 7005,
+    ConvertBiasOverflow = 7006,
+    ConvertMalformedQdq = 7007,
+    ConvertInvalidScale = 7008,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>
