@@ -118,6 +118,35 @@ internal static class RuleHarness
             : TensorData.From(z, ElementType.Int16, [], new[] { (short)f.ZeroPoint }.AsSpan());
     }
 
+    /// <summary>
+    /// Runs both graphs and asserts: no island, at most 1 LSB apart, at most <paramref name="maxShare"/> of the elements
+    /// differing (0 for exact rules). Writes the measured share to <paramref name="log"/>; returns the worst share.
+    /// </summary>
+    public static double Check(Xunit.Abstractions.ITestOutputHelper log, string name, Node op, DataInput[] data, IntFormat[] outs, double maxShare,
+        Dictionary<string, TensorData>? constants = null, long opset = 13)
+    {
+        var (results, island) = Run(op, data, outs, constants, opset);
+        Assert.True(island is null, $"{name}: island '{island}'");
+        double worst = 0;
+        for (int k = 0; k < results.Count; k++)
+        {
+            var (max, share, count) = Compare(results[k].Qat, results[k].Ours);
+            log.WriteLine($"{name} -> {outs[k]}: {count} elements, max |diff| {max}, 1-LSB share {share:E2}");
+            // Spec §2.4: an int16 output has only ~9 float32 bits below its LSB, so qat's own rounding flips up to ~10^−2.
+            double bound = maxShare > 0 && outs[k].Type == ElementType.Int16 ? Math.Max(maxShare, Int16Share) : maxShare;
+            Assert.True(max <= (bound == 0 ? 0 : 1), $"{name}: {max} LSB apart");
+            Assert.True(share <= bound, $"{name}: {share:E2} of the elements differ by 1 LSB (bound {bound:E0})");
+            worst = Math.Max(worst, share);
+        }
+        return worst;
+    }
+
+    /// <summary>The 1-LSB share allowed for int16 outputs of requantizing rules (spec §2.4: up to about 10^−2).</summary>
+    public const double Int16Share = 2e-2;
+
+    public static TensorData Floats(string name, params float[] v) => TensorData.FromFloats(name, [v.Length], v);
+    public static TensorData Longs(string name, params long[] v) => TensorData.FromInt64s(name, [v.Length], v);
+
     public static long At(Tensor t, int i) => t.Type == ElementType.Int8 ? t.ReadOnlySpan<sbyte>()[i] : t.ReadOnlySpan<short>()[i];
 
     /// <summary>(largest |difference|, share of elements that differ).</summary>
