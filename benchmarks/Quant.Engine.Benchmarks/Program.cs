@@ -8,9 +8,12 @@ using Quant.TestSupport;
 // Engine vs ONNX Runtime (in process, OrtRunner) in one run, on the real PaddleOCR v4 models with real samples.
 // Prints median latency of each, the engine/ORT ratio (same run, same input, same thread count)
 // and the engine's peak tensor memory. Usage: build/bench.sh [--repeat N] [--models det,rec]
-// (or "presets REC_DIR DET_DIR": the preset table of docs/export.md, see PresetTable.cs)
+// (or "presets REC_DIR DET_DIR": the preset table of docs/export.md, see PresetTable.cs; "costmodel" / "estimate":
+// the compile cost model, see CostModelCalibration.cs)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
+if (args is ["costmodel"]) return CostModelCalibration.Measure();
+if (args is ["estimate", .. var compiled]) return CostModelCalibration.Estimate(compiled);
 int repeat = 10;
 var models = new[] { "det", "rec" };
 for (int i = 0; i < args.Length; i++)
