@@ -5,7 +5,7 @@ using Quant.Runtime;
 namespace Quant.Core.Stages;
 
 /// <summary>Loads and runs a NAME.qbm through Quant.Runtime, with its failures as positioned diagnostics at the file.</summary>
-internal static class CompiledModels
+public static class CompiledModels
 {
     public static QbmModel Load(string path)
     {
