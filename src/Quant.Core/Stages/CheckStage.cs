@@ -374,6 +374,7 @@ public static class CheckStage
         if (runtime) models.Add("ONNX Runtime");
         if (quantized || compiled) models.Add("quantized");
         if (compiled) models.Add("compiled");
+        if (models.Count == 0) return "comparing"; // nothing runs: qat_vs_float comes from the export's measurement
         return "comparing " + (models.Count == 1 ? models[0] : string.Join(", ", models.Take(models.Count - 1)) + " and " + models[^1]);
     }
 
