@@ -134,7 +134,7 @@ public sealed class QuantPrepare : Task
             WriteIfDifferent(P("export.hash"), Hash("export v1", ExportOptions, $"model={modelPath}", $"name={name}", "---", exportText), null);
             WriteIfDifferent(P("convert.hash"), Hash("convert v1", ConvertOptions), null);
             WriteIfDifferent(P("compile.hash"), Hash("compile v1", CompileOptions), null);
-            WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", $"stages={plan.CheckStagesArgument}", "---", checkText), null);
+            WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", $"pairs={string.Join(";", plan.CheckPairs)}", "---", checkText), null);
             // When the files match what the last export read, a fresh data.list must not look newer than that export.
             // CalibrationData globs are read by the tool itself, so the files it read last time are the whole comparison.
             var read = deps.Files.Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal);
