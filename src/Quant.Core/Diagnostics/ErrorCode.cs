@@ -52,6 +52,8 @@ enum ErrorCode
     CheckBaselineUnreadable = 5005,
     CheckStageUnavailable = 5006,
     CheckRuntimeDisagrees = 5007,
+    CheckCompiledNotBitExact = 5008,
+    CheckQuantizedDisagrees = 5009,
 
     // QB6xxx: MSBuild integration (reported by the Quant.Build tasks, which compile this file in)
     BuildModelNotFound = 6001,
