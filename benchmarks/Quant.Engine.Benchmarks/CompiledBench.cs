@@ -61,6 +61,8 @@ internal static class CompiledBench
             }
             Console.WriteLine($"{"model",-22} {"threads",7} {"compiled ms",11} {"ORT qat ms",10} {"engine float ms",15} {"compiled / ORT qat",16} {"compiled / engine float",21}");
             foreach (var r in rows) Console.WriteLine(r);
+            // QbmModel builds its engine session with default options: every row's compiled run may use all cores.
+            Console.WriteLine($"note: the compiled model runs with Quant.Runtime's default thread count ({Environment.ProcessorCount}) in every row; it has no thread setting yet");
             foreach (var p in profiles) Console.WriteLine(p);
             Console.WriteLine($"process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
             return 0;
@@ -96,10 +98,11 @@ internal static class CompiledBench
         double convertS = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         var qbm = Path.Combine(dir, m.Name + ".qbm");
         t0 = Stopwatch.GetTimestamp();
-        var compiled = CompileStage.Run(quantized, qbm);
+        // Plan memory and cost for the benchmark's input (rec's width is symbolic in the model).
+        var compiled = CompileStage.Run(quantized, qbm, new CompileOptions { InputShapes = new Dictionary<string, int[]> { ["x"] = m.Input.Shape.ToArray() } });
         double compileS = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         Console.WriteLine($"{m.Name}: export {exportS:F1} s, convert {convertS:F1} s ({converted.IntegerGroups} integer groups, {converted.FloatIslands} float islands), " +
-                          $"compile {compileS:F1} s (arena {compiled.ArenaBytes / 1048576.0:F1} MiB, cost model {compiled.EstimatedMilliseconds:F1} ms), .qbm {new FileInfo(qbm).Length / 1048576.0:F1} MiB");
+                          $"compile {compileS:F1} s (arena {compiled.ArenaBytes / 1048576.0:F1} MiB, cost model {compiled.EstimatedMilliseconds:F1} ms), .qbm {compiled.QbmBytes / 1048576.0:F1} MiB, {compiled.OpCount} ops");
         return (export.QatModelPath, quantized, qbm);
     }
 
@@ -110,7 +113,8 @@ internal static class CompiledBench
     private static string Profile(string name, int threads, string quantized, IReadOnlyDictionary<string, Tensor> feeds, int runs)
     {
         var session = new InferenceSession(OnnxModelReader.Load(quantized), new SessionOptions { Threads = threads });
-        session.Run(feeds);
+        // Warm up as LatencyRounds does (at least 1.5 s): .NET recompiles the hot kernels after their first calls.
+        for (double spent = 0; spent < 1500;) spent += RuntimeBenchmark.TimeEngine(session, feeds);
         var timings = new NodeTimings();
         long t0 = Stopwatch.GetTimestamp();
         for (int r = 0; r < runs; r++) session.Run(feeds, new RunOptions { Timings = timings });
