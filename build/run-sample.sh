@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: pack Quant.Build, then `dotnet build` the sample project samples/ppocr-cls, which quantizes
-# the real PaddleOCR mobile text-direction classifier as part of its build (export + accuracy checks) and
-# leaves cls.qat.onnx in its output folder; then run the engine on the float and the quantized model
-# (quant-check infer) on two real text lines. Needs only the .NET SDK.
+# the real PaddleOCR mobile text-direction classifier as part of its build (export, convert, compile and the
+# accuracy checks of each) and leaves cls.qat.onnx and cls.qbm in its output folder; then run the float and the
+# qat model in the engine and the compiled program in Quant.Runtime (quant-check infer) on two real text lines.
+# Needs only the .NET SDK.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sample="$repo/samples/ppocr-cls"
@@ -16,10 +17,10 @@ dotnet build "$sample" -c Release -nologo -p:RestorePackagesPath="$packages"
 bin="$sample/bin/Release/net10.0"
 dotnet "$bin/ppocr-cls.dll"
 tool="$packages/quant.build/$version/tools/net10.0/quant-check.dll"
-for model in "$sample/models/ch_ppocr_mobile_v2.0_cls_infer.onnx" "$bin/cls.qat.onnx"; do
+for model in "$sample/models/ch_ppocr_mobile_v2.0_cls_infer.onnx" "$bin/cls.qat.onnx" "$bin/cls.qbm"; do
   for input in "$sample"/inputs/*.x.npy; do
     name="$(basename "$input" .x.npy)"
     echo "== $(basename "$model") on $name"
-    dotnet "$tool" infer "$model" --input "x=$input" --out "$out/$(basename "$model" .onnx)/$name" --repeat 5
+    dotnet "$tool" infer "$model" --input "x=$input" --out "$out/$(basename "$model")/$name" --repeat 5
   done
 done

@@ -9,10 +9,13 @@ using Quant.TestSupport;
 // Prints median latency of each, the engine/ORT ratio (same run, same input, same thread count)
 // and the engine's peak tensor memory. Usage: build/bench.sh [--repeat N] [--models det,rec]
 // (or "presets REC_DIR DET_DIR": the preset table of docs/export.md, see PresetTable.cs;
-// or "compiled [--repeat N] [--models det,rec] [--keep DIR]": the compiled int8 model vs ORT and the float engine, CompiledBench.cs)
+// "compiled [--repeat N] [--models det,rec] [--keep DIR]": the compiled int8 model vs ORT and the float engine, CompiledBench.cs;
+// "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
+if (args is ["costmodel"]) return CostModelCalibration.Measure();
+if (args is ["estimate", .. var compiled]) return CostModelCalibration.Estimate(compiled);
 int repeat = 10;
 var models = new[] { "det", "rec" };
 for (int i = 0; i < args.Length; i++)

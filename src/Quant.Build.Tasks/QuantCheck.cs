@@ -5,7 +5,8 @@ using Microsoft.Build.Framework;
 namespace Quant.Build.Tasks;
 
 /// <summary>
-/// <c>quant-check check</c>: compares the qat model with the float model against the yaml's <c>checks:</c>
+/// <c>quant-check check</c>: compares the qat model with the float model (and ONNX Runtime, the quantized and the
+/// compiled model with their references) against the yaml's <c>checks:</c>
 /// thresholds (and a baseline); each failing check is a positioned QB5xxx diagnostic, i.e. a build error,
 /// or a warning when <see cref="WarnOnly"/>.
 /// </summary>
@@ -17,6 +18,10 @@ public sealed class QuantCheck : QuantToolTask
     [Required] public string Config { get; set; } = "";
     /// <summary>Maps to <c>--qat</c>.</summary>
     [Required] public string QatModel { get; set; } = "";
+    /// <summary>Maps to <c>--quantized</c> (quantized_vs_qat, and the reference of compiled_vs_quantized); empty: not checked.</summary>
+    public string? QuantizedModel { get; set; }
+    /// <summary>Maps to <c>--compiled</c> (compiled_vs_quantized); empty: not checked.</summary>
+    public string? CompiledModel { get; set; }
     /// <summary>Maps to <c>--out</c> (NAME.check.json, NAME.check.junit.xml, NAME.check.md).</summary>
     [Required] public string OutputDirectory { get; set; } = "";
     /// <summary>Maps to <c>--name</c>.</summary>
@@ -46,6 +51,8 @@ public sealed class QuantCheck : QuantToolTask
         args.Add("check").Add(Model)
             .Add("--config", Config)
             .Add("--qat", QatModel)
+            .Add("--quantized", QuantizedModel)
+            .Add("--compiled", CompiledModel)
             .Add("--out", OutputDirectory)
             .Add("--name", Name)
             .Add("--baseline", ResolvedBaseline())
@@ -62,10 +69,5 @@ public sealed class QuantCheck : QuantToolTask
         return exact.Length > 0 ? exact : Baseline;
     }
 
-    protected override void OnSucceeded()
-    {
-        if (string.IsNullOrEmpty(RunLog)) return;
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(RunLog))!);
-        File.AppendAllText(RunLog, $"check {Name} {DateTime.UtcNow:o}{Environment.NewLine}");
-    }
+    protected override void OnSucceeded() => AppendRunLog(RunLog, $"check {Name}");
 }

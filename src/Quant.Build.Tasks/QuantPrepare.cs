@@ -15,8 +15,9 @@ namespace Quant.Build.Tasks;
 /// Runs in every build, in process and cheaply, before the stage targets: resolves each <c>QuantModel</c>'s
 /// metadata defaults and artifact paths, and brings the files the stage targets use as <c>Inputs</c> up to date:
 /// <list type="bullet">
-/// <item><c>export.hash</c> / <c>check.hash</c>: a hash of the config text each stage reads plus the options
-/// that affect it, rewritten only when it changes (so its timestamp moves only then);</item>
+/// <item><c>export.hash</c> / <c>convert.hash</c> / <c>compile.hash</c> / <c>check.hash</c>: a hash of the config
+/// text each stage reads plus the options that affect it, rewritten only when it changes (so its timestamp moves
+/// only then);</item>
 /// <item><c>data.list</c>: the calibration files the config's globs match now; rewritten when a file appears or
 /// disappears compared with what the last export read (its <c>deps</c> file).</item>
 /// </list>
@@ -30,6 +31,10 @@ public sealed class QuantPrepare : Task
     [Required] public string IntermediateDirectory { get; set; } = "";
     /// <summary>Property values that affect export (hashed into <c>export.hash</c>).</summary>
     public string ExportOptions { get; set; } = "";
+    /// <summary>Property values that affect convert (hashed into <c>convert.hash</c>).</summary>
+    public string ConvertOptions { get; set; } = "";
+    /// <summary>Property values that affect compile (hashed into <c>compile.hash</c>).</summary>
+    public string CompileOptions { get; set; } = "";
     /// <summary>Property values that affect the check (hashed into <c>check.hash</c>).</summary>
     public string CheckOptions { get; set; } = "";
     /// <summary>False: only resolve paths (Clean), write nothing.</summary>
@@ -47,13 +52,19 @@ public sealed class QuantPrepare : Task
     /// <summary>A package's folder for model NAME: content files, so PackageReference consumers get them copied to their output.</summary>
     public static string DefaultPackagePath(string name) => $"contentFiles/any/any/models/{name}/";
 
-    /// <summary>What a model ships: today the qat model; the convert and compile stages add their artifacts here.</summary>
-    private static readonly string[] DeployableArtifacts = { ".qat.onnx" };
+    /// <summary>What a model ships: the qat model (for ONNX Runtime), and the compiled program when compile runs.</summary>
+    private static string[] DeployableArtifacts(bool compiled) => compiled ? new[] { ".qat.onnx", ".qbm" } : new[] { ".qat.onnx" };
     /// <summary>The spec prefix of a baseline taken from a shipped package (resolved by the tool, never in MSBuild).</summary>
     private const string PackageBaselinePrefix = "package:";
 
     private static readonly string[] ExportArtifacts = { ".qat.onnx", ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt", ".calibration.qcs" };
+    private static readonly string[] ConvertArtifacts = { ".quantized.onnx", ".convert.json" };
+    private static readonly string[] CompileArtifacts = { ".qbm", ".compile.json" };
     private static readonly string[] CheckArtifacts = { ".check.json", ".check.junit.xml", ".check.md" };
+
+    /// <summary>Every stage <c>Stages</c> may name, in build order. <c>check</c> is the qat_vs_float pair (also accepted by that name).</summary>
+    internal const string DefaultStages = "export;convert;compile;check;runtime_vs_qat;quantized_vs_qat;compiled_vs_quantized";
+    private static readonly string[] KnownStages = { "export", "convert", "compile", "check", "qat_vs_float", "runtime_vs_qat", "quantized_vs_qat", "compiled_vs_quantized" };
 
     public override bool Execute()
     {
@@ -88,12 +99,11 @@ public sealed class QuantPrepare : Task
         bool packageBaseline = baselineSpec is not null && baselineSpec.StartsWith(PackageBaselinePrefix, StringComparison.OrdinalIgnoreCase);
         bool floatingBaseline = packageBaseline && baselineSpec!.IndexOf('@') < 0;
         string? baseline = baselineSpec is null ? null : packageBaseline ? baselineSpec : Full(baselineSpec);
-        var stages = new HashSet<string>((Meta(model, "Stages") ?? "export;check;runtime_vs_qat").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries)
-            .Select(s => s.Trim().ToLowerInvariant()));
-        foreach (var s in stages.Where(s => s != "export" && s != "check" && s != "runtime_vs_qat"))
-            Error(ErrorCode.BuildUnknownStage, $"QuantModel '{model.ItemSpec}': unknown stage '{s}' in Stages; known stages: export, check, runtime_vs_qat");
-        // The check stage measures qat_vs_float ("check") and runtime_vs_qat; the tool measures both unless told one.
-        string checkStages = stages.Contains("check") == stages.Contains("runtime_vs_qat") ? "" : stages.Contains("check") ? "qat_vs_float" : "runtime_vs_qat";
+        var stages = new HashSet<string>((Meta(model, "Stages") ?? DefaultStages).Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries)
+            .Select(s => s.Trim().ToLowerInvariant()).Select(s => s == "qat_vs_float" ? "check" : s));
+        foreach (var s in stages.Where(s => Array.IndexOf(KnownStages, s) < 0))
+            Error(ErrorCode.BuildUnknownStage, $"QuantModel '{model.ItemSpec}': unknown stage '{s}' in Stages; known stages: {string.Join(", ", KnownStages)}");
+        var plan = StagePlan.Of(stages);
 
         var dir = Path.Combine(IntermediateDirectory, name) + Path.DirectorySeparatorChar;
         var outputs = new TaskItem(modelPath);
@@ -108,7 +118,8 @@ public sealed class QuantPrepare : Task
         bool hasChecks = checkText.Length > 0;
         bool runExport = stages.Count > 0;
         // The check needs something to check: thresholds in the config or a baseline to compare with.
-        bool runCheck = (stages.Contains("check") || stages.Contains("runtime_vs_qat")) && (hasChecks || baseline is not null);
+        bool runCheck = plan.CheckPairs.Count > 0 && (hasChecks || baseline is not null);
+        bool runConvert = plan.Convert, runCompile = plan.Compile;
 
         var extraData = (Meta(model, "CalibrationData") ?? "").Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
             .SelectMany(g => FileGlob.Expand(ProjectDirectory, g.Trim())).ToList();
@@ -121,7 +132,9 @@ public sealed class QuantPrepare : Task
         {
             Directory.CreateDirectory(dir);
             WriteIfDifferent(P("export.hash"), Hash("export v1", ExportOptions, $"model={modelPath}", $"name={name}", "---", exportText), null);
-            WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", $"stages={checkStages}", "---", checkText), null);
+            WriteIfDifferent(P("convert.hash"), Hash("convert v1", ConvertOptions), null);
+            WriteIfDifferent(P("compile.hash"), Hash("compile v1", CompileOptions), null);
+            WriteIfDifferent(P("check.hash"), Hash("check v1", CheckOptions, $"baseline={baseline}", $"pairs={string.Join(";", plan.CheckPairs)}", "---", checkText), null);
             // When the files match what the last export read, a fresh data.list must not look newer than that export.
             // CalibrationData globs are read by the tool itself, so the files it read last time are the whole comparison.
             var read = deps.Files.Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal);
@@ -129,6 +142,8 @@ public sealed class QuantPrepare : Task
             WriteIfDifferent(P("data.list"), string.Join("\n", dataNow) + "\n", asLastRead ? deps.WriteTimeUtc : null);
             // A stamp vouches for its stage's artifacts; one deleted by hand makes the stage run again.
             if (ExportArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("export.stamp"));
+            if (runConvert && ConvertArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("convert.stamp"));
+            if (runCompile && CompileArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("compile.stamp"));
             if (runCheck && CheckArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("check.stamp"));
             // An exact package version is a stable input: its spec is the whole answer. A floating one is written by
             // the resolve target each build, with the version the sources have now.
@@ -137,16 +152,28 @@ public sealed class QuantPrepare : Task
 
         string qat = P(name + ".qat.onnx");
         var copy = new List<string>();
-        foreach (var kind in (Meta(model, "CopyToOutput") ?? "qat").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries).Select(k => k.Trim().ToLowerInvariant()))
+        // A later stage's file is copied only when that stage runs: the default (qat;qbm) also fits Stages="export;check".
+        foreach (var kind in (Meta(model, "CopyToOutput") ?? "qat;qbm").Split(new[] { ';', ',' }, StringSplitOptions.RemoveEmptyEntries).Select(k => k.Trim().ToLowerInvariant()))
         {
             switch (kind)
             {
-                case "qat": copy.AddRange(DeployableArtifacts.Select(e => P(name + e))); break;
+                case "qat": copy.Add(P(name + ".qat.onnx")); break;
+                case "quantized": if (runConvert) copy.Add(P(name + ".quantized.onnx")); break;
+                case "qbm": if (runCompile) copy.Add(P(name + ".qbm")); break;
                 case "none": break;
-                case "reports": copy.AddRange(new[] { ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt" }.Select(e => P(name + e))); break;
+                case "reports":
+                    copy.AddRange(new[] { ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt" }.Select(e => P(name + e)));
+                    if (runConvert) copy.Add(P(name + ".convert.json"));
+                    if (runCompile) copy.Add(P(name + ".compile.json"));
+                    break;
                 case "check": if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
-                case "all": copy.AddRange(ExportArtifacts.Where(e => e != ".calibration.qcs").Select(e => P(name + e))); if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
-                default: Error(ErrorCode.BuildUnknownCopyToOutput, $"QuantModel '{model.ItemSpec}': unknown CopyToOutput value '{kind}'; use qat (default), reports, check, all or none"); break;
+                case "all":
+                    copy.AddRange(ExportArtifacts.Where(e => e != ".calibration.qcs").Select(e => P(name + e)));
+                    if (runConvert) copy.AddRange(ConvertArtifacts.Select(e => P(name + e)));
+                    if (runCompile) copy.AddRange(CompileArtifacts.Select(e => P(name + e)));
+                    if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e)));
+                    break;
+                default: Error(ErrorCode.BuildUnknownCopyToOutput, $"QuantModel '{model.ItemSpec}': unknown CopyToOutput value '{kind}'; use qat, quantized, qbm (default qat;qbm), reports, check, all or none"); break;
             }
         }
 
@@ -160,9 +187,15 @@ public sealed class QuantPrepare : Task
         outputs.SetMetadata("BaselineFloating", floatingBaseline && runCheck ? "true" : "false");
         outputs.SetMetadata("IntermediateDir", dir);
         outputs.SetMetadata("RunExport", runExport ? "true" : "false");
+        outputs.SetMetadata("RunConvert", runConvert ? "true" : "false");
+        outputs.SetMetadata("RunCompile", runCompile ? "true" : "false");
         outputs.SetMetadata("RunCheck", runCheck ? "true" : "false");
-        outputs.SetMetadata("CheckStages", checkStages);
+        outputs.SetMetadata("CheckStages", plan.CheckStagesArgument);
         outputs.SetMetadata("ExportStamp", P("export.stamp"));
+        outputs.SetMetadata("ConvertStamp", P("convert.stamp"));
+        outputs.SetMetadata("CompileStamp", P("compile.stamp"));
+        outputs.SetMetadata("ConvertHashFile", P("convert.hash"));
+        outputs.SetMetadata("CompileHashFile", P("compile.hash"));
         outputs.SetMetadata("CheckStamp", P("check.stamp"));
         outputs.SetMetadata("ExportHashFile", P("export.hash"));
         outputs.SetMetadata("CheckHashFile", P("check.hash"));
@@ -174,6 +207,11 @@ public sealed class QuantPrepare : Task
             .Select(g => Path.GetFullPath(Path.Combine(ProjectDirectory, g.Trim())))));
         outputs.SetMetadata("ExportDependencies", string.Join(";", dataNow.Concat(deps.Others.Where(File.Exists)).Distinct(StringComparer.Ordinal)));
         outputs.SetMetadata("QatModel", qat);
+        outputs.SetMetadata("QuantizedModel", P(name + ".quantized.onnx"));
+        outputs.SetMetadata("CompiledModel", P(name + ".qbm"));
+        // What the check compares beyond the qat model: passed to the tool, and inputs of its up-to-date check.
+        outputs.SetMetadata("CheckQuantizedModel", plan.CheckReadsQuantized ? P(name + ".quantized.onnx") : "");
+        outputs.SetMetadata("CheckCompiledModel", plan.CheckReadsCompiled ? P(name + ".qbm") : "");
         outputs.SetMetadata("ExportArtifacts", string.Join(";", ExportArtifacts.Select(e => P(name + e))));
         outputs.SetMetadata("CheckArtifacts", runCheck ? string.Join(";", CheckArtifacts.Select(e => P(name + e))) : "");
         outputs.SetMetadata("CopyFiles", string.Join(";", copy.Distinct(StringComparer.Ordinal)));
@@ -205,7 +243,7 @@ public sealed class QuantPrepare : Task
             item.SetMetadata("QuantModelItem", model.ItemSpec);
             return item;
         }
-        foreach (var e in DeployableArtifacts) yield return Packed(e, copyToOutput: true);
+        foreach (var e in DeployableArtifacts(resolved.GetMetadata("RunCompile") == "true")) yield return Packed(e, copyToOutput: true);
         // The accuracy record a later build compares with (Baseline="package:..."); only a checked model has one.
         if (resolved.GetMetadata("RunCheck") == "true") yield return Packed(".check.json", copyToOutput: false);
     }

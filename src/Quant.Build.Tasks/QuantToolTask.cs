@@ -93,6 +93,14 @@ public abstract class QuantToolTask : ToolTask
     /// <summary>Runs after a successful tool run, before the stamp is written.</summary>
     protected virtual void OnSucceeded() { }
 
+    /// <summary>Appends <c>LINE TIME</c> to the model's run log (the build's record of which stages ran).</summary>
+    protected static void AppendRunLog(string? runLog, string line)
+    {
+        if (string.IsNullOrEmpty(runLog)) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(runLog))!);
+        File.AppendAllText(runLog, $"{line} {DateTime.UtcNow:o}{Environment.NewLine}");
+    }
+
     protected override void LogEventsFromTextOutput(string singleLine, MessageImportance messageImportance)
     {
         if (singleLine.IndexOf(": warning QB", StringComparison.Ordinal) >= 0) _sawWarning = true;

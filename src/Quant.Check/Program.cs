@@ -12,6 +12,8 @@ public static class Program
             InferCommand.Create(),
             BenchCommand.Create(),
             ExportCommand.Create(),
+            ConvertCommand.Create(),
+            CompileCommand.Create(),
             CheckCommand.Create(),
             BaselineCommand.Create(),
         };

@@ -54,7 +54,9 @@ public sealed class QbmModel
         {
             return new QbmModel(file, new InferenceSession(model), source);
         }
-        catch (Exception e) when (e is EngineException or OnnxFormatException)
+        // A well-formed file can still hold attributes a kernel refuses (validation checks encodings, not op semantics);
+        // kernel factories report those in more ways than EngineException, and loading reports them all as one error.
+        catch (Exception e) when (e is not (OutOfMemoryException or StackOverflowException or ThreadAbortException))
         {
             throw new QbmFormatException(QbmError.Unrunnable, source, $"the engine cannot run the program: {e.Message}", e);
         }

@@ -128,6 +128,9 @@ public sealed class FixtureProject
         return new BuildResult(code, stdout + stderr, clock.Elapsed);
     }
 
+    /// <summary>The runs of a first build with the default Stages: the whole chain, calibration collected.</summary>
+    public static string[] Chain(string name = "cls") => [$"export {name} calibration=collected", $"convert {name}", $"compile {name}", $"check {name}"];
+
     /// <summary>The tool's record of what ran for one model: "export cls calibration=collected ...", "check cls ...".</summary>
     public string[] Runs(string name = "cls")
     {

@@ -11,62 +11,109 @@ public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
 {
     private const string Export = "export cls calibration=collected";
     private const string ExportFromCache = "export cls calibration=cache";
+    private const string Convert = "convert cls";
+    private const string Compile = "compile cls";
     private const string Check = "check cls";
+    private static readonly string[] Chain = FixtureProject.Chain();
 
     private static void AssertNewRuns(FixtureProject p, int before, params string[] expected) =>
         Assert.Equal(expected, p.Runs().Skip(before).ToArray());
 
     [Fact]
-    public void First_build_runs_every_stage_a_second_runs_none_and_clean_removes_the_artifacts()
+    public void First_build_runs_the_four_stages_a_second_runs_none_and_clean_removes_the_artifacts()
     {
         var p = new FixtureProject(feed, "noop");
         var first = p.Build();
         first.AssertSucceeded();
-        AssertNewRuns(p, 0, Export, Check);
+        AssertNewRuns(p, 0, Chain);
         Assert.True(File.Exists(Path.Combine(p.OutDir, "cls.qat.onnx")), "the qat model is copied to the output folder");
-        Assert.Contains("Quant: export cls finished in", first.Output);
-        foreach (var f in new[] { "cls.qat.onnx", "cls.model_check.json", "cls.check.json", "cls.check.junit.xml", "cls.check.md", "deps" })
+        Assert.True(File.Exists(Path.Combine(p.OutDir, "cls.qbm")), "the compiled program is copied to the output folder");
+        Assert.Equal(File.ReadAllBytes(Path.Combine(p.Intermediate, "cls", "cls.qbm")), File.ReadAllBytes(Path.Combine(p.OutDir, "cls.qbm")));
+        foreach (var stage in new[] { "export", "convert", "compile", "check" }) Assert.Contains($"Quant: {stage} cls finished in", first.Output);
+        foreach (var f in new[] { "cls.qat.onnx", "cls.model_check.json", "cls.quantized.onnx", "cls.convert.json", "cls.qbm", "cls.compile.json",
+                                  "cls.check.json", "cls.check.junit.xml", "cls.check.md", "deps" })
             Assert.True(File.Exists(Path.Combine(p.Intermediate, "cls", f)), f);
+        // The check measured every pair of the chain, the compiled program bit-exact against the quantized model.
+        var report = File.ReadAllText(Path.Combine(p.Intermediate, "cls", "cls.check.json"));
+        foreach (var pair in new[] { "qat_vs_float", "runtime_vs_qat", "quantized_vs_qat", "compiled_vs_quantized" }) Assert.Contains($"\"stage\": \"{pair}\"", report);
+        Assert.Contains("\"default_bound\": \"bit_exact\"", report);
 
         var second = p.Build();
         second.AssertSucceeded();
-        AssertNewRuns(p, 2);
+        AssertNewRuns(p, 4);
         output.WriteLine($"first build {first.Time.TotalSeconds:F1} s, no-op rebuild {second.Time.TotalSeconds:F1} s");
+
+        // A deleted artifact is rebuilt by its stage, and what reads it runs again.
+        File.Delete(Path.Combine(p.Intermediate, "cls", "cls.qbm"));
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 4, Compile, Check);
 
         var clean = p.Build("-t:Clean");
         clean.AssertSucceeded();
         Assert.False(Directory.Exists(p.Intermediate), "Clean removes the intermediate quant folder");
         Assert.False(File.Exists(Path.Combine(p.OutDir, "cls.qat.onnx")), "Clean removes the copied model");
+        Assert.False(File.Exists(Path.Combine(p.OutDir, "cls.qbm")), "Clean removes the copied program");
     }
 
     [Fact]
-    public void A_checks_threshold_edit_reruns_only_the_check_and_a_node_config_edit_reexports_from_cached_statistics()
+    public void A_checks_threshold_edit_reruns_only_the_check_and_a_node_qtype_edit_reruns_the_whole_chain_from_cached_statistics()
     {
         var p = new FixtureProject(feed, "edits");
         p.Build().AssertSucceeded();
-        AssertNewRuns(p, 0, Export, Check);
+        AssertNewRuns(p, 0, Chain);
 
         p.EditConfig("cosine: {min: 0.99}", "cosine: {min: 0.98}");
         p.Build().AssertSucceeded();
-        AssertNewRuns(p, 2, Check);
+        AssertNewRuns(p, 4, Check);
 
         // A comment is not content: nothing runs.
         p.EditConfig("calibration:", "# calibrated on three crops\ncalibration:");
         p.Build().AssertSucceeded();
-        AssertNewRuns(p, 3);
+        AssertNewRuns(p, 5);
 
         var qat = Path.Combine(p.Intermediate, "cls", "cls.qat.onnx");
-        var before = File.ReadAllBytes(qat);
+        var qbm = Path.Combine(p.Intermediate, "cls", "cls.qbm");
+        var (qatBefore, qbmBefore) = (File.ReadAllBytes(qat), File.ReadAllBytes(qbm));
         p.EditConfig("op_config:", "node_config:\n    p2o.Conv.1: {qtype: int16}\n  op_config:");
         p.Build().AssertSucceeded();
-        AssertNewRuns(p, 3, ExportFromCache, Check);
-        Assert.False(before.AsSpan().SequenceEqual(File.ReadAllBytes(qat)), "the node_config change reaches the qat model");
+        AssertNewRuns(p, 5, ExportFromCache, Convert, Compile, Check);
+        Assert.False(qatBefore.AsSpan().SequenceEqual(File.ReadAllBytes(qat)), "the node_config change reaches the qat model");
+        Assert.False(qbmBefore.AsSpan().SequenceEqual(File.ReadAllBytes(qbm)), "and the compiled program");
+    }
+
+    [Fact]
+    public void A_compile_property_reruns_only_compile_and_the_check()
+    {
+        var p = new FixtureProject(feed, "compileprop");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 0, Chain);
+        var qbm = Path.Combine(p.Intermediate, "cls", "cls.qbm");
+        var before = File.ReadAllBytes(qbm);
+
+        // Without the load-back verification the tool does not report it (and the program is the same bytes).
+        var unverified = p.Build("-p:QuantCompileVerify=false", "-v:d");
+        unverified.AssertSucceeded();
+        AssertNewRuns(p, 4, Compile, Check);
+        Assert.DoesNotContain("verified: Quant.Runtime loads and validates the program", unverified.Output);
+        Assert.Equal(before, File.ReadAllBytes(qbm));
+
+        var verified = p.Build("-v:d");
+        verified.AssertSucceeded();
+        AssertNewRuns(p, 6, Compile, Check);
+        Assert.Contains("verified: Quant.Runtime loads and validates the program", verified.Output);
+
+        // Stages without the later pairs: convert and compile no longer run, and the check (its pairs changed) runs once more.
+        p.EditProject("OutputName=\"cls\"", "OutputName=\"cls\" Stages=\"export;check;runtime_vs_qat\"");
+        p.Build().AssertSucceeded();
+        AssertNewRuns(p, 8, Check);
+        Assert.DoesNotContain("quantized_vs_qat", File.ReadAllText(Path.Combine(p.Intermediate, "cls", "cls.check.json")));
     }
 
     [Fact]
     public void CalibrationData_metadata_replaces_the_configs_data_globs()
     {
-        var p = new FixtureProject(feed, "caldata", itemMetadata: "CalibrationData=\"frames/*.npy\" ");
+        // Export and check only: what this test is about, without the later stages' time.
+        var p = new FixtureProject(feed, "caldata", itemMetadata: "CalibrationData=\"frames/*.npy\" Stages=\"export;check;runtime_vs_qat\" ");
         Directory.Move(Path.Combine(p.Dir, "calib"), Path.Combine(p.Dir, "frames"));
         p.EditConfig("data: \"calib/*.npy\"", "data: \"nothing/*.npy\"");
         var first = p.Build("-v:d");
@@ -88,7 +135,7 @@ public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
     [Fact]
     public void Adding_a_calibration_file_recalibrates_and_a_property_reruns_its_stage()
     {
-        var p = new FixtureProject(feed, "data");
+        var p = new FixtureProject(feed, "data", itemMetadata: "Stages=\"export;check;runtime_vs_qat\" ");
         p.Build().AssertSucceeded();
         AssertNewRuns(p, 0, Export, Check);
 
@@ -112,7 +159,7 @@ public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
         var p = new FixtureProject(feed, "runtime");
         var first = p.Build("-v:d");
         first.AssertSucceeded();
-        AssertNewRuns(p, 0, Export, Check);
+        AssertNewRuns(p, 0, Chain);
         var json = Path.Combine(p.Intermediate, "cls", "cls.check.json");
         Assert.Contains("\"stage\": \"runtime_vs_qat\"", File.ReadAllText(json));
         // The check read the export's float-vs-qat measurement instead of running both models again.
@@ -122,20 +169,20 @@ public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
         var csproj = Directory.GetFiles(p.Dir, "*.csproj").Single();
         File.WriteAllText(csproj, File.ReadAllText(csproj).Replace("OutputName=\"cls\"", "OutputName=\"cls\" Stages=\"export;check\""));
         p.Build().AssertSucceeded();
-        AssertNewRuns(p, 2, Check);
+        AssertNewRuns(p, 4, Check);
         Assert.DoesNotContain("runtime_vs_qat", File.ReadAllText(json));
 
         File.WriteAllText(csproj, File.ReadAllText(csproj).Replace("Stages=\"export;check\"", "Stages=\"export;runtime\""));
         var bad = p.Build();
         Assert.NotEqual(0, bad.Code);
         Assert.Contains("QB6004", bad.Output);
-        Assert.Contains("unknown stage 'runtime' in Stages; known stages: export, check, runtime_vs_qat", bad.Output);
+        Assert.Contains("unknown stage 'runtime' in Stages; known stages: export, convert, compile, check, qat_vs_float, runtime_vs_qat, quantized_vs_qat, compiled_vs_quantized", bad.Output);
     }
 
     [Fact]
     public void A_failing_threshold_fails_the_build_at_its_yaml_position_and_is_a_warning_when_asked()
     {
-        var p = new FixtureProject(feed, "gate");
+        var p = new FixtureProject(feed, "gate", itemMetadata: "Stages=\"export;check;runtime_vs_qat\" ");
         p.EditConfig("cosine: {min: 0.99}", "cosine: {min: 0.99}\n    l1: {max: 1.0e-30}");
         var failed = p.Build();
         Assert.NotEqual(0, failed.Code);
@@ -166,10 +213,13 @@ public class IncrementalBuildTests(PackageFeed feed, ITestOutputHelper output)
         sequential.Build("-m:1").AssertSucceeded();
         foreach (var n in names)
         {
-            Assert.Equal([$"export {n} calibration=collected", $"check {n}"], parallel.Runs(n));
-            var a = File.ReadAllBytes(Path.Combine(parallel.OutDir, n + ".qat.onnx"));
-            var b = File.ReadAllBytes(Path.Combine(sequential.OutDir, n + ".qat.onnx"));
-            Assert.True(a.AsSpan().SequenceEqual(b), $"{n}.qat.onnx differs between -m and -m:1");
+            Assert.Equal(FixtureProject.Chain(n), parallel.Runs(n));
+            foreach (var artifact in new[] { ".qat.onnx", ".qbm" })
+            {
+                var a = File.ReadAllBytes(Path.Combine(parallel.OutDir, n + artifact));
+                var b = File.ReadAllBytes(Path.Combine(sequential.OutDir, n + artifact));
+                Assert.True(a.AsSpan().SequenceEqual(b), $"{n}{artifact} differs between -m and -m:1");
+            }
         }
     }
 }

@@ -17,18 +17,21 @@ public class ModelPackageTests(PackageFeed feed, ITestOutputHelper output)
     private const string CoarseCalibration = "calibration_type: percentile\n      max_percentile: 0.9";
 
     [Fact]
-    public void Pack_puts_the_qat_model_and_check_report_under_models_NAME_and_a_consumer_gets_the_model_copied()
+    public void Pack_puts_the_qat_model_the_program_and_the_check_report_under_models_NAME_and_a_consumer_gets_the_models_copied()
     {
         var shipped = ShippedModel.Of(feed);
         output.WriteLine($"build + pack of A: {shipped.PackResult.Time.TotalSeconds:F1} s");
         Assert.Contains("Quant: check cls finished", shipped.PackResult.Output); // the stages ran before the package was made
         var entries = ShippedModel.Entries(shipped.PackagePath);
         Assert.Contains("contentFiles/any/any/models/cls/cls.qat.onnx", entries);
+        Assert.Contains("contentFiles/any/any/models/cls/cls.qbm", entries);
         Assert.Contains("contentFiles/any/any/models/cls/cls.check.json", entries);
+        Assert.DoesNotContain(entries, e => e.EndsWith(".quantized.onnx", StringComparison.Ordinal)); // an intermediate, like the reports
         Assert.DoesNotContain(entries, e => e.EndsWith(".calibration.qcs", StringComparison.Ordinal) || e.EndsWith(".check.md", StringComparison.Ordinal));
         var nuspec = XDocument.Parse(ShippedModel.Read(shipped.PackagePath, $"{ShippedModel.Id}.nuspec"));
         var files = nuspec.Descendants().Where(e => e.Name.LocalName == "files").ToDictionary(e => (string)e.Attribute("include")!);
         Assert.Equal("true", (string?)files["any/any/models/cls/cls.qat.onnx"].Attribute("copyToOutput"));
+        Assert.Equal("true", (string?)files["any/any/models/cls/cls.qbm"].Attribute("copyToOutput"));
         Assert.Equal("false", (string?)files["any/any/models/cls/cls.check.json"].Attribute("copyToOutput"));
         Assert.Equal("false", (string?)files["any/any/models/cls/cls.qat.onnx"].Attribute("flatten"));
 
@@ -41,6 +44,8 @@ public class ModelPackageTests(PackageFeed feed, ITestOutputHelper output)
         var copied = Path.Combine(consumer.OutDir, "models", "cls", "cls.qat.onnx");
         Assert.True(File.Exists(copied), built.Output);
         Assert.Equal(File.ReadAllBytes(Path.Combine(shipped.Project.Intermediate, "cls", "cls.qat.onnx")), File.ReadAllBytes(copied));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(shipped.Project.Intermediate, "cls", "cls.qbm")),
+            File.ReadAllBytes(Path.Combine(consumer.OutDir, "models", "cls", "cls.qbm")));
         Assert.False(File.Exists(Path.Combine(consumer.OutDir, "models", "cls", "cls.check.json")), "the check report stays in the package");
     }
 
@@ -54,18 +59,18 @@ public class ModelPackageTests(PackageFeed feed, ITestOutputHelper output)
         // Same model, same config: as good as what was shipped.
         var same = b.Build();
         same.AssertSucceeded();
-        Assert.Equal(["export cls calibration=collected", "check cls"], b.Runs());
+        Assert.Equal(FixtureProject.Chain(), b.Runs());
         Assert.Equal($"package:{ShippedModel.Id}@{ShippedModel.Version}\n", File.ReadAllText(Path.Combine(b.Intermediate, "cls", "baseline.resolved")));
         var report = File.ReadAllText(Path.Combine(b.Intermediate, "cls", "cls.check.json"));
         Assert.Contains($"\"baseline\": \"package:{ShippedModel.Id}@{ShippedModel.Version}\"", report);
-        // Each metric's worst sample, for qat_vs_float and for runtime_vs_qat (the threshold's cosine min is one of them).
-        Assert.Equal(14, Regex.Matches(report, "\"kind\": \"baseline\"").Count);
+        // Each metric's worst sample, for each of the four stage pairs (the threshold's cosine min is one of them).
+        Assert.Equal(28, Regex.Matches(report, "\"kind\": \"baseline\"").Count);
 
         // The floating version is asked again each build; unchanged, it re-runs nothing.
         var again = b.Build();
         again.AssertSucceeded();
         Assert.Contains("Quant: resolve baseline cls finished", again.Output);
-        Assert.Equal(2, b.Runs().Length);
+        Assert.Equal(4, b.Runs().Length);
         output.WriteLine($"B first build {same.Time.TotalSeconds:F1} s, rebuild with a floating package baseline {again.Time.TotalSeconds:F1} s");
 
         // A coarser calibration, with the threshold relaxed so that the config's own check passes: the shipped baseline catches it.
@@ -92,13 +97,13 @@ public class ModelPackageTests(PackageFeed feed, ITestOutputHelper output)
         b.AddPackageSource("models", shipped.Folder);
         b.AddPackageSource("newer", newer);
         b.Build().AssertSucceeded();
-        Assert.Equal(["export cls calibration=collected", "check cls"], b.Runs());
+        Assert.Equal(FixtureProject.Chain(), b.Runs());
 
         // A ships 1.1.0 (into a feed only this test reads): the floating baseline moves to it and the check runs again.
         shipped.Project.Pack(newer, "-p:PackageVersion=1.1.0").AssertSucceeded();
         var moved = b.Build();
         moved.AssertSucceeded();
-        Assert.Equal(["export cls calibration=collected", "check cls", "check cls"], b.Runs());
+        Assert.Equal([.. FixtureProject.Chain(), "check cls"], b.Runs());
         Assert.Equal($"package:{ShippedModel.Id}@1.1.0\n", File.ReadAllText(Path.Combine(b.Intermediate, "cls", "baseline.resolved")));
 
         // Pinned to 1.0.0 (in the global packages folder since the first build): no source is asked, so none is needed.
@@ -108,11 +113,11 @@ public class ModelPackageTests(PackageFeed feed, ITestOutputHelper output)
         var pinned = b.Build("--no-restore");
         pinned.AssertSucceeded();
         Assert.DoesNotContain("Quant: resolve baseline", pinned.Output);
-        Assert.Equal(["export cls calibration=collected", "check cls", "check cls", "check cls"], b.Runs());
+        Assert.Equal([.. FixtureProject.Chain(), "check cls", "check cls"], b.Runs());
         Assert.Contains($"\"baseline\": \"package:{ShippedModel.Id}@{ShippedModel.Version}\"", File.ReadAllText(Path.Combine(b.Intermediate, "cls", "cls.check.json")));
         var noop = b.Build("--no-restore");
         noop.AssertSucceeded();
-        Assert.Equal(4, b.Runs().Length);
+        Assert.Equal(6, b.Runs().Length);
         output.WriteLine($"no-op rebuild with an exact package baseline {noop.Time.TotalSeconds:F1} s");
     }
 

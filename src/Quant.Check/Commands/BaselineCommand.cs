@@ -17,11 +17,12 @@ internal static class BaselineCommand
         var model = new Argument<FileInfo>("model") { Description = "The float .onnx model" };
         var config = new Option<FileInfo>("--config", "-c") { Description = "The quantization config (.yaml or .json)", Required = true };
         var qat = new Option<FileInfo>("--qat") { Description = "The exported NAME.qat.onnx", Required = true };
+        var (quantized, compiled) = StageModelOptions.Create();
         var outFile = new Option<FileInfo>("--out", "-o") { Description = "The baseline .json file to (re)write", Required = true };
         var name = new Option<string?>("--name") { Description = "The model's name in messages (default: the model file name)" };
 
         var update = new Command("update", "Rewrite the baseline from the current metrics (every float output's worst-sample metrics, the aggregates the thresholds read, and evaluator metrics)")
-            { model, config, qat, outFile, name };
+            { model, config, qat, quantized, compiled, outFile, name };
         update.SetAction((parse, cancel) =>
         {
             var target = parse.GetValue(outFile)!.FullName;
@@ -29,6 +30,8 @@ internal static class BaselineCommand
             {
                 ModelPath = parse.GetValue(model)!.FullName,
                 QatModelPath = parse.GetValue(qat)!.FullName,
+                QuantizedModelPath = parse.GetValue(quantized)?.FullName,
+                CompiledModelPath = parse.GetValue(compiled)?.FullName,
                 ConfigPath = parse.GetValue(config)!.FullName,
                 OutputDirectory = Path.GetDirectoryName(target)!,
                 Name = parse.GetValue(name),

@@ -17,6 +17,7 @@ internal static class CheckCommand
         var model = new Argument<FileInfo>("model") { Description = "The float .onnx model" };
         var config = new Option<FileInfo>("--config", "-c") { Description = "The quantization config (.yaml or .json) holding the checks: section", Required = true };
         var qat = new Option<FileInfo>("--qat") { Description = "The exported NAME.qat.onnx", Required = true };
+        var (quantized, compiled) = StageModelOptions.Create();
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for NAME.check.json, NAME.check.junit.xml and NAME.check.md", Required = true };
         var name = new Option<string?>("--name") { Description = "Artifact base name and the model's name in messages (default: the model file name)" };
         var baseline = new Option<string?>("--baseline") { Description = "A committed baseline of accepted metrics (quant-check baseline update writes it), or package:ID[@VERSION]: the NAME.check.json of a shipped model package (newest version, or the one given)" };
@@ -25,19 +26,23 @@ internal static class CheckCommand
         var warnOnly = new Option<bool>("--warn-only") { Description = "Report failing checks as warnings and exit 0" };
         var stages = new Option<string[]>("--stage")
         {
-            Description = "A stage pair to measure: qat_vs_float or runtime_vs_qat (repeatable; default: both, runtime_vs_qat when ONNX Runtime can load the qat model)",
+            Description = "A stage pair to measure: qat_vs_float, runtime_vs_qat, quantized_vs_qat (needs --quantized) or compiled_vs_quantized (needs --quantized and --compiled) " +
+                          "(repeatable; default: qat_vs_float, runtime_vs_qat when ONNX Runtime can load the qat model, and the pairs whose models are given)",
             AllowMultipleArgumentsPerToken = false,
         };
         stages.AcceptOnlyFromAmong([.. CheckNames.Stages.Select(s => s.Name)]);
 
-        var cmd = new Command("check", "Check the qat model against the float model, and ONNX Runtime against the engine on the qat model, with the config's checks: thresholds and an optional baseline")
-            { model, config, qat, outDir, name, baseline, project, warnOnly, calibrationData, stages };
+        var cmd = new Command("check", "Check the qat model against the float model, ONNX Runtime against the engine on the qat model, the quantized model against the qat model " +
+                                       "and the compiled model against the quantized one, with the config's checks: thresholds and an optional baseline")
+            { model, config, qat, quantized, compiled, outDir, name, baseline, project, warnOnly, calibrationData, stages };
         cmd.SetAction((parse, cancel) =>
         {
             var request = new CheckRequest
             {
                 ModelPath = parse.GetValue(model)!.FullName,
                 QatModelPath = parse.GetValue(qat)!.FullName,
+                QuantizedModelPath = parse.GetValue(quantized)?.FullName,
+                CompiledModelPath = parse.GetValue(compiled)?.FullName,
                 ConfigPath = parse.GetValue(config)!.FullName,
                 OutputDirectory = parse.GetValue(outDir)!.FullName,
                 Name = parse.GetValue(name),

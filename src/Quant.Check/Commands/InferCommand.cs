@@ -12,7 +12,7 @@ internal static class InferCommand
 {
     public static Command Create()
     {
-        var model = new Argument<FileInfo>("model") { Description = "The .onnx model to run" };
+        var model = new Argument<FileInfo>("model") { Description = "The model to run: an .onnx model (float, qat or quantized), or a compiled .qbm (run by Quant.Runtime)" };
         var inputs = new Option<string[]>("--input", "-i")
         {
             Description = "NAME=FILE.npy for each model input (FILE.npy alone when the model has one input)",
@@ -26,7 +26,7 @@ internal static class InferCommand
         var runtime = new Option<string>("--runtime") { Description = "engine (Quant.Build's own) or onnxruntime (the deployment runtime, in process)", DefaultValueFactory = _ => "engine" };
         var optimization = new Option<string>("--optimization") { Description = "ONNX Runtime graph optimizations: disabled, basic, extended or all", DefaultValueFactory = _ => "all" };
 
-        var cmd = new Command("infer", "Run a model with the Quant.Build engine or ONNX Runtime on .npy inputs") { model, inputs, outDir, threads, repeat, runtime, optimization };
+        var cmd = new Command("infer", "Run a model with the Quant.Build engine or ONNX Runtime (a .qbm with Quant.Runtime) on .npy inputs") { model, inputs, outDir, threads, repeat, runtime, optimization };
         cmd.SetAction(parse =>
         {
             try

@@ -1,4 +1,6 @@
 using Quant.Core.DeploymentRuntime;
+using Quant.Core.Stages;
+using Quant.Runtime;
 using Quant.Engine;
 using Quant.Onnx;
 
@@ -29,8 +31,19 @@ internal static class ModelRunners
         return new Choice(name, level);
     }
 
-    public static IModelRunner Open(string modelPath, Choice choice, int threads) =>
-        choice.Runtime == OnnxRuntime ? new Ort(new OrtRunner(modelPath, choice.Optimization, threads)) : new EngineRunner(modelPath, threads);
+    /// <summary>A .qbm runs in Quant.Runtime, as deployed; an .onnx model (qat, quantized or float) in the engine or ONNX Runtime.</summary>
+    public static IModelRunner Open(string modelPath, Choice choice, int threads)
+    {
+        if (IsCompiled(modelPath))
+        {
+            if (choice.Runtime == OnnxRuntime)
+                throw new CliUsageException($"--runtime {OnnxRuntime}: '{Path.GetFileName(modelPath)}' is a compiled program, which only Quant.Runtime runs; drop --runtime");
+            return new CompiledRunner(modelPath);
+        }
+        return choice.Runtime == OnnxRuntime ? new Ort(new OrtRunner(modelPath, choice.Optimization, threads)) : new EngineRunner(modelPath, threads);
+    }
+
+    public static bool IsCompiled(string modelPath) => modelPath.EndsWith(CompileCommand.QbmSuffix, StringComparison.OrdinalIgnoreCase);
 
     private sealed class EngineRunner : IModelRunner
     {
@@ -46,6 +59,25 @@ internal static class ModelRunners
         public IReadOnlyList<string> OutputNames => _session.OutputNames;
         public string Description => "Quant.Build engine";
         public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs) => _session.Run(inputs);
+        public void Dispose() { }
+    }
+
+    private sealed class CompiledRunner(string path) : IModelRunner
+    {
+        private readonly QbmModel _model = CompiledModels.Load(path);
+        private IReadOnlyList<string> _outputs = [];
+
+        public IReadOnlyList<string> InputNames => QbmSignature.InputNames(_model);
+        public IReadOnlyList<string> OutputNames => _outputs;
+        public string Description => "Quant.Runtime (compiled program)";
+
+        public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs)
+        {
+            var outputs = CompiledModels.Run(_model, inputs, path);
+            _outputs = QbmSignature.OutputNames(_model, outputs);
+            return outputs;
+        }
+
         public void Dispose() { }
     }
 

@@ -5,10 +5,16 @@ using Quant.Core.Diagnostics;
 namespace Quant.Core.Checks;
 
 /// <summary>
-/// Threshold and Evaluator: a rule's bound; Baseline: an accepted value; Default: the bound runtime_vs_qat applies to an
-/// output no rule bounds (<see cref="RuntimeBound"/>).
+/// Threshold and Evaluator: a rule's bound; Baseline: an accepted value; Default: a bound a stage pair applies without
+/// a rule (<see cref="DefaultBounds"/>).
 /// </summary>
 public enum CheckKind { Threshold, Evaluator, Baseline, Default }
+
+/// <summary>
+/// What a default bound rests on: the qat model is stable under last-bit noise (cosine 0.9999), fragile (the measured
+/// floor), or the pair must be bit-exact (compiled_vs_quantized).
+/// </summary>
+public enum DefaultBoundKind { Stable, Fragile, BitExact }
 
 /// <summary>One check's result: a bound on a measured value, or a comparison with the baseline.</summary>
 public sealed class CheckOutcome
@@ -32,6 +38,8 @@ public sealed class CheckOutcome
     public double Tolerance { get; init; }
     /// <summary>Default kind only: the qat model's last-bit stability floor (min cosine) the bound comes from.</summary>
     public double NoiseFloor { get; init; }
+    /// <summary>Default kind only: what the bound rests on.</summary>
+    public DefaultBoundKind? DefaultBound { get; init; }
     public required bool Passed { get; init; }
     /// <summary>Where the threshold is written (baseline kind: the covering threshold, else the baseline file).</summary>
     public required SourcePosition Position { get; init; }
@@ -55,7 +63,7 @@ public sealed class CheckOutcome
     public string CaseName => RuleText + $": {Subject} {LimitText}";
 
     /// <summary>The rule column of tables: the rule's name, <c>baseline</c>, or <c>default</c>.</summary>
-    public string RuleText => Kind == CheckKind.Default ? "default" : Rule is null ? "baseline" : Kind == CheckKind.Baseline ? $"{Rule} (baseline)" : Rule;
+    public string RuleText => Kind == CheckKind.Default ? (DefaultBound == DefaultBoundKind.BitExact ? "default (bit-exact)" : "default") : Rule is null ? "baseline" : Kind == CheckKind.Baseline ? $"{Rule} (baseline)" : Rule;
 
     /// <summary>The canonical MSBuild line: <c>file(line,col): error QB5001: message</c>.</summary>
     public string Diagnostic(bool asWarning) => $"{Position}: {(asWarning ? "warning" : "error")} {CodeText}: {Message}";

@@ -30,6 +30,8 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
             w.WriteString("name", Name);
             w.WriteString("model", Path.GetFileName(request.ModelPath));
             w.WriteString("qat_model", Path.GetFileName(request.QatModelPath));
+            if (m.QuantizedModelPath is { } quantized) w.WriteString("quantized_model", Path.GetFileName(quantized));
+            if (m.CompiledModelPath is { } compiled) w.WriteString("compiled_model", Path.GetFileName(compiled));
             w.WriteString("config", Path.GetFileName(request.ConfigPath));
             if (request.BaselinePath is { } b) w.WriteString("baseline", PackageBaselineSpec.Is(b) ? b : Path.GetFileName(b));
             else w.WriteNull("baseline");
@@ -59,10 +61,12 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
                 {
                     Checks.Json.Number(w, o.Lower ? "min" : "max", o.Limit);
                 }
-                if (o.Kind == CheckKind.Default)
+                if (o.Kind == CheckKind.Default && o.DefaultBound == DefaultBoundKind.BitExact)
+                    w.WriteString("default_bound", "bit_exact");
+                else if (o.Kind == CheckKind.Default)
                 {
                     Checks.Json.Number(w, "last_bit_floor", o.NoiseFloor);
-                    w.WriteString("default_bound", o.NoiseFloor >= RuntimeBound.StableCosine ? "stable" : "fragile");
+                    w.WriteString("default_bound", o.DefaultBound == DefaultBoundKind.Stable ? "stable" : "fragile");
                 }
                 w.WriteBoolean("passed", o.Passed);
                 w.WriteString("code", o.CodeText);
@@ -180,13 +184,21 @@ internal sealed class CheckReports(CheckResult result, CheckRequest request)
         }
         var rows = result.Outcomes.Select(o => new[]
         {
-            o.Passed ? "✅ pass" : "❌ **fail**", o.Kind == CheckKind.Default ? $"default (last-bit floor {Format.Number(o.NoiseFloor)})" : o.Rule ?? "baseline",
+            o.Passed ? "✅ pass" : "❌ **fail**", DefaultText(o) ?? o.Rule ?? "baseline",
             CheckNames.Of(o.Stage), o.Subject, Format.Number(o.Value), o.LimitText,
             o.Position.Line > 0 ? $"{Path.GetFileName(o.Position.File)}:{o.Position.Line}" : Path.GetFileName(o.Position.File),
         }).ToList();
         TextTable.Markdown(sb, ["result", "rule", "stage", "measured", "value", "bound", "where"], rows);
         return sb.ToString();
     }
+
+    /// <summary>A default bound's rule column: what it rests on (the floor and which side of 0.9999 it is, or bit-exactness).</summary>
+    private static string? DefaultText(CheckOutcome o) => o.Kind != CheckKind.Default ? null : o.DefaultBound switch
+    {
+        DefaultBoundKind.BitExact => "default (bit-exact)",
+        DefaultBoundKind.Stable => $"default (last-bit floor {Format.Number(o.NoiseFloor)}: stable)",
+        _ => $"default (last-bit floor {Format.Number(o.NoiseFloor)}: fragile)",
+    };
 
     private static string Count(int n) => n.ToString(CultureInfo.InvariantCulture);
 }

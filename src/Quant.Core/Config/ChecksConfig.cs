@@ -9,9 +9,9 @@ public enum CheckStagePair
 {
     /// <summary>The exported fake-quant QDQ model against the float model.</summary>
     QatVsFloat,
-    /// <summary>The converted integer model against the qat model (the convert stage; not available yet).</summary>
+    /// <summary>The converted integer model (NAME.quantized.onnx) against the qat model, both in the engine.</summary>
     QuantizedVsQat,
-    /// <summary>The compiled model against the quantized model (the compile stage; not available yet).</summary>
+    /// <summary>The compiled model (NAME.qbm in Quant.Runtime) against the quantized model in the engine: bit-exact.</summary>
     CompiledVsQuantized,
     /// <summary>
     /// The qat model as users deploy it — ONNX Runtime with all graph optimizations, which replace Q/DQ groups by
@@ -51,9 +51,6 @@ public static class CheckNames
     /// <summary>The stage pair of a name; null when it is none.</summary>
     public static CheckStagePair? StageOf(string name) =>
         Stages.Where(s => s.Name == name).Select(s => (CheckStagePair?)s.Value).FirstOrDefault();
-
-    /// <summary>Stage pairs whose stage exists today (the others are accepted in yaml and refused with QB5006).</summary>
-    public static bool Available(CheckStagePair s) => s is CheckStagePair.QatVsFloat or CheckStagePair.RuntimeVsQat;
 }
 
 /// <summary>

@@ -18,7 +18,19 @@ public readonly record struct IntFormat(ElementType Type, float Scale, int ZeroP
 }
 
 /// <summary>An integer version of a qat node's input: the tensor the quantized graph holds and its format.</summary>
-public sealed record IntegerInput(string Tensor, IntFormat Format);
+public sealed record IntegerInput(string Tensor, IntFormat Format)
+{
+    /// <summary>True for an integer initializer (a weight, P2/P3, or an int32 bias, P4); false for an activation edge (P1).</summary>
+    public bool IsConstant { get; init; }
+    /// <summary>Every scale of the DequantizeLinear (one, or one per channel along <see cref="Axis"/>).</summary>
+    public IReadOnlyList<float> Scales { get; init; } = [Format.Scale];
+    /// <summary>Every zero point, same layout as <see cref="Scales"/>.</summary>
+    public IReadOnlyList<int> ZeroPoints { get; init; } = [Format.ZeroPoint];
+    /// <summary>The per-channel axis of a weight, or null for per-tensor.</summary>
+    public int? Axis { get; init; }
+    /// <summary>The DequantizeLinear node the value comes through (for messages).</summary>
+    public string DequantizeNode { get; init; } = "";
+}
 
 /// <summary>One integer output a qat node's readers want: the tensor name (the replaced QuantizeLinear's output) and its format.</summary>
 public sealed record IntegerOutput(string Tensor, IntFormat Format);
@@ -46,6 +58,12 @@ public sealed class LoweringRequest
     /// <summary>A constant (initializer) of the qat graph by name, or null.</summary>
     public Func<string, TensorData?> Constant { get; }
     public LoweringEmitter Emit { get; }
+    /// <summary>A Relu or Clip fused into a GEMM-type node (pattern P6): the group's output is its output.</summary>
+    public Node? FusedActivation { get; init; }
+    /// <summary>The qat model file, for the errors of spec §3.6.</summary>
+    public string ModelFile { get; init; } = "model";
+    /// <summary>The inferred shape of a tensor of the qat graph, or null when unknown.</summary>
+    public Func<string, Dim[]?> Shape { get; init; } = _ => null;
 }
 
 /// <summary>Where a rule writes its replacement: nodes and initializers added to the quantized graph.</summary>

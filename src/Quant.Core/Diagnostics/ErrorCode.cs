@@ -52,6 +52,8 @@ enum ErrorCode
     CheckBaselineUnreadable = 5005,
     CheckStageUnavailable = 5006,
     CheckRuntimeDisagrees = 5007,
+    CheckCompiledNotBitExact = 5008,
+    CheckQuantizedDisagrees = 5009,
 
     // QB6xxx: MSBuild integration (reported by the Quant.Build tasks, which compile this file in)
     BuildModelNotFound = 6001,
@@ -62,6 +64,16 @@ enum ErrorCode
     BuildToolNotFound = 6006,
     BuildPackIncomplete = 6007,
     BuildInvalidPack = 6008,
+
+    // QB7001-7009: convert (NAME.qat.onnx -> NAME.quantized.onnx, docs/quantization-spec.md §3.6)
+    ConvertQOperatorModel = 7001,
+    ConvertUnsupportedQuantType = 7002,
+    ConvertPerChannelActivation = 7003,
+    ConvertAsymmetricWeight = 7004,
+    ConvertWeightAxis = 7005,
+    ConvertBiasOverflow = 7006,
+    ConvertMalformedQdq = 7007,
+    ConvertInvalidScale = 7008,
 
     // QB71xx: compile and compiled models (.qbm). QB7101-7117 are also Quant.Runtime's QbmError (the runtime
     // cannot reference this enum): same numbers, names without the Qbm prefix; a test keeps them in sync.

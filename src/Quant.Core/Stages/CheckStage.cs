@@ -17,6 +17,10 @@ public sealed class CheckRequest
     public required string ModelPath { get; init; }
     /// <summary>The export stage's NAME.qat.onnx.</summary>
     public required string QatModelPath { get; init; }
+    /// <summary>The convert stage's NAME.quantized.onnx (quantized_vs_qat, and the reference of compiled_vs_quantized); null: not checked.</summary>
+    public string? QuantizedModelPath { get; init; }
+    /// <summary>The compile stage's NAME.qbm (compiled_vs_quantized); null: not checked.</summary>
+    public string? CompiledModelPath { get; init; }
     public required string ConfigPath { get; init; }
     /// <summary>Folder for NAME.check.json, NAME.check.junit.xml and NAME.check.md.</summary>
     public required string OutputDirectory { get; init; }
@@ -30,8 +34,10 @@ public sealed class CheckRequest
     /// <summary>Calibration data globs replacing the config's for a single-input model (MSBuild CalibrationData); null: the config's.</summary>
     public IReadOnlyList<string>? CalibrationData { get; init; }
     /// <summary>
-    /// The stage pairs to measure (qat_vs_float, runtime_vs_qat); null: both, runtime_vs_qat only when ONNX Runtime can
-    /// load the qat model. A stage named here (or by a rule) is required: ORT failing to load the model is then an error.
+    /// The stage pairs to measure; null: qat_vs_float and runtime_vs_qat (only when ONNX Runtime can load the qat model),
+    /// plus quantized_vs_qat when <see cref="QuantizedModelPath"/> is given and compiled_vs_quantized when
+    /// <see cref="CompiledModelPath"/> is too. A stage named here (or by a rule) is required: ORT failing to load the
+    /// model is then an error, and so is a missing quantized or compiled model.
     /// </summary>
     public IReadOnlyList<CheckStagePair>? Stages { get; init; }
     /// <summary>A Markdown file the summary is appended to (GitHub Actions' job summary); null: none.</summary>
@@ -52,6 +58,16 @@ public sealed class CheckMeasurements
     public required IReadOnlyDictionary<CheckStagePair, SortedDictionary<string, double>> Evaluators { get; init; }
     /// <summary>The qat model the stage pairs measured (named by the runtime_vs_qat default bound).</summary>
     public required string QatModelPath { get; init; }
+    /// <summary>The quantized and compiled models measured; null when their stage pairs were not.</summary>
+    public string? QuantizedModelPath { get; init; }
+    public string? CompiledModelPath { get; init; }
+    /// <summary>
+    /// Per float output, the qat model's last-bit stability behind the default bounds of runtime_vs_qat and
+    /// quantized_vs_qat; empty when no default bound needed it.
+    /// </summary>
+    public IReadOnlyList<LastBitStability.OutputStability> Stability { get; init; } = [];
+    /// <summary>compiled_vs_quantized's byte-for-byte comparison of every output; null when that pair was not measured.</summary>
+    public BitExactness? Exactness { get; init; }
     /// <summary>True when qat_vs_float was read from the export's <see cref="FloatVsQatCache"/> instead of run again.</summary>
     public bool QatVsFloatFromExport { get; init; }
     /// <summary>runtime_vs_qat's circumstances when that stage was selected; null when it was not.</summary>
@@ -127,17 +143,11 @@ public static class CheckStage
         var name = request.ArtifactName;
         var config = QuantConfigLoader.Load(request.ConfigPath);
         var rules = config.CheckRules.Rules;
-        foreach (var rule in rules)
-            if (!CheckNames.Available(rule.Stage))
-                throw new QuantException(ErrorCode.CheckStageUnavailable, rule.StagePosition,
-                    $"checks.{rule.Name}: stage '{CheckNames.Of(rule.Stage)}' needs the {(rule.Stage == CheckStagePair.QuantizedVsQat ? "convert" : "compile")} stage, which is not available yet; only qat_vs_float and runtime_vs_qat can be checked today");
-        foreach (var stage in request.Stages ?? [])
-            if (!CheckNames.Available(stage))
-                throw new QuantException(ErrorCode.CheckStageUnavailable, SourcePosition.InFile(request.ConfigPath),
-                    $"--stage {CheckNames.Of(stage)}: that stage is not available yet; only qat_vs_float and runtime_vs_qat can be checked today");
-        var selected = request.Stages ?? [CheckStagePair.QatVsFloat, CheckStagePair.RuntimeVsQat];
+        var selected = SelectStages(request, rules);
         bool qatVsFloat = selected.Contains(CheckStagePair.QatVsFloat);
         bool runtime = selected.Contains(CheckStagePair.RuntimeVsQat);
+        bool quantizedVsQat = selected.Contains(CheckStagePair.QuantizedVsQat);
+        bool compiledVsQuantized = selected.Contains(CheckStagePair.CompiledVsQuantized);
 
         var original = StageModels.Load(request.ModelPath);
         var floatModel = GraphPreparation.Prepare(original).Model;
@@ -145,6 +155,12 @@ public static class CheckStage
         var options = new SessionOptions { Threads = request.Threads };
         var floatSession = StageModels.Session(floatModel, options, request.ModelPath);
         var qatSession = StageModels.Session(qatModel, options, request.QatModelPath);
+        // The quantized model runs in the same engine as the qat model (its quant.build kernels are registered there);
+        // the compiled one in Quant.Runtime, as it is deployed.
+        var quantizedPath = request.QuantizedModelPath;
+        var quantizedSession = quantizedVsQat || compiledVsQuantized
+            ? StageModels.Session(StageModels.Load(quantizedPath!), options, quantizedPath!) : null;
+        var compiled = compiledVsQuantized ? CompiledModels.Load(request.CompiledModelPath!) : null;
         CalibrationDataOverride.Apply(config, request.CalibrationData, floatModel.Graph.RuntimeInputs, "--calibration-data");
         var data = CalibrationDataSet.Create(config, floatModel.Graph.RuntimeInputs);
 
@@ -175,20 +191,24 @@ public static class CheckStage
         using var ortScope = ort;
 
         var labels = Enumerable.Range(0, data.SampleCount).Select(data.SampleLabel).ToList();
-        var cache = qatVsFloat || runtime
+        var cache = qatVsFloat || runtime || quantizedVsQat
             ? FloatVsQatCache.TryRead(request.QatModelPath, FloatVsQatCache.KeyOf(FloatVsQatCache.FileSha256(request.ModelPath), request.QatModelPath, data.Fingerprint()), labels, floatOutputs)
             : null;
         // Evaluators read each sample's outputs, which the cache does not hold.
         var fromCache = qatVsFloat && cache is not null && !rules.Any(r => r.Stage == CheckStagePair.QatVsFloat && r.Evaluator is not null)
             ? cache.Similarity : null;
-        // The last-bit floor is needed for the outputs no runtime_vs_qat rule bounds.
-        bool needFloor = runtime && floatOutputs.Any(o => !rules.Any(r => r.Stage == CheckStagePair.RuntimeVsQat && r.Thresholds.Count > 0 && r.Covers(o)));
+        // The last-bit floor is needed for the outputs no runtime_vs_qat (quantized_vs_qat) rule bounds.
+        bool Unbounded(CheckStagePair stage) => floatOutputs.Any(o => !rules.Any(r => r.Stage == stage && r.Thresholds.Count > 0 && r.Covers(o)));
+        bool needFloor = (runtime && Unbounded(CheckStagePair.RuntimeVsQat)) || (quantizedVsQat && Unbounded(CheckStagePair.QuantizedVsQat));
         IReadOnlyList<LastBitStability.OutputStability> stability =
             needFloor && cache is not null && floatOutputs.All(o => cache.Stability.Any(st => st.Output == o)) ? cache.Stability : [];
 
         var measured = new List<CheckStagePair>();
         if (qatVsFloat) measured.Add(CheckStagePair.QatVsFloat);
         if (runtime) measured.Add(CheckStagePair.RuntimeVsQat);
+        if (quantizedVsQat) measured.Add(CheckStagePair.QuantizedVsQat);
+        if (compiledVsQuantized) measured.Add(CheckStagePair.CompiledVsQuantized);
+        var exactness = compiledVsQuantized ? new BitExactness() : null;
         var tables = measured.ToDictionary(s => s, s => s == CheckStagePair.QatVsFloat && fromCache is not null ? fromCache : new SimilarityTable());
         var evaluators = rules.Where(r => r.Evaluator is not null && measured.Contains(r.Stage)).ToList();
         string? evalDir = evaluators.Count > 0 ? Path.Combine(request.OutputDirectory, $".{name}.check.evaluator.{Environment.ProcessId}") : null;
@@ -204,24 +224,51 @@ public static class CheckStage
                                       new OutputFolder(Path.Combine(evalDir, CheckNames.Of(stage), "reference")));
             }
             bool runFloat = qatVsFloat && fromCache is null;
-            bool runQat = runFloat || runtime;
-            var phase = runFloat && runtime ? "comparing float, qat and ONNX Runtime" : runFloat ? "comparing float and qat" : "comparing ONNX Runtime and qat";
+            bool runQat = runFloat || runtime || quantizedVsQat;
+            var phase = Phase(runFloat, runtime, quantizedVsQat, compiledVsQuantized);
             int index = 0;
-            if (runQat)
+            if (runQat || quantizedSession is not null)
                 foreach (var sample in data.Samples())
                 {
                     cancel.ThrowIfCancellationRequested();
-                    // On the first sample, like the export: how far the qat model's outputs move under last-bit noise.
-                    if (index == 0 && needFloor && stability.Count == 0) stability = StageModels.Stability(qatSession, sample, request.QatModelPath);
-                    var qat = StageModels.Run(qatSession, sample, request.QatModelPath);
-                    foreach (var o in floatOutputs)
-                        if (!qat.ContainsKey(o))
-                            throw new QuantException(ErrorCode.CheckUnknownOutput, SourcePosition.InFile(request.QatModelPath),
-                                $"the qat model has no output '{o}' that the float model has; re-export it from this model");
-                    if (runFloat) Compare(CheckStagePair.QatVsFloat, StageModels.Run(floatSession, sample, request.ModelPath), qat);
-                    if (runtime) Compare(CheckStagePair.RuntimeVsQat, qat, ort!.Run(sample));
+                    IReadOnlyDictionary<string, Tensor>? qat = null;
+                    if (runQat)
+                    {
+                        // On the first sample, like the export: how far the qat model's outputs move under last-bit noise.
+                        if (index == 0 && needFloor && stability.Count == 0) stability = StageModels.Stability(qatSession, sample, request.QatModelPath);
+                        qat = Outputs(StageModels.Run(qatSession, sample, request.QatModelPath), request.QatModelPath, "re-export it from this model");
+                    }
+                    if (runFloat) Compare(CheckStagePair.QatVsFloat, StageModels.Run(floatSession, sample, request.ModelPath), qat!);
+                    if (runtime) Compare(CheckStagePair.RuntimeVsQat, qat!, ort!.Run(sample));
+                    if (quantizedSession is not null)
+                    {
+                        var quantized = Outputs(StageModels.Run(quantizedSession, sample, quantizedPath!), quantizedPath!, "convert the qat model again");
+                        if (quantizedVsQat) Compare(CheckStagePair.QuantizedVsQat, qat!, quantized);
+                        if (compiled is not null)
+                        {
+                            var qbm = request.CompiledModelPath!;
+                            var compiledOut = CompiledModels.Run(compiled, sample, qbm);
+                            exactness!.Add(index, compiledOut, quantized);
+                            // Similarity needs the same shape; a program that gets even that wrong is reported here as the bug it is.
+                            foreach (var o in floatOutputs)
+                                if (!compiledOut.TryGetValue(o, out var c) || c.Type != quantized[o].Type || !c.Shape.AsSpan().SequenceEqual(quantized[o].Shape))
+                                    throw new QuantException(ErrorCode.CheckCompiledNotBitExact, SourcePosition.InFile(qbm),
+                                        $"{name}: compiled_vs_quantized output '{o}' is {(c is null ? "missing" : c.ToString())} where the quantized model gives {quantized[o]}; " +
+                                        "the compiled program must compute exactly what the quantized model does, so this is a bug in compile or in Quant.Runtime: please report it with the model");
+                            Compare(CheckStagePair.CompiledVsQuantized, quantized, compiledOut);
+                        }
+                    }
                     index++;
                     progress?.Report(new StageProgress(phase, index, data.SampleCount));
+
+                    IReadOnlyDictionary<string, Tensor> Outputs(IReadOnlyDictionary<string, Tensor> outputs, string file, string fix)
+                    {
+                        foreach (var o in floatOutputs)
+                            if (!outputs.ContainsKey(o))
+                                throw new QuantException(ErrorCode.CheckUnknownOutput, SourcePosition.InFile(file),
+                                    $"the model has no output '{o}' that the float model has; {fix}");
+                        return outputs;
+                    }
 
                     void Compare(CheckStagePair stage, IReadOnlyDictionary<string, Tensor> reference, IReadOnlyDictionary<string, Tensor> actual)
                     {
@@ -254,6 +301,8 @@ public static class CheckStage
                         ["QUANT_STAGE"] = CheckNames.Of(rule.Stage),
                         ["QUANT_MODEL"] = Path.GetFullPath(request.ModelPath),
                         ["QUANT_QAT_MODEL"] = Path.GetFullPath(request.QatModelPath),
+                        ["QUANT_QUANTIZED_MODEL"] = quantizedPath is null ? "" : Path.GetFullPath(quantizedPath),
+                        ["QUANT_COMPILED_MODEL"] = request.CompiledModelPath is null ? "" : Path.GetFullPath(request.CompiledModelPath),
                         ["QUANT_CONFIG"] = Path.GetFullPath(request.ConfigPath),
                     };
                     var e = rule.Evaluator!;
@@ -266,7 +315,10 @@ public static class CheckStage
             return new CheckMeasurements
             {
                 Name = name, Config = config, SampleCount = data.SampleCount, QatModelPath = request.QatModelPath,
+                QuantizedModelPath = quantizedVsQat || compiledVsQuantized ? quantizedPath : null,
+                CompiledModelPath = compiledVsQuantized ? request.CompiledModelPath : null,
                 Similarity = tables, Evaluators = values, QatVsFloatFromExport = fromCache is not null,
+                Stability = stability, Exactness = exactness,
                 Runtime = selected.Contains(CheckStagePair.RuntimeVsQat)
                     ? new RuntimeMeasurement { Version = OrtRunner.Version, Skipped = runtimeSkipped, Stability = stability }
                     : null,
@@ -280,6 +332,50 @@ public static class CheckStage
                 catch (IOException) { } // a still-running child holding a file: the folder name is per process and never read back
             }
         }
+    }
+
+    /// <summary>
+    /// The stage pairs to measure: the request's, else the default (qat_vs_float, runtime_vs_qat, and the pairs whose
+    /// models were given). A pair named by --stage, or by a rule when the default applies, whose model is missing is
+    /// QB5006: a rule that silently checks nothing would pass a build it should not.
+    /// </summary>
+    private static IReadOnlyList<CheckStagePair> SelectStages(CheckRequest request, IReadOnlyList<CheckRule> rules)
+    {
+        string? Missing(CheckStagePair stage) => stage switch
+        {
+            CheckStagePair.QuantizedVsQat when request.QuantizedModelPath is null => "the convert stage's NAME.quantized.onnx (--quantized)",
+            CheckStagePair.CompiledVsQuantized when request.QuantizedModelPath is null || request.CompiledModelPath is null =>
+                "the compile stage's NAME.qbm (--compiled) and the NAME.quantized.onnx it was compiled from (--quantized)",
+            _ => null,
+        };
+        const string Fix = "pass it, or in a build keep convert and compile in the QuantModel's Stages";
+        foreach (var stage in request.Stages ?? [])
+            if (Missing(stage) is { } what)
+                throw new QuantException(ErrorCode.CheckStageUnavailable, SourcePosition.InFile(request.ConfigPath),
+                    $"--stage {CheckNames.Of(stage)} compares {what}, which was not given; {Fix}");
+        if (request.Stages is not null) return request.Stages;
+        foreach (var rule in rules)
+            if (Missing(rule.Stage) is { } what)
+                throw new QuantException(ErrorCode.CheckStageUnavailable, rule.StagePosition,
+                    $"checks.{rule.Name}: stage '{CheckNames.Of(rule.Stage)}' compares {what}, which was not given; {Fix}, or remove the rule");
+        var selected = new List<CheckStagePair> { CheckStagePair.QatVsFloat, CheckStagePair.RuntimeVsQat };
+        if (request.QuantizedModelPath is not null) selected.Add(CheckStagePair.QuantizedVsQat);
+        if (request.QuantizedModelPath is not null && request.CompiledModelPath is not null) selected.Add(CheckStagePair.CompiledVsQuantized);
+        return selected;
+    }
+
+    /// <summary>What the progress line says the sample loop compares.</summary>
+    private static string Phase(bool qatVsFloat, bool runtime, bool quantized, bool compiled)
+    {
+        if (runtime && !qatVsFloat && !quantized && !compiled) return "comparing ONNX Runtime and qat";
+        var models = new List<string>();
+        if (qatVsFloat) models.Add("float");
+        if (qatVsFloat || runtime || quantized) models.Add("qat");
+        if (runtime) models.Add("ONNX Runtime");
+        if (quantized || compiled) models.Add("quantized");
+        if (compiled) models.Add("compiled");
+        if (models.Count == 0) return "comparing"; // nothing runs: qat_vs_float comes from the export's measurement
+        return "comparing " + (models.Count == 1 ? models[0] : string.Join(", ", models.Take(models.Count - 1)) + " and " + models[^1]);
     }
 
     /// <summary>Applies the rules' thresholds and the baseline to the measurements.</summary>
@@ -320,45 +416,11 @@ public static class CheckStage
                     });
                 }
         }
-        if (m.Similarity.TryGetValue(CheckStagePair.RuntimeVsQat, out var runtime)) outcomes.AddRange(RuntimeDefaults(m, runtime));
+        if (m.Similarity.TryGetValue(CheckStagePair.RuntimeVsQat, out var runtime)) outcomes.AddRange(DefaultBounds.RuntimeVsQat(m, runtime));
+        if (m.Similarity.TryGetValue(CheckStagePair.QuantizedVsQat, out var quantized)) outcomes.AddRange(DefaultBounds.QuantizedVsQat(m, quantized));
+        if (m.Exactness is { } exactness) outcomes.AddRange(DefaultBounds.CompiledVsQuantized(m, exactness));
         if (baseline is not null) outcomes.AddRange(AgainstBaseline(m, baseline));
         return outcomes;
-    }
-
-    /// <summary>
-    /// runtime_vs_qat for every output no rule of that stage bounds: the worst sample's cosine against the bound from
-    /// the qat model's last-bit stability (<see cref="RuntimeBound"/>), reported at <c>checks:</c> (where a rule would
-    /// go), else at the qat model.
-    /// </summary>
-    private static IEnumerable<CheckOutcome> RuntimeDefaults(CheckMeasurements m, SimilarityTable table)
-    {
-        var checks = m.Config.CheckRules;
-        var at = checks.Position.File is not null ? checks.Position : SourcePosition.InFile(m.QatModelPath);
-        var qat = Path.GetFileName(m.QatModelPath);
-        foreach (var output in table.Outputs)
-        {
-            if (checks.Rules.Any(r => r.Stage == CheckStagePair.RuntimeVsQat && r.Thresholds.Count > 0 && r.Covers(output))) continue;
-            var floor = m.Runtime!.Stability.First(s => s.Output == output);
-            var (bound, stable) = RuntimeBound.For(floor);
-            var value = table.Of(output, s => s.Cosine).Min;
-            bool ok = value >= bound;
-            var (v, l) = Format.Pair(value, bound);
-            // The floor at the precision that keeps its side of the stable limit visible.
-            var (f, stableText) = Format.Pair(floor.MinCosine, RuntimeBound.StableCosine);
-            var why = stable
-                ? $"the model is stable under last-bit noise (floor {f}), so runtimes must agree at {stableText}"
-                : $"the model is fragile under last-bit noise (floor {f}), so the bound is 1 - {Format.Number(RuntimeBound.NoiseFactor)} x (1 - floor)";
-            yield return new CheckOutcome
-            {
-                Kind = CheckKind.Default, Rule = null, Stage = CheckStagePair.RuntimeVsQat, Output = output, Metric = CheckNames.Of(CheckMetric.Cosine),
-                Aggregate = CheckAggregate.Min, Value = value, Limit = bound, Lower = true, NoiseFloor = floor.MinCosine, Passed = ok,
-                Position = at, Code = ErrorCode.CheckRuntimeDisagrees,
-                Message = $"{m.Name}: runtime_vs_qat output '{output}' cosine min {v} {Compare(ok, true)} {l} (ONNX Runtime {m.Runtime.Version} with all " +
-                          $"optimizations against the engine on {qat}; default bound: {why})" +
-                          (ok ? "" : "; the deployed model does not compute what the qat model simulates (an int32 bias overflow, integer " +
-                                     "kernels rounding differently); bound it yourself with a 'stage: runtime_vs_qat' rule under checks:"),
-            };
-        }
     }
 
     /// <summary>
@@ -471,7 +533,7 @@ public static class CheckStage
         if (max is { } hi) yield return (false, hi, maxAt);
     }
 
-    private static string Compare(bool ok, bool lower) => ok ? (lower ? ">=" : "<=") : (lower ? "<" : ">");
+    internal static string Compare(bool ok, bool lower) => ok ? (lower ? ">=" : "<=") : (lower ? "<" : ">");
 
     internal static Func<Similarity, double> Metric(CheckMetric m) => m switch
     {

@@ -71,7 +71,17 @@ internal static class PoolKernels
                     ys[p] = average ? acc / inner : acc;
                 });
             }
-            else throw ctx.Error($"{ctx.Node.OpType} supports float and double, not {x.Type.OnnxName()}");
+            else if (!average && x.Type == ElementType.Int8) IntegerMax<sbyte>(ctx, x, outShape, planes, inner);
+            else if (!average && x.Type == ElementType.Int16) IntegerMax<short>(ctx, x, outShape, planes, inner);
+            else throw ctx.Error($"{ctx.Node.OpType} supports float and double{(average ? "" : ", int8 and int16")}, not {x.Type.OnnxName()}");
+        }
+
+        /// <summary>GlobalMaxPool on the integers of the quantized model (spec §7: selection passes integers unchanged).</summary>
+        private static void IntegerMax<T>(KernelContext ctx, Tensor x, int[] outShape, int planes, int inner) where T : unmanaged, INumber<T>
+        {
+            var xs = (T[])x.Buffer;
+            var ys = (T[])ctx.Output(0, x.Type, outShape).Buffer;
+            ctx.For(planes, p => ys[p] = System.Numerics.Tensors.TensorPrimitives.Max<T>(xs.AsSpan(p * inner, inner)));
         }
     }
 
@@ -263,6 +273,7 @@ internal static class PoolKernels
                     case ElementType.Float16: PoolNd(ctx, (Half[])x.Buffer, (Half[])y.Buffer, idx, planes, g, false, attrs.StorageOrder); break;
                     case ElementType.Int8: PoolNd(ctx, (sbyte[])x.Buffer, (sbyte[])y.Buffer, idx, planes, g, false, attrs.StorageOrder); break;
                     case ElementType.UInt8: PoolNd(ctx, (byte[])x.Buffer, (byte[])y.Buffer, idx, planes, g, false, attrs.StorageOrder); break;
+                    case ElementType.Int16: PoolNd(ctx, (short[])x.Buffer, (short[])y.Buffer, idx, planes, g, false, attrs.StorageOrder); break;
                     default: throw ctx.Error($"MaxPool does not support {x.Type.OnnxName()}");
                 }
             }

@@ -237,7 +237,7 @@ internal static class QuantizeLinearKernels
 }
 
 /// <summary>The quantize arithmetic for one run sharing a scale and zero point; vector and scalar paths agree exactly.</summary>
-internal static class QuantizeRun
+public static class QuantizeRun
 {
     /// <summary>One element: NaN to qmin, clamp to the range shifted by the zero point, round half to even, shift back.</summary>
     public static int Scalar(float x, float scale, int zeroPoint, int qmin, int qmax)

@@ -49,38 +49,53 @@ internal static class ReduceKernels
                 if (at.Type != ElementType.Int64) throw ctx.Error($"axes must be int64, not {at.Type.OnnxName()}");
                 axes = at.ReadOnlySpan<long>().ToArray();
             }
-            int rank = x.Rank;
-            var reduced = new bool[rank];
-            if (axes is null || axes.Length == 0)
+            var reduced = Reduced(ctx, x.Rank, axes, noopWithEmptyAxes);
+            if (reduced is null)
             {
-                if (noopWithEmptyAxes)
-                {
-                    var copy = ctx.Output(0, x.Type, x.Shape);
-                    Array.Copy(x.Buffer, copy.Buffer, x.Length);
-                    return;
-                }
-                Array.Fill(reduced, true);
+                var copy = ctx.Output(0, x.Type, x.Shape);
+                Array.Copy(x.Buffer, copy.Buffer, x.Length);
+                return;
             }
-            else
-            {
-                foreach (var a0 in axes)
-                {
-                    long a = a0 < 0 ? a0 + rank : a0;
-                    if (a < 0 || a >= rank) throw ctx.Error($"axis {a0} is out of range for rank {rank}");
-                    if (reduced[a]) throw ctx.Error($"axis {a0} is repeated");
-                    reduced[a] = true;
-                }
-            }
-            var outShape = new List<int>();
-            for (int d = 0; d < rank; d++)
-            {
-                if (!reduced[d]) outShape.Add(x.Shape[d]);
-                else if (keepDims) outShape.Add(1);
-            }
-            var y = ctx.Output(0, x.Type, outShape.ToArray());
+            var outShape = OutputShape(x.Shape, reduced, keepDims);
+            var y = ctx.Output(0, x.Type, outShape);
             var v = new Visitor { Ctx = ctx, Kind = kind, X = x, Y = y, Reduced = reduced };
             if (!ElementDispatch.Numeric(x.Type, ref v)) throw ctx.Error($"element type {x.Type.OnnxName()} is not supported");
         }
+    }
+
+    /// <summary>
+    /// Which dimensions the axes reduce (all when none are given); null when none are given and
+    /// noop_with_empty_axes asks for a copy. Negative axes count from the end; repeats are an error.
+    /// </summary>
+    internal static bool[]? Reduced(KernelContext ctx, int rank, long[]? axes, bool noopWithEmptyAxes)
+    {
+        var reduced = new bool[rank];
+        if (axes is null || axes.Length == 0)
+        {
+            if (noopWithEmptyAxes) return null;
+            Array.Fill(reduced, true);
+            return reduced;
+        }
+        foreach (var a0 in axes)
+        {
+            long a = a0 < 0 ? a0 + rank : a0;
+            if (a < 0 || a >= rank) throw ctx.Error($"axis {a0} is out of range for rank {rank}");
+            if (reduced[a]) throw ctx.Error($"axis {a0} is repeated");
+            reduced[a] = true;
+        }
+        return reduced;
+    }
+
+    /// <summary>The kept dimensions in order, reduced ones as 1 with keepdims.</summary>
+    internal static int[] OutputShape(int[] shape, bool[] reduced, bool keepDims)
+    {
+        var outShape = new List<int>();
+        for (int d = 0; d < shape.Length; d++)
+        {
+            if (!reduced[d]) outShape.Add(shape[d]);
+            else if (keepDims) outShape.Add(1);
+        }
+        return [.. outShape];
     }
 
     private struct Visitor : INumericVisitor

@@ -54,7 +54,7 @@ internal static class ResizeKernels
     internal sealed record Attributes(Mode Mode, Coord Coord, Rounding Rounding, double CubicA, bool ExcludeOutside,
         float Extrapolation, bool Antialias, int[]? Axes, AspectPolicy Policy);
 
-    private static Attributes Parse(KernelSetup setup, bool legacy)
+    internal static Attributes Parse(KernelSetup setup, bool legacy)
     {
         var n = setup.Node;
         var mode = n.GetString("mode", "nearest") switch
@@ -109,6 +109,9 @@ internal static class ResizeKernels
         public required float[] Weight { get; init; }
         public bool[]? Extrapolate { get; init; }
         public bool IsIdentity { get; init; }
+        /// <summary>Linear mode without antialias: per output the fraction λ = c − floor(c) of its coordinate in double,
+        /// from which the integer resize (quant.build QResize) derives its Q20 weights; null otherwise.</summary>
+        public double[]? Fraction { get; init; }
     }
 
     /// <summary>Builds the table of one axis. <paramref name="resizedLength"/> is the real-valued resized length the coordinate formulas use.</summary>
@@ -126,6 +129,7 @@ internal static class ResizeKernels
         var weight = new float[taps * outLen];
         bool[]? extra = a.Coord == Coord.TfCropAndResize ? new bool[outLen] : null;
         var w = new double[taps];
+        double[]? fraction = a.Mode == Mode.Linear && support == 1.0 ? new double[outLen] : null;
         bool identity = inLen == outLen;
         for (int o = 0; o < outLen; o++)
         {
@@ -146,6 +150,7 @@ internal static class ResizeKernels
                 continue;
             }
             double f = Math.Floor(c);
+            if (fraction is not null) fraction[o] = c - f;
             int i0 = (int)f + start;
             double sum = 0;
             for (int t = 0; t < taps; t++)
@@ -167,7 +172,7 @@ internal static class ResizeKernels
                 if (wt != 0 && (p != o || wt != 1)) identity = false;
             }
         }
-        return new AxisTable { In = inLen, Out = outLen, Taps = taps, Index = index, Weight = weight, Extrapolate = extra, IsIdentity = identity };
+        return new AxisTable { In = inLen, Out = outLen, Taps = taps, Index = index, Weight = weight, Extrapolate = extra, IsIdentity = identity, Fraction = fraction };
     }
 
     private static double Cubic(double d, double A) =>
@@ -202,18 +207,14 @@ internal static class ResizeKernels
         };
     }
 
-    private sealed class Kernel(Attributes attrs, ScalesSource source, float[]? attrScales) : IKernel
+    internal sealed class Kernel(Attributes attrs, ScalesSource source, float[]? attrScales) : IKernel
     {
         public void Run(KernelContext ctx)
         {
             var x = ctx.Required(0);
             int rank = x.Rank;
             if (rank == 0) throw ctx.Error("cannot resize a scalar");
-            var (outShape, scales, lengths) = OutputGeometry(ctx, x);
-            var roi = Roi(ctx, rank);
-            var tables = new AxisTable[rank];
-            for (int d = 0; d < rank; d++)
-                tables[d] = BuildAxis(attrs, x.Shape[d], outShape[d], scales[d], lengths[d], roi[d], roi[d + rank]);
+            var tables = Tables(ctx, x, out var outShape);
             var y = ctx.Output(0, x.Type, outShape);
             if (y.Length == 0) return;
             if (x.Length == 0) throw ctx.Error("cannot resize an empty tensor to a non-empty one");
@@ -228,11 +229,26 @@ internal static class ResizeKernels
                     case ElementType.Float16: Nearest(ctx, (Half[])x.Buffer, x.Shape, (Half[])y.Buffer, tables, attrs.Extrapolation); break;
                     case ElementType.Int8: Nearest(ctx, (sbyte[])x.Buffer, x.Shape, (sbyte[])y.Buffer, tables, attrs.Extrapolation); break;
                     case ElementType.UInt8: Nearest(ctx, (byte[])x.Buffer, x.Shape, (byte[])y.Buffer, tables, attrs.Extrapolation); break;
+                    case ElementType.Int16: Nearest(ctx, (short[])x.Buffer, x.Shape, (short[])y.Buffer, tables, attrs.Extrapolation); break;
+                    case ElementType.UInt16: Nearest(ctx, (ushort[])x.Buffer, x.Shape, (ushort[])y.Buffer, tables, attrs.Extrapolation); break;
                     case ElementType.Int32: Nearest(ctx, (int[])x.Buffer, x.Shape, (int[])y.Buffer, tables, attrs.Extrapolation); break;
                     case ElementType.Int64: Nearest(ctx, (long[])x.Buffer, x.Shape, (long[])y.Buffer, tables, attrs.Extrapolation); break;
                     default: throw ctx.Error($"{x.Type.OnnxName()} is not supported");
                 }
             }
+        }
+
+        /// <summary>The output shape and the per-axis tables for input <paramref name="x"/> (sizes/scales/roi from the node's inputs).</summary>
+        internal AxisTable[] Tables(KernelContext ctx, Tensor x, out int[] outShape)
+        {
+            int rank = x.Rank;
+            var (shape, scales, lengths) = OutputGeometry(ctx, x);
+            var roi = Roi(ctx, rank);
+            var tables = new AxisTable[rank];
+            for (int d = 0; d < rank; d++)
+                tables[d] = BuildAxis(attrs, x.Shape[d], shape[d], scales[d], lengths[d], roi[d], roi[d + rank]);
+            outShape = shape;
+            return tables;
         }
 
         private (int[] Shape, double[] Scales, double[] Lengths) OutputGeometry(KernelContext ctx, Tensor x)

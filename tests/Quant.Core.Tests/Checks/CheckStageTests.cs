@@ -238,8 +238,16 @@ public class CheckStageTests(ClsExport cls) : IClassFixture<ClsExport>
         var e = Assert.Throws<QuantException>(() => CheckStage.Run(cls.Request(cls.Config("checks:\n  r:\n    output: softmax_0.tmp\n    cosine: {min: 0.9}\n"))));
         Assert.Equal((ErrorCode.CheckUnknownOutput, ClsExport.ChecksLine + 2, 13), (e.Code, e.Where.Line, e.Where.Column));
         Assert.Contains("did you mean 'softmax_0.tmp_0'?", e.Message);
-        e = Assert.Throws<QuantException>(() => CheckStage.Run(cls.Request(cls.Config("checks:\n  r:\n    stage: quantized_vs_qat\n    cosine: {min: 0.9}\n"))));
+        // A later pair's rule with no quantized model to compare: refused at the rule's stage (the pairs are the default
+        // ones here; a request naming its pairs skips the rules of the others, as a build's Stages does).
+        var request = cls.Request(cls.Config("checks:\n  r:\n    stage: quantized_vs_qat\n    cosine: {min: 0.9}\n"));
+        e = Assert.Throws<QuantException>(() => CheckStage.Run(new CheckRequest
+        {
+            ModelPath = request.ModelPath, QatModelPath = request.QatModelPath, ConfigPath = request.ConfigPath, Name = "cls",
+            OutputDirectory = request.OutputDirectory, StepSummaryPath = null,
+        }));
         Assert.Equal((ErrorCode.CheckStageUnavailable, ClsExport.ChecksLine + 2, 12), (e.Code, e.Where.Line, e.Where.Column));
+        Assert.True(CheckStage.Run(request).Passed, "with the pairs named, a rule of another pair is not applied");
     }
 
     [Fact]

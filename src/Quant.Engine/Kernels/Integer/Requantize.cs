@@ -12,7 +12,7 @@ namespace Quant.Engine.Kernels.Integer;
 /// <c>Rq(v; m, n, z_y, T) = sat_T(RoundShift(v·m, n) + z_y)</c> with the multiplier pair <c>(m, n) = Mult(M)</c>.
 /// Every path is exact integer arithmetic, so the scalar and the AVX-512 paths give the same bits.
 /// </summary>
-internal static class Requantize
+public static class Requantize
 {
     /// <summary>Largest shift the spec produces (§2.1: n ∈ [0, 94]).</summary>
     public const int MaxShift = 94;

@@ -1,0 +1,156 @@
+using Quant.Onnx;
+
+namespace Quant.Engine.Kernels.Integer;
+
+/// <summary>
+/// <c>quant.build</c> QConvTranspose (docs/quantized-model.md): X (int8/int16), W [C, M/group, k...] (int8/int16
+/// constant, symmetric), B (int32, optional), multiplier, shift; ONNX ConvTranspose's attributes. acc[m] = B[m] +
+/// Σ (x − z_x)·w over the scatter ONNX defines, accumulated exactly in int64 (the op is rare and small in our models:
+/// det's two upsampling layers), then the requantization of <see cref="QGemmOutput"/> per output channel.
+/// 1-D and 2-D.
+/// </summary>
+[KernelFamily]
+internal static class QConvTransposeKernels
+{
+    public static void Register(KernelRegistry r) => r.Add("QConvTranspose", 1, s => new Kernel(new QConvTransposePlan(s)), QConvKernels.Domain);
+
+    private sealed class Kernel(QConvTransposePlan plan) : IKernel
+    {
+        public void Run(KernelContext ctx)
+        {
+            var x = ctx.Required(0);
+            var shape = plan.OutputShape(x, m => ctx.Error(m));
+            plan.Run(x, ctx.Output(0, plan.Output.To, shape), ctx.For);
+        }
+    }
+}
+
+internal sealed class QConvTransposePlan
+{
+    private readonly ConvAttributes _attr;
+    private readonly int _group, _zx, _c, _mg, _kh, _kw, _rank;
+    private readonly long[]? _outputPadding, _outputShape;
+    private readonly int[] _w;
+    private readonly long[] _bias;
+    public QGemmOutput Output { get; }
+
+    public QConvTransposePlan(KernelSetup s)
+    {
+        _attr = ConvAttributes.Parse(s);
+        _group = (int)s.Node.GetInt("group", 1);
+        _zx = (int)s.Node.GetInt("x_zero_point", 0);
+        _outputPadding = s.Node.GetInts("output_padding");
+        _outputShape = s.Node.GetInts("output_shape");
+        Output = QGemmOutput.Parse(s, 3);
+        var w = s.Constant(1) ?? throw s.Error("the weights W must be a constant initializer");
+        if (!QGemmOutput.IsData(w.Type)) throw s.Error($"the weights must be int8 or int16, not {w.Type.OnnxName()}");
+        if (w.Rank is not (3 or 4)) throw s.Error($"QConvTranspose supports 1-D and 2-D; W has rank {w.Rank}");
+        _rank = w.Rank - 2;
+        _c = w.Shape[0];
+        _mg = w.Shape[1];
+        _kh = _rank == 2 ? w.Shape[2] : 1;
+        _kw = w.Shape[^1];
+        if (_group < 1 || _c % _group != 0) throw s.Error($"{_c} input channels do not divide into {_group} groups");
+        Output.CheckChannels(M, m => s.Error(m));
+        _w = QGemmOutput.Widen(w);
+        _bias = new long[M];
+        if (s.Node.InputOrNull(2) is not null)
+        {
+            var b = QGemmOutput.ConstInts(s, 2, "bias B");
+            if (b.Length != M) throw s.Error($"bias B has {b.Length} values for {M} output channels");
+            for (int i = 0; i < M; i++) _bias[i] = b[i];
+        }
+    }
+
+    private int M => _mg * _group;
+
+    private readonly record struct Geometry(int H, int W, int OH, int OW, int SH, int SW, int DH, int DW, int PT, int PL);
+
+    private Geometry Resolve(Tensor x, Func<string, Exception> error)
+    {
+        if (!QGemmOutput.IsData(x.Type)) throw error($"X must be int8 or int16, not {x.Type.OnnxName()}");
+        if (x.Rank != _rank + 2) throw error($"X has rank {x.Rank} but the weights are for a {_rank}-D transposed convolution");
+        if (x.Shape[1] != _c) throw error($"X has {x.Shape[1]} channels but the weights expect {_c}");
+        int r = _rank;
+        int[] inShape = x.Shape[2..], kernel = _rank == 2 ? [_kh, _kw] : [_kw];
+        _attr.CheckKernel(kernel, error);
+        var s = _attr.StridesFor(r, error);
+        var d = _attr.DilationsFor(r, error);
+        var pb = new int[r];
+        var outShape = new int[r];
+        long[]? target = _outputShape is null ? null : _outputShape.Length == r + 2 ? _outputShape[2..] : _outputShape;
+        if (target is not null && target.Length != r) throw error($"output_shape has {_outputShape!.Length} values for {r} spatial dimensions");
+        if (_outputPadding is not null && _outputPadding.Length != r) throw error($"output_padding has {_outputPadding.Length} values for {r} spatial dimensions");
+        for (int i = 0; i < r; i++)
+        {
+            int op = _outputPadding is null ? 0 : (int)_outputPadding[i];
+            int full = s[i] * (inShape[i] - 1) + op + (kernel[i] - 1) * d[i] + 1;
+            if (target is not null || _attr.AutoPad is "SAME_UPPER" or "SAME_LOWER")
+            {
+                outShape[i] = target is not null ? (int)target[i] : inShape[i] * s[i];
+                int total = full - outShape[i], half = total >> 1;
+                pb[i] = _attr.AutoPad == "SAME_UPPER" ? half : total - half;
+            }
+            else
+            {
+                int pe = 0;
+                if (_attr.AutoPad == "NOTSET" && _attr.Pads is not null)
+                {
+                    if (_attr.Pads.Length != 2 * r) throw error($"pads has {_attr.Pads.Length} values but {2 * r} are needed");
+                    pb[i] = (int)_attr.Pads[i];
+                    pe = (int)_attr.Pads[i + r];
+                }
+                outShape[i] = full - pb[i] - pe;
+            }
+            if (outShape[i] < 0) throw error($"spatial dimension {i} of the output would be {outShape[i]}");
+        }
+        return r == 2
+            ? new Geometry(inShape[0], inShape[1], outShape[0], outShape[1], s[0], s[1], d[0], d[1], pb[0], pb[1])
+            : new Geometry(1, inShape[0], 1, outShape[0], 1, s[0], 1, d[0], 0, pb[0]);
+    }
+
+    public int[] OutputShape(Tensor x, Func<string, Exception> error)
+    {
+        var g = Resolve(x, error);
+        return _rank == 2 ? [x.Shape[0], M, g.OH, g.OW] : [x.Shape[0], M, g.OW];
+    }
+
+    public void Run(Tensor x, Tensor y, Action<int, Action<int>> forEach)
+    {
+        var g = Resolve(x, m => new EngineException(m));
+        var xi = QGemmOutput.Widen(x);
+        int batch = x.Shape[0], plane = g.H * g.W, ohw = g.OH * g.OW, cg = _c / _group, taps = _kh * _kw;
+        for (int n = 0; n < batch; n++)
+        {
+            int xOffset = n * _c * plane, yOffset = n * M * ohw;
+            forEach(M, m =>
+            {
+                int grp = m / _mg, j = m % _mg;
+                var acc = new long[ohw];
+                acc.AsSpan().Fill(_bias[m]);
+                for (int c = grp * cg; c < (grp + 1) * cg; c++)
+                {
+                    var src = xi.AsSpan(xOffset + c * plane, plane);
+                    int wBase = (c * _mg + j) * taps;
+                    for (int ih = 0; ih < g.H; ih++)
+                        for (int iw = 0; iw < g.W; iw++)
+                        {
+                            long v = src[ih * g.W + iw] - _zx;
+                            if (v == 0) continue;
+                            for (int kh = 0; kh < _kh; kh++)
+                            {
+                                int oh = ih * g.SH - g.PT + kh * g.DH;
+                                if ((uint)oh >= (uint)g.OH) continue;
+                                for (int kw = 0; kw < _kw; kw++)
+                                {
+                                    int ow = iw * g.SW - g.PL + kw * g.DW;
+                                    if ((uint)ow < (uint)g.OW) acc[oh * g.OW + ow] += v * _w[wBase + kh * _kw + kw];
+                                }
+                            }
+                        }
+                }
+                Output.Write(acc, m, y, yOffset + m * ohw);
+            });
+        }
+    }
+}

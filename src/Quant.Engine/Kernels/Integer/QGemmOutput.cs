@@ -1,0 +1,189 @@
+using Quant.Onnx;
+
+namespace Quant.Engine.Kernels.Integer;
+
+/// <summary>
+/// The output side every <c>quant.build</c> GEMM-type op shares (docs/quantized-model.md conventions):
+/// <c>to</c>, <c>y_zero_point</c>, <c>clamp_min</c>/<c>clamp_max</c>, the <c>multiplier</c>/<c>shift</c> inputs
+/// (one entry, or one per output channel) and <c>acc_bits</c>. It turns exact accumulators into the output type:
+/// <c>clamp(sat_to(RoundShift(acc·m, n) + z_y), clamp_min, clamp_max)</c> (spec §2.2, §4.4), or writes the
+/// accumulator itself for <c>to</c> = int32/int64.
+/// </summary>
+internal sealed class QGemmOutput
+{
+    public ElementType To { get; }
+    public int ZeroPoint { get; }
+    public int ClampMin { get; }
+    public int ClampMax { get; }
+    /// <summary>Q31 multipliers, one or per channel; empty for accumulator outputs.</summary>
+    public int[] Multipliers { get; }
+    public int[] Shifts { get; }
+    /// <summary>acc_bits = 64: the convert stage could not prove the int32 bound (spec §4.3).</summary>
+    public bool Wide { get; }
+
+    private QGemmOutput(ElementType to, int zy, int lo, int hi, int[] m, int[] n, bool wide)
+    {
+        To = to; ZeroPoint = zy; ClampMin = lo; ClampMax = hi; Multipliers = m; Shifts = n; Wide = wide;
+    }
+
+    /// <summary>Parses the attributes of <paramref name="s"/>'s node; multiplier and shift are inputs
+    /// <paramref name="multiplierInput"/> and the one after it, and must be constants.</summary>
+    public static QGemmOutput Parse(KernelSetup s, int multiplierInput)
+    {
+        var node = s.Node;
+        var to = (ElementType)node.GetInt("to", (long)ElementType.Int8);
+        int accBits = (int)node.GetInt("acc_bits", 32);
+        if (accBits is not (32 or 64)) throw s.Error($"acc_bits must be 32 or 64, got {accBits}");
+        bool wide = accBits == 64;
+        if (to is ElementType.Int32 or ElementType.Int64)
+        {
+            if (to == ElementType.Int32 && wide) throw s.Error("an int32 accumulator output needs acc_bits 32");
+            return new QGemmOutput(to, 0, 0, 0, [], [], wide);
+        }
+        if (to is not (ElementType.Int8 or ElementType.Int16))
+            throw s.Error($"to must be int8 (3), int16 (5), int32 (6) or int64 (7), got {(int)to}");
+        var (qmin, qmax) = Requantize.Range(to);
+        int zy = (int)node.GetInt("y_zero_point", 0);
+        if (zy < qmin || zy > qmax) throw s.Error($"y_zero_point {zy} lies outside {to.OnnxName()}");
+        int lo = (int)node.GetInt("clamp_min", qmin), hi = (int)node.GetInt("clamp_max", qmax);
+        if (lo < qmin || hi > qmax || lo > hi) throw s.Error($"clamp [{lo}, {hi}] is not a range inside {to.OnnxName()}");
+        var m = ConstInts(s, multiplierInput, "multiplier");
+        var n = ConstInts(s, multiplierInput + 1, "shift");
+        if (m.Length != n.Length || m.Length == 0) throw s.Error($"{m.Length} multipliers but {n.Length} shifts");
+        foreach (var v in n) if (v is < 0 or > Requantize.MaxShift) throw s.Error($"shift {v} is outside [0, {Requantize.MaxShift}]");
+        foreach (var v in m) if (v < 0) throw s.Error($"multiplier {v} is negative");
+        return new QGemmOutput(to, zy, lo, hi, m, n, wide);
+    }
+
+    /// <summary>A constant int32 input as an array (for multipliers, shifts and biases).</summary>
+    public static int[] ConstInts(KernelSetup s, int index, string what)
+    {
+        var t = s.Constant(index) ?? throw s.Error($"{what} (input {index}) must be a constant initializer");
+        if (t.Type != ElementType.Int32) throw s.Error($"{what} must be int32, not {t.Type.OnnxName()}");
+        return t.ReadOnlySpan<int>().ToArray();
+    }
+
+    /// <summary>Checks the parameter count against the output channels (1 or <paramref name="channels"/>).</summary>
+    public void CheckChannels(int channels, Func<string, Exception> error)
+    {
+        if (Multipliers.Length > 1 && Multipliers.Length != channels)
+            throw error($"{Multipliers.Length} multipliers for {channels} output channels");
+    }
+
+    private int Index(int channel) => Multipliers.Length == 1 ? 0 : channel;
+
+    private bool Clamps
+    {
+        get
+        {
+            var (qmin, qmax) = Requantize.Range(To);
+            return ClampMin > qmin || ClampMax < qmax;
+        }
+    }
+
+    /// <summary>Writes <paramref name="acc"/> (one channel's run) to <paramref name="y"/> at <paramref name="offset"/>.</summary>
+    public void Write(ReadOnlySpan<int> acc, int channel, Tensor y, int offset, bool vector)
+    {
+        switch (To)
+        {
+            case ElementType.Int32: acc.CopyTo(y.Span<int>().Slice(offset, acc.Length)); return;
+            case ElementType.Int64:
+                { var d = y.Span<long>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = acc[i]; return; }
+        }
+        int c = Index(channel);
+        if (To == ElementType.Int8)
+        {
+            var d = y.Span<sbyte>().Slice(offset, acc.Length);
+            Requantize.Run(acc, Multipliers[c], Shifts[c], ZeroPoint, d, vector);
+            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (sbyte)Math.Clamp(d[i], ClampMin, ClampMax);
+        }
+        else
+        {
+            var d = y.Span<short>().Slice(offset, acc.Length);
+            Requantize.Run(acc, Multipliers[c], Shifts[c], ZeroPoint, d, vector);
+            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (short)Math.Clamp(d[i], ClampMin, ClampMax);
+        }
+    }
+
+    /// <summary>The same for int64 accumulators (exact 128-bit products where needed, spec §2.2).</summary>
+    public void Write(ReadOnlySpan<long> acc, int channel, Tensor y, int offset)
+    {
+        switch (To)
+        {
+            case ElementType.Int64: acc.CopyTo(y.Span<long>().Slice(offset, acc.Length)); return;
+            case ElementType.Int32:
+                { var d = y.Span<int>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = (int)acc[i]; return; }
+        }
+        int c = Index(channel);
+        int m = Multipliers[c], n = Shifts[c];
+        if (To == ElementType.Int8)
+        {
+            var d = y.Span<sbyte>().Slice(offset, acc.Length);
+            for (int i = 0; i < acc.Length; i++) d[i] = (sbyte)Math.Clamp(Requantize.Rq(acc[i], m, n, ZeroPoint, To), ClampMin, ClampMax);
+        }
+        else
+        {
+            var d = y.Span<short>().Slice(offset, acc.Length);
+            for (int i = 0; i < acc.Length; i++) d[i] = (short)Math.Clamp(Requantize.Rq(acc[i], m, n, ZeroPoint, To), ClampMin, ClampMax);
+        }
+    }
+
+    /// <summary>Row-major [rows, cols] accumulators whose channel is the column (MatMul, Gemm).</summary>
+    public void WriteRows(ReadOnlySpan<int> acc, int cols, Tensor y, int offset, bool vector)
+    {
+        if (Multipliers.Length <= 1 || To is ElementType.Int32 or ElementType.Int64)
+        {
+            Write(acc, 0, y, offset, vector);
+            return;
+        }
+        if (To == ElementType.Int8)
+        {
+            var d = y.Span<sbyte>().Slice(offset, acc.Length);
+            Requantize.RunPerColumn(acc, Multipliers, Shifts, ZeroPoint, d, vector);
+            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (sbyte)Math.Clamp(d[i], ClampMin, ClampMax);
+        }
+        else
+        {
+            var d = y.Span<short>().Slice(offset, acc.Length);
+            Requantize.RunPerColumn(acc, Multipliers, Shifts, ZeroPoint, d, vector);
+            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (short)Math.Clamp(d[i], ClampMin, ClampMax);
+        }
+    }
+
+    /// <summary>Row-major [rows, cols] int64 accumulators, channel = column.</summary>
+    public void WriteRows(ReadOnlySpan<long> acc, int cols, Tensor y, int offset)
+    {
+        if (Multipliers.Length <= 1 || To is ElementType.Int32 or ElementType.Int64)
+        {
+            Write(acc, 0, y, offset);
+            return;
+        }
+        for (int row = 0; row < acc.Length; row += cols)
+            for (int j = 0; j < cols; j++) Write(acc.Slice(row + j, 1), j, y, offset + row + j);
+    }
+
+    /// <summary>The integer values of an int8/int16 tensor widened to int (for the reference paths).</summary>
+    public static int[] Widen(Tensor t) => t.Type switch
+    {
+        ElementType.Int8 => Widen(t.ReadOnlySpan<sbyte>()),
+        ElementType.Int16 => Widen(t.ReadOnlySpan<short>()),
+        _ => throw new ArgumentException($"{t.Type.OnnxName()} is not int8 or int16"),
+    };
+
+    private static int[] Widen<T>(ReadOnlySpan<T> s) where T : unmanaged, System.Numerics.IBinaryInteger<T>
+    {
+        var r = new int[s.Length];
+        for (int i = 0; i < s.Length; i++) r[i] = int.CreateTruncating(s[i]);
+        return r;
+    }
+
+    /// <summary>Whether an input type is one of the integer data types the GEMM kernels read.</summary>
+    public static bool IsData(ElementType t) => t is ElementType.Int8 or ElementType.Int16;
+
+    /// <summary>Largest |q − z| an input of type <paramref name="t"/> with zero point <paramref name="z"/> reaches.</summary>
+    public static int MaxAbs(ElementType t, int z)
+    {
+        var (qmin, qmax) = Requantize.Range(t);
+        return Math.Max(qmax - z, z - qmin);
+    }
+}

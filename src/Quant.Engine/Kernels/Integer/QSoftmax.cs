@@ -1,0 +1,72 @@
+using Quant.Onnx;
+
+namespace Quant.Engine.Kernels.Integer;
+
+/// <summary>
+/// <c>quant.build.QSoftmax</c> (docs/quantized-model.md, spec §10), along one <c>axis</c> (ONNX Softmax-13 semantics):
+/// per row d_i = max q − q_i, E_i = E[d_i] (0 beyond the stored table), S = Σ E_i in int64, R = ⌊2^62 / S⌋,
+/// P_i = RoundShift(E_i·R, 31) (Q31 probability), y_i = Rq(P_i; m, n, z_y). The input zero point cancels.
+/// </summary>
+[KernelFamily]
+internal static class QSoftmaxKernels
+{
+    public static void Register(KernelRegistry r) => r.Add("QSoftmax", 1, s => new Kernel(s), QuantBuildOps.Domain);
+
+    private sealed class Kernel : IKernel
+    {
+        private readonly long _axis;
+        private readonly int _zy, _lo, _hi;
+        private readonly ElementType _to;
+
+        public Kernel(KernelSetup s)
+        {
+            _to = QuantBuildOps.OutputType(s);
+            _zy = QuantBuildOps.ZeroPoint(s, "y_zero_point", _to);
+            (_lo, _hi) = QuantBuildOps.Clamp(s, _to);
+            _axis = s.Node.GetInt("axis", -1);
+        }
+
+        public void Run(KernelContext ctx)
+        {
+            var x = ctx.Required(0);
+            var et = ctx.Required(1);
+            QuantBuildOps.RequireQuantized(ctx, x, "X");
+            if (et.Type != ElementType.Int32 || et.Length == 0) throw ctx.Error($"the exp table E must be a non-empty int32 tensor, not {et}");
+            var (m, n) = QuantBuildOps.Multipliers(ctx, 2);
+            if (m.Length != 1) throw ctx.Error($"QSoftmax is per tensor: multiplier has {m.Length} entries, not 1");
+            int axis = (int)(_axis < 0 ? _axis + x.Rank : _axis);
+            if (axis < 0 || axis >= x.Rank) throw ctx.Error($"axis {_axis} is out of range for a rank-{x.Rank} input");
+            int len = x.Shape[axis], inner = 1;
+            for (int d = axis + 1; d < x.Rank; d++) inner *= x.Shape[d];
+            int rows = len == 0 ? 0 : x.Length / len;
+            var table = et.ReadOnlySpan<int>().ToArray();
+            // E_i·R ≤ 2^30·2^32 = 2^62 needs every entry in [0, 2^30], and S ≥ 2^30 needs E[0] = 2^30 (spec §10).
+            if (table[0] != 1 << 30 || table.Any(e => e < 0 || e > 1 << 30))
+                throw ctx.Error("the exp table E must hold E[0] = 2^30 and entries in [0, 2^30]");
+            var y = ctx.Output(0, _to, x.Shape);
+            ctx.For(rows, row =>
+            {
+                int start = row / inner * len * inner + row % inner;
+                Row(x, y, start, len, inner, table, m[0], n[0], _zy, _lo, _hi);
+            });
+        }
+    }
+
+    /// <summary>One row of <paramref name="len"/> elements from <paramref name="start"/>, <paramref name="stride"/> apart.</summary>
+    internal static void Row(Tensor x, Tensor y, int start, int len, int stride, int[] table, int m, int n, int zy, int lo, int hi)
+    {
+        long max = long.MinValue;
+        for (int i = 0; i < len; i++) max = Math.Max(max, QuantBuildOps.Element(x, start + i * stride));
+        long sum = 0;
+        for (int i = 0; i < len; i++) sum += Exp(table, max - QuantBuildOps.Element(x, start + i * stride));
+        long r = (long)(((UInt128)1 << 62) / (ulong)sum);
+        var t = y.Type;
+        for (int i = 0; i < len; i++)
+        {
+            long p = Requantize.RoundShift(Exp(table, max - QuantBuildOps.Element(x, start + i * stride)) * r, 31);
+            QuantBuildOps.Set(y, start + i * stride, Math.Clamp(Requantize.Rq(p, m, n, zy, t), lo, hi));
+        }
+    }
+
+    private static long Exp(int[] table, long d) => d < table.Length ? table[d] : 0;
+}

@@ -1,0 +1,160 @@
+using System.Numerics;
+using Quant.Engine.Kernels.Integer;
+using Quant.Onnx;
+using static Quant.Engine.Tests.Kernels.Integer.QGemmReference;
+
+namespace Quant.Engine.Tests.Kernels.Integer;
+
+/// <summary>
+/// QConv and QConvTranspose (docs/quantized-model.md, spec §4): the int64 reference path and the fast paths
+/// (depthwise, im2col + int8 VNNI GEMM, im2col + int16 GEMM in int32 and int64) equal an independent BigInteger
+/// computation of the exact accumulator and its requantization, on odd sizes, zero points, groups, strides, dilations,
+/// padding, clamps and both output types.
+/// </summary>
+public class QConvTests
+{
+    private sealed record Case(ElementType XType, ElementType WType, ElementType To, int C, int M, int Group, int H, int W, int K, int Stride, int Dilation, int Pad, int Zx, bool Bias, bool PerChannel, bool Wide, int Spread = 0);
+
+    private static (int[] Y, int[] Shape) Exact(Case c, int[] x, int[] w, int[] b, int[] m, int[] n, int zy, int lo, int hi)
+    {
+        int cg = c.C / c.Group, mg = c.M / c.Group, ext = (c.K - 1) * c.Dilation + 1;
+        int oh = (c.H + 2 * c.Pad - ext) / c.Stride + 1, ow = (c.W + 2 * c.Pad - ext) / c.Stride + 1;
+        var y = new int[c.M * oh * ow];
+        for (int o = 0; o < c.M; o++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    BigInteger acc = c.Bias ? b[o] : 0;
+                    for (int ci = 0; ci < cg; ci++)
+                        for (int kh = 0; kh < c.K; kh++)
+                            for (int kw = 0; kw < c.K; kw++)
+                            {
+                                int ih = i * c.Stride - c.Pad + kh * c.Dilation, iw = j * c.Stride - c.Pad + kw * c.Dilation;
+                                if (ih < 0 || iw < 0 || ih >= c.H || iw >= c.W) continue;
+                                int xv = x[((o / mg * cg + ci) * c.H + ih) * c.W + iw];
+                                acc += (BigInteger)(xv - c.Zx) * w[((o * cg + ci) * c.K + kh) * c.K + kw];
+                            }
+                    int p = m.Length == 1 ? 0 : o;
+                    y[(o * oh + i) * ow + j] = Rq(acc, m[p], n[p], zy, lo, hi, c.To);
+                }
+        return (y, [1, c.M, oh, ow]);
+    }
+
+    private static void Check(Case c, int seed)
+    {
+        var rng = new Random(seed);
+        int cg = c.C / c.Group;
+        var x = Random(rng, c.C * c.H * c.W, c.XType, c.Spread);
+        var w = Random(rng, c.M * cg * c.K * c.K, c.WType, c.Spread);
+        var b = Enumerable.Range(0, c.M).Select(_ => rng.Next(-1 << 20, 1 << 20)).ToArray();
+        // Shifts that bring the sums back into the output range, with some saturation at the ends.
+        int shift = c.XType == ElementType.Int16 || c.WType == ElementType.Int16 ? 40 : 33;
+        var (m, n) = Multipliers(rng, c.PerChannel ? c.M : 1, shift + (c.To == ElementType.Int16 ? -6 : 0));
+        var (qmin, qmax) = c.To == ElementType.Int8 ? (-128, 127) : (-32768, 32767);
+        int zy = rng.Next(-5, 6), lo = qmin + rng.Next(0, 20), hi = qmax - rng.Next(0, 20);
+        var consts = new Dictionary<string, Tensor>
+        {
+            ["w"] = Ints(c.WType, w, c.M, cg, c.K, c.K),
+            ["b"] = Tensor.From(b, c.M),
+            ["m"] = Tensor.From(m, m.Length),
+            ["n"] = Tensor.From(n, n.Length),
+        };
+        var node = Node("QConv", ["x", "w", c.Bias ? "b" : "", "m", "n"],
+            ("group", c.Group), ("strides", new long[] { c.Stride, c.Stride }), ("dilations", new long[] { c.Dilation, c.Dilation }),
+            ("pads", new long[] { c.Pad, c.Pad, c.Pad, c.Pad }), ("kernel_shape", new long[] { c.K, c.K }), ("x_zero_point", c.Zx),
+            ("to", (int)c.To), ("y_zero_point", zy), ("clamp_min", lo), ("clamp_max", hi), ("acc_bits", c.Wide ? 64 : 32));
+        var plan = new QConvPlan(Setup(node, consts));
+        var xt = Ints(c.XType, x, 1, c.C, c.H, c.W);
+        var (expected, shape) = Exact(c, x, w, b, m, n, zy, lo, hi);
+        foreach (var vector in new[] { false, true })
+        {
+            Assert.Equal(shape, plan.OutputShape(xt, msg => new Exception(msg)));
+            var y = Tensor.Zeros(c.To, shape);
+            plan.Run(xt, y, vector, Sequential);
+            Assert.True(expected.SequenceEqual(Values(y)), $"{c} vector={vector}: differs at {FirstDifference(expected, Values(y))}");
+        }
+    }
+
+    private static string FirstDifference(int[] a, int[] b)
+    {
+        for (int i = 0; i < a.Length; i++) if (a[i] != b[i]) return $"index {i}: expected {a[i]}, got {b[i]}";
+        return "none";
+    }
+
+    [Fact]
+    public void Int8_dense_convolutions_equal_the_exact_result_on_every_path()
+    {
+        int seed = 1;
+        foreach (var (k, stride, dil, pad) in new[] { (1, 1, 1, 0), (3, 1, 1, 1), (3, 2, 1, 1), (5, 1, 2, 2), (2, 2, 1, 0) })
+            foreach (var zx in new[] { 0, -7 })
+                Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 5, M: 19, Group: 1, H: 9, W: 11, k, stride, dil, pad, zx, Bias: true, PerChannel: true, Wide: false), seed++);
+    }
+
+    [Fact]
+    public void Depthwise_and_grouped_convolutions_equal_the_exact_result_on_every_path()
+    {
+        int seed = 100;
+        foreach (var (k, stride, pad) in new[] { (3, 1, 1), (3, 2, 1), (5, 1, 2), (5, 2, 2), (3, 1, 0) })
+        {
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 7, M: 7, Group: 7, H: 13, W: 17, k, stride, 1, pad, 3, true, true, false), seed++);
+            Check(new Case(ElementType.Int16, ElementType.Int8, ElementType.Int16, C: 6, M: 6, Group: 6, H: 9, W: 10, k, stride, 1, pad, -100, false, true, false), seed++);
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 6, M: 9, Group: 3, H: 8, W: 9, k, stride, 1, pad, 0, true, false, false), seed++);
+        }
+    }
+
+    [Fact]
+    public void Int16_convolutions_equal_the_exact_result_in_int32_and_int64_accumulators()
+    {
+        int seed = 200;
+        foreach (var (wType, wide) in new[] { (ElementType.Int8, false), (ElementType.Int8, true), (ElementType.Int16, true) })
+            foreach (var (k, stride, pad) in new[] { (1, 1, 0), (3, 2, 1) })
+                Check(new Case(ElementType.Int16, wType, ElementType.Int16, C: 3, M: 17, Group: 1, H: 7, W: 9, k, stride, 1, pad, 11, true, true, wide,
+                    Spread: wide ? 0 : 2000), seed++);
+        // int8 activations against int16 weights go through the int16 GEMM.
+        Check(new Case(ElementType.Int8, ElementType.Int16, ElementType.Int8, C: 4, M: 5, Group: 1, H: 6, W: 5, 3, 1, 1, 1, 2, true, true, true), seed++);
+    }
+
+    [Fact]
+    public void Conv_transpose_equals_the_exact_scatter()
+    {
+        var rng = new Random(300);
+        foreach (var (group, stride, pad, k) in new[] { (1, 2, 0, 2), (1, 2, 1, 3), (2, 1, 1, 3), (1, 3, 0, 2) })
+        {
+            int c = 4, mg = 3, m = mg * group, h = 5, wd = 7;
+            int cg = c / group;
+            var x = Random(rng, c * h * wd, ElementType.Int8);
+            var w = Random(rng, c * mg * k * k, ElementType.Int8);
+            var b = Enumerable.Range(0, m).Select(_ => rng.Next(-5000, 5000)).ToArray();
+            var (mm, nn) = Multipliers(rng, m, 31);
+            int zx = -3, zy = 2;
+            var consts = new Dictionary<string, Tensor>
+            {
+                ["w"] = Ints(ElementType.Int8, w, c, mg, k, k), ["b"] = Tensor.From(b, m), ["m"] = Tensor.From(mm, m), ["n"] = Tensor.From(nn, m),
+            };
+            var node = Node("QConvTranspose", ["x", "w", "b", "m", "n"], ("group", group), ("strides", new long[] { stride, stride }),
+                ("pads", new long[] { pad, pad, pad, pad }), ("x_zero_point", zx), ("y_zero_point", zy), ("to", 3));
+            var plan = new QConvTransposePlan(Setup(node, consts));
+            var xt = Ints(ElementType.Int8, x, 1, c, h, wd);
+            int oh = (h - 1) * stride + k - 2 * pad, ow = (wd - 1) * stride + k - 2 * pad;
+            Assert.Equal([1, m, oh, ow], plan.OutputShape(xt, msg => new Exception(msg)));
+            var acc = new BigInteger[m * oh * ow];
+            for (int o = 0; o < m; o++) for (int i = 0; i < oh * ow; i++) acc[o * oh * ow + i] = b[o];
+            for (int ci = 0; ci < c; ci++)
+                for (int j = 0; j < mg; j++)
+                    for (int ih = 0; ih < h; ih++)
+                        for (int iw = 0; iw < wd; iw++)
+                            for (int kh = 0; kh < k; kh++)
+                                for (int kw = 0; kw < k; kw++)
+                                {
+                                    int y0 = ih * stride - pad + kh, x0 = iw * stride - pad + kw;
+                                    if (y0 < 0 || x0 < 0 || y0 >= oh || x0 >= ow) continue;
+                                    int o = ci / cg * mg + j;
+                                    acc[(o * oh + y0) * ow + x0] += (BigInteger)(x[(ci * h + ih) * wd + iw] - zx) * w[((ci * mg + j) * k + kh) * k + kw];
+                                }
+            var expected = acc.Select((v, i) => Rq(v, mm[i / (oh * ow)], nn[i / (oh * ow)], zy, -128, 127, ElementType.Int8)).ToArray();
+            var y = Tensor.Zeros(ElementType.Int8, [1, m, oh, ow]);
+            plan.Run(xt, y, Sequential);
+            Assert.Equal(expected, Values(y));
+        }
+    }
+}
