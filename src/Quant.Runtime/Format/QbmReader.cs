@@ -214,7 +214,7 @@ public static class QbmReader
             string opType = Str(r, strings, $"op {i} op type");
             string domain = Str(r, strings, $"op {i} domain");
             int nIn = r.U16($"op {i} input count"), nOut = r.U16($"op {i} output count"), nAttr = r.U16($"op {i} attribute count");
-            r.Zero(r.U16($"op {i} reserved"), $"op {i} reserved field");
+            r.Zero(r.U16($"op {i} reserved"), $"op {i} reserved field", 2);
             if ((long)(nIn + nOut) * 4 + (long)nAttr * 5 > r.Remaining)
                 throw r.Error(QbmError.SectionOverrun, $"op {i} '{name}' ({opType}) says {nIn} inputs, {nOut} outputs and {nAttr} attributes, more than the {r.Remaining} bytes left");
             var inputs = new int[nIn];
