@@ -31,6 +31,14 @@ internal static class QuantBuildOps
         return t;
     }
 
+    /// <summary>The output attributes every requantizing op carries: <c>to</c>, <c>y_zero_point</c> and the clamp bounds.</summary>
+    public static OutputFormat Output(KernelSetup s)
+    {
+        var to = OutputType(s);
+        var (lo, hi) = Clamp(s, to);
+        return new OutputFormat(to, ZeroPoint(s, "y_zero_point", to), lo, hi);
+    }
+
     /// <summary>A zero-point attribute (default 0), which must lie in <paramref name="t"/>'s range.</summary>
     public static int ZeroPoint(KernelSetup s, string name, ElementType t)
     {
@@ -213,4 +221,59 @@ internal static class QuantBuildOps
         if (t.Type is not (ElementType.Int8 or ElementType.Int16))
             throw ctx.Error($"{what} must be int8 or int16, not {t.Type.OnnxName()}");
     }
+}
+
+/// <summary>An op's output format: type, zero point and clamp bounds (already intersected with the type's range).</summary>
+internal readonly record struct OutputFormat(ElementType To, int Zy, int Lo, int Hi);
+
+/// <summary>
+/// The shape every two-input quant.build kernel (QAdd, QSub, QMul, QDiv) shares: output format and input zero points
+/// from attributes, int8/int16 inputs, and ONNX broadcasting walked in contiguous runs that are loaded as q − z.
+/// </summary>
+internal abstract class QuantBinaryKernel : IKernel
+{
+    private readonly BroadcastPlanCache _plans = new();
+
+    protected QuantBinaryKernel(KernelSetup s)
+    {
+        Y = QuantBuildOps.Output(s);
+        Za = (int)s.Node.GetInt("a_zero_point", 0);
+        Zb = (int)s.Node.GetInt("b_zero_point", 0);
+    }
+
+    protected OutputFormat Y { get; }
+    protected int Za { get; }
+    protected int Zb { get; }
+
+    public void Run(KernelContext ctx)
+    {
+        var a = ctx.Required(0);
+        var b = ctx.Required(1);
+        QuantBuildOps.RequireQuantized(ctx, a, "A");
+        QuantBuildOps.RequireQuantized(ctx, b, "B");
+        var run = Prepare(ctx, a, b);
+        BroadcastPlan plan;
+        try { plan = _plans.Get(null, a.Shape, b.Shape); }
+        catch (ArgumentException e) { throw ctx.Error(e.Message); }
+        var y = ctx.Output(0, Y.To, plan.OutShape);
+        plan.Run(ctx, (outOffset, length, offsets) =>
+        {
+            Span<long> va = stackalloc long[QuantBuildOps.Chunk];
+            Span<long> vb = stackalloc long[QuantBuildOps.Chunk];
+            for (int done = 0; done < length; done += QuantBuildOps.Chunk)
+            {
+                int len = Math.Min(QuantBuildOps.Chunk, length - done);
+                int atA = offsets[0] + (plan.InnerSteps[0] ? done : 0), atB = offsets[1] + (plan.InnerSteps[1] ? done : 0);
+                QuantBuildOps.Load(a, atA, len, plan.InnerSteps[0], Za, va);
+                QuantBuildOps.Load(b, atB, len, plan.InnerSteps[1], Zb, vb);
+                run(va[..len], vb[..len], !plan.InnerSteps[1], y, outOffset + done);
+            }
+        });
+    }
+
+    /// <summary>One run: a − z_a and b − z_b (b constant over the run when <c>bConstant</c>), written to y from the offset.</summary>
+    protected delegate void Chunk(Span<long> a, Span<long> b, bool bConstant, Tensor y, int offset);
+
+    /// <summary>Reads the run-time parameters (multiplier inputs) and returns the per-chunk arithmetic.</summary>
+    protected abstract Chunk Prepare(KernelContext ctx, Tensor a, Tensor b);
 }
