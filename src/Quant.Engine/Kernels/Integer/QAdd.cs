@@ -1,5 +1,3 @@
-using System.Numerics.Tensors;
-
 namespace Quant.Engine.Kernels.Integer;
 
 /// <summary>
@@ -33,8 +31,7 @@ internal static class QAddKernels
         protected override Chunk Prepare(KernelContext ctx, Tensor a, Tensor b) => (va, vb, _, y, at) =>
         {
             // va ← A·va ± B·vb, exact: |A·(q − z)| < 2^47.
-            TensorPrimitives.Multiply(va, _a, va);
-            TensorPrimitives.MultiplyAdd(vb, _b, va, va);
+            QuantBuildOps.MultiplyAdd(va, _a, vb, _b);
             QuantBuildOps.Store(va, 1, _n, Y.Zy, Y.Lo, Y.Hi, y, at);
         };
     }

@@ -1,5 +1,3 @@
-using System.Numerics.Tensors;
-
 namespace Quant.Engine.Kernels.Integer;
 
 /// <summary>
@@ -21,7 +19,7 @@ internal static class QMulKernels
             bool narrow = QuantBuildOps.MaxMagnitude(a.Type, Za) * QuantBuildOps.MaxMagnitude(b.Type, Zb) <= 1L << 31;
             return (va, vb, _, y, at) =>
             {
-                TensorPrimitives.Multiply(va, vb, va);
+                QuantBuildOps.Multiply(va, vb);
                 if (narrow) QuantBuildOps.Store(va, m[0], n[0], Y.Zy, Y.Lo, Y.Hi, y, at);
                 else QuantBuildOps.StoreWide(va, m[0], n[0], Y.Zy, Y.Lo, Y.Hi, y, at);
             };
