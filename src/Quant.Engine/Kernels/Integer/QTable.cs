@@ -62,6 +62,7 @@ internal static class QTableKernels
     /// 64 bytes per step: the index q + 128 is the byte q XOR 0x80; vpermi2b picks from entries 0–127 and 128–255 by
     /// its low 7 bits, and bit 7 chooses between the two. Returns where the scalar tail starts.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static int Gather8(ReadOnlySpan<byte> q, ReadOnlySpan<byte> table, Span<byte> y, int start, int end)
     {
         var t0 = Vector512.Create(table[..64]);

@@ -109,6 +109,7 @@ internal static class QuantBuildOps
     }
 
     /// <summary>va ← va·a + vb·b in int64 lanes (exact for the operands the kernels form: |va·a|, |vb·b| &lt; 2^47).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MultiplyAdd(Span<long> va, long a, ReadOnlySpan<long> vb, long b, bool vector = true)
     {
         int i = 0;
@@ -125,6 +126,7 @@ internal static class QuantBuildOps
     }
 
     /// <summary>va ← va·vb in int64 lanes (exact: |q − z| &lt; 2^17 on both sides).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Multiply(Span<long> va, ReadOnlySpan<long> vb, bool vector = true)
     {
         int i = 0;
@@ -148,6 +150,7 @@ internal static class QuantBuildOps
         _ => throw new InvalidOperationException($"{t.Type.OnnxName()} is not an integer input of a quant.build op"),
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Load<T>(ReadOnlySpan<T> q, int zeroPoint, Span<long> dst, bool vector) where T : unmanaged
     {
         int i = 0;
@@ -182,6 +185,7 @@ internal static class QuantBuildOps
         else Store(v, m, n, zy, lo, hi, y.Span<short>().Slice(offset, v.Length), vector);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Store<T>(ReadOnlySpan<long> v, long m, int n, int zy, int lo, int hi, Span<T> y, bool vector) where T : unmanaged
     {
         int i = 0;
