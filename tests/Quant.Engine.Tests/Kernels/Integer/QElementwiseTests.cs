@@ -147,6 +147,14 @@ public class QElementwiseTests
         Assert.Contains("'to' is float", e.Message);
         e = Assert.Throws<EngineException>(() => Run("QAdd", [x, x], 1, A("to", 3), A("a_multiplier", 1 << 30)));
         Assert.Contains("b_multiplier", e.Message);
+        e = Assert.Throws<EngineException>(() => Run("QSoftmax", [x, Ints(5, 3), Ints(1 << 30), Ints(40)], 1, A("to", 3)));
+        Assert.Contains("E[0] = 2^30", e.Message);
+        e = Assert.Throws<EngineException>(() => Run("QDiv", [x, x, Ints(1 << 30), Ints(30)], 1, A("to", 3)));
+        Assert.Contains("needs 256", e.Message);
+        var cube = Tensor.From(new sbyte[8], 2, 2, 2);
+        e = Assert.Throws<EngineException>(() => Run("QResize", [cube, null, Tensor.From(new float[] { 2, 2, 2 }, 3)], 1, A("to", 3),
+            AttributeValue.Of("mode", "linear"), AttributeValue.Of("x_scale", 0.1f), AttributeValue.Of("y_scale", 0.1f)));
+        Assert.Contains("at most 2", e.Message);
     }
 }
 
