@@ -30,11 +30,13 @@ internal static class Converter
         var graphOutputs = new HashSet<string>(g.Outputs.Select(o => o.Name), StringComparer.Ordinal);
         var fusedInto = new HashSet<Node>();
 
+        // Readers of a group's output change only when that group is rewritten (its Q readers go), so one map serves
+        // the whole pass.
+        var consumers = g.Consumers();
         foreach (var node in g.Nodes.ToList())
         {
             if (QdqGraph.IsQ(node) || QdqGraph.IsDq(node) || fusedInto.Contains(node)) continue;
             if (node.OpType == "Constant" && node.IsDefaultDomain) continue;
-            var consumers = g.Consumers();
             var fused = Fusable(node, consumers, graphOutputs, qdq);
             if (fused is not null) fusedInto.Add(fused);
             string? island = null;

@@ -128,6 +128,7 @@ internal sealed class QConvPlan
         var g = Resolve(x, m => new EngineException(m));
         var xi = QGemmOutput.Widen(x);
         int batch = x.Shape[0], c = _cg * _group, plane = g.H * g.W, ohw = g.OH * g.OW;
+        forEach = QGemmOutput.Threading(forEach, (long)_m * ohw * K);
         for (int n = 0; n < batch; n++)
         {
             var xn = new ReadOnlyMemory<int>(xi, n * c * plane, c * plane);
@@ -159,14 +160,14 @@ internal sealed class QConvPlan
                     if (int8)
                     {
                         var col = ArrayPool<sbyte>.Shared.Rent(rows * k);
-                        Im2Col<sbyte>(xn.Span, g, grp, p0, rows, col);
+                        Im2Col(x.ReadOnlySpan<sbyte>().Slice(n * c * plane, c * plane), g, grp, p0, rows, col.AsSpan());
                         Int8Gemm.Run(col.AsSpan(0, rows * k), _w8.Value[grp], rows, tmp.AsSpan(0, rows * mg));
                         ArrayPool<sbyte>.Shared.Return(col);
                     }
                     else
                     {
                         var col = ArrayPool<short>.Shared.Rent(rows * k);
-                        Im2Col<short>(xn.Span, g, grp, p0, rows, col);
+                        Im2Col(xn.Span, g, grp, p0, rows, col.AsSpan());
                         Int16Gemm.RunInt32(col.AsSpan(0, rows * k), _w16.Value[grp], rows, tmp.AsSpan(0, rows * mg));
                         ArrayPool<short>.Shared.Return(col);
                     }
@@ -189,7 +190,7 @@ internal sealed class QConvPlan
                     int k = K, mg = Mg;
                     var tmp = ArrayPool<long>.Shared.Rent(rows * mg);
                     var col = ArrayPool<short>.Shared.Rent(rows * k);
-                    Im2Col<short>(xn.Span, g, grp, p0, rows, col);
+                    Im2Col(xn.Span, g, grp, p0, rows, col.AsSpan());
                     Int16Gemm.RunInt64(col.AsSpan(0, rows * k), _w16.Value[grp], rows, tmp.AsSpan(0, rows * mg));
                     ArrayPool<short>.Shared.Return(col);
                     for (int j = 0; j < mg; j++)
@@ -259,18 +260,33 @@ internal sealed class QConvPlan
         var p = padded.AsSpan(0, ph * pw);
         p.Clear();
         var src = x.Slice(m * g.H * g.W, g.H * g.W);
+        int x0 = Math.Max(0, g.PL), x1 = Math.Min(pw, g.PL + g.W);
         for (int py = 0; py < ph; py++)
         {
             int ih = py - g.PT;
-            if ((uint)ih >= (uint)g.H) continue;
-            for (int px = 0; px < pw; px++)
-            {
-                int iw = px - g.PL;
-                if ((uint)iw < (uint)g.W) p[py * pw + px] = src[ih * g.W + iw] - _zx;
-            }
+            if ((uint)ih >= (uint)g.H || x1 <= x0) continue;
+            var row = p.Slice(py * pw + x0, x1 - x0);
+            src.Slice(ih * g.W + x0 - g.PL, x1 - x0).CopyTo(row);
+            if (_zx != 0) TensorPrimitives.Subtract(row, _zx, row);
         }
         acc.Fill(unchecked((int)_bias[m]));
         int taps = _kh * _kw;
+        if (g.SW == 1 && g.SH == 1)
+        {
+            // Stride 1: output (oh, ow) reads padded (oh + kh·dh, ow + kw·dw), so one tap is one multiply-add over the
+            // plane laid out with the padded row pitch; the columns beyond OW are scratch, dropped when compacting.
+            int span = (g.OH - 1) * pw + g.OW;
+            var wide = ArrayPool<int>.Shared.Rent(span);
+            var ws = wide.AsSpan(0, span);
+            ws.Fill(unchecked((int)_bias[m]));
+            for (int kh = 0; kh < _kh; kh++)
+                for (int kw = 0; kw < _kw; kw++)
+                    TensorPrimitives.MultiplyAdd(p.Slice(kh * g.DH * pw + kw * g.DW, span), _w[m * taps + kh * _kw + kw], ws, ws);
+            for (int oh = 0; oh < g.OH; oh++) ws.Slice(oh * pw, g.OW).CopyTo(acc.Slice(oh * g.OW, g.OW));
+            ArrayPool<int>.Shared.Return(wide);
+            ArrayPool<int>.Shared.Return(padded);
+            return;
+        }
         for (int oh = 0; oh < g.OH; oh++)
         {
             var row = acc.Slice(oh * g.OW, g.OW);
@@ -292,10 +308,21 @@ internal sealed class QConvPlan
     }
 
     /// <summary>Rows [p0, p0 + rows) of the group's im2col matrix [pixels, K] (K in W's (c, kh, kw) order); padding holds z_x.</summary>
-    private void Im2Col<T>(ReadOnlySpan<int> x, Geometry g, int grp, int p0, int rows, Span<T> col) where T : unmanaged, IBinaryInteger<T>
+    private void Im2Col<TX, T>(ReadOnlySpan<TX> x, Geometry g, int grp, int p0, int rows, Span<T> col)
+        where TX : unmanaged, IBinaryInteger<TX> where T : unmanaged, IBinaryInteger<T>
     {
         int k = K;
         var pad = T.CreateTruncating(_zx);
+        if (_kh == 1 && _kw == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H && g.OW == g.W)
+        {
+            // 1x1, stride 1, no padding: the panel is the input transposed, [pixels, channels].
+            for (int c = 0; c < _cg; c++)
+            {
+                var src = x.Slice((grp * _cg + c) * g.H * g.W + p0, rows);
+                for (int r = 0; r < rows; r++) col[r * k + c] = T.CreateTruncating(src[r]);
+            }
+            return;
+        }
         for (int r = 0; r < rows; r++)
         {
             int p = p0 + r, oh = p / g.OW, ow = p % g.OW;
@@ -313,10 +340,18 @@ internal sealed class QConvPlan
                         at += _kw;
                         continue;
                     }
-                    int rowBase = plane + ih * g.W;
+                    int rowBase = plane + ih * g.W, iw0 = ow * g.SW - g.PL;
+                    if (g.DW == 1 && iw0 >= 0 && iw0 + _kw <= g.W)
+                    {
+                        // The common interior case: _kw consecutive values of one input row.
+                        var src = x.Slice(rowBase + iw0, _kw);
+                        for (int kw = 0; kw < _kw; kw++) dst[at + kw] = T.CreateTruncating(src[kw]);
+                        at += _kw;
+                        continue;
+                    }
                     for (int kw = 0; kw < _kw; kw++, at++)
                     {
-                        int iw = ow * g.SW - g.PL + kw * g.DW;
+                        int iw = iw0 + kw * g.DW;
                         dst[at] = (uint)iw < (uint)g.W ? T.CreateTruncating(x[rowBase + iw]) : pad;
                     }
                 }

@@ -120,6 +120,7 @@ internal sealed class QConvTransposePlan
         var g = Resolve(x, m => new EngineException(m));
         var xi = QGemmOutput.Widen(x);
         int batch = x.Shape[0], plane = g.H * g.W, ohw = g.OH * g.OW, cg = _c / _group, taps = _kh * _kw;
+        forEach = QGemmOutput.Threading(forEach, (long)plane * _c * _mg * taps);
         for (int n = 0; n < batch; n++)
         {
             int xOffset = n * _c * plane, yOffset = n * M * ohw;

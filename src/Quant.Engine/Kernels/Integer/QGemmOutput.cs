@@ -177,6 +177,13 @@ internal sealed class QGemmOutput
         return r;
     }
 
+    /// <summary>Below this many multiply-adds a node runs on one thread: handing out tiny jobs costs more than it saves.</summary>
+    private const long ParallelWork = 1 << 18;
+
+    /// <summary>The kernel's parallel loop, or a plain loop when the node is too small to share out.</summary>
+    public static Action<int, Action<int>> Threading(Action<int, Action<int>> forEach, long work) =>
+        work >= ParallelWork ? forEach : static (count, body) => { for (int i = 0; i < count; i++) body(i); };
+
     /// <summary>Whether an input type is one of the integer data types the GEMM kernels read.</summary>
     public static bool IsData(ElementType t) => t is ElementType.Int8 or ElementType.Int16;
 
