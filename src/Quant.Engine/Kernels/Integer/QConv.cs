@@ -126,12 +126,14 @@ internal sealed class QConvPlan
     public void Run(Tensor x, Tensor y, bool vector, Action<int, Action<int>> forEach)
     {
         var g = Resolve(x, m => new EngineException(m));
-        var xi = QGemmOutput.Widen(x);
+        // The int view of X serves the reference, the int16 panels and int16 depthwise; int8 is read as stored.
+        bool x8 = x.Type == ElementType.Int8;
+        var xi = !vector || !x8 || Output.Wide || !(_cg == 1 && Mg == 1) && _wType != ElementType.Int8 ? QGemmOutput.Widen(x) : [];
         int batch = x.Shape[0], c = _cg * _group, plane = g.H * g.W, ohw = g.OH * g.OW;
         forEach = QGemmOutput.Threading(forEach, (long)_m * ohw * K);
         for (int n = 0; n < batch; n++)
         {
-            var xn = new ReadOnlyMemory<int>(xi, n * c * plane, c * plane);
+            var xn = xi.Length == 0 ? default : new ReadOnlyMemory<int>(xi, n * c * plane, c * plane);
             int yOffset = n * _m * ohw;
             if (!vector)
             {
@@ -139,20 +141,33 @@ internal sealed class QConvPlan
                 Reference(xn.Span, g, acc);
                 for (int m = 0; m < _m; m++) Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw);
             }
+            else if (Output.Wide && _cg == 1 && Mg == 1)
+            {
+                // int16 × int16 depthwise: the same taps in int64 lanes (the int32 bound is not provable there, §4.3).
+                forEach(_m, m =>
+                {
+                    var acc = ArrayPool<long>.Shared.Rent(ohw);
+                    Depthwise<int, long>(xn.Span, g, m, acc.AsSpan(0, ohw));
+                    Output.Write(acc.AsSpan(0, ohw), m, y, yOffset + m * ohw);
+                    ArrayPool<long>.Shared.Return(acc);
+                });
+            }
             else if (!Output.Wide && _cg == 1 && Mg == 1)
             {
                 forEach(_m, m =>
                 {
                     var acc = ArrayPool<int>.Shared.Rent(ohw);
-                    Depthwise(xn.Span, g, m, acc.AsSpan(0, ohw));
+                    if (x8) Depthwise<sbyte, int>(x.ReadOnlySpan<sbyte>().Slice(n * c * plane, c * plane), g, m, acc.AsSpan(0, ohw));
+                    else Depthwise<int, int>(xn.Span, g, m, acc.AsSpan(0, ohw));
                     Output.Write(acc.AsSpan(0, ohw), m, y, yOffset + m * ohw, true);
                     ArrayPool<int>.Shared.Return(acc);
                 });
             }
             else if (!Output.Wide)
             {
-                var acc = new int[_m * ohw];
-                bool int8 = x.Type == ElementType.Int8 && _wType == ElementType.Int8;
+                var rented = ArrayPool<int>.Shared.Rent(_m * ohw);
+                var acc = rented;
+                bool int8 = x8 && _wType == ElementType.Int8;
                 Panels(g, ohw, forEach, (grp, p0, rows) =>
                 {
                     int k = K, mg = Mg;
@@ -181,6 +196,7 @@ internal sealed class QConvPlan
                     ArrayPool<int>.Shared.Return(tmp);
                 });
                 forEach(_m, m => Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw, true));
+                ArrayPool<int>.Shared.Return(rented);
             }
             else
             {
@@ -253,10 +269,11 @@ internal sealed class QConvPlan
     /// One depthwise channel in int32 (the proven bound of acc_bits 32 covers every partial sum): a zero-bordered
     /// plane of x − z_x, then per tap a multiply-add of whole output rows (vectorized when the stride is 1).
     /// </summary>
-    private void Depthwise(ReadOnlySpan<int> x, Geometry g, int m, Span<int> acc)
+    private void Depthwise<TX, TA>(ReadOnlySpan<TX> x, Geometry g, int m, Span<TA> acc)
+        where TX : unmanaged, IBinaryInteger<TX> where TA : unmanaged, IBinaryInteger<TA>
     {
         int ph = (g.OH - 1) * g.SH + (_kh - 1) * g.DH + 1, pw = (g.OW - 1) * g.SW + (_kw - 1) * g.DW + 1;
-        var padded = ArrayPool<int>.Shared.Rent(ph * pw);
+        var padded = ArrayPool<TA>.Shared.Rent(ph * pw);
         var p = padded.AsSpan(0, ph * pw);
         p.Clear();
         var src = x.Slice(m * g.H * g.W, g.H * g.W);
@@ -266,25 +283,25 @@ internal sealed class QConvPlan
             int ih = py - g.PT;
             if ((uint)ih >= (uint)g.H || x1 <= x0) continue;
             var row = p.Slice(py * pw + x0, x1 - x0);
-            src.Slice(ih * g.W + x0 - g.PL, x1 - x0).CopyTo(row);
-            if (_zx != 0) TensorPrimitives.Subtract(row, _zx, row);
+            TensorPrimitives.ConvertTruncating(src.Slice(ih * g.W + x0 - g.PL, x1 - x0), row);
+            if (_zx != 0) TensorPrimitives.Subtract(row, TA.CreateTruncating(_zx), row);
         }
-        acc.Fill(unchecked((int)_bias[m]));
+        acc.Fill(TA.CreateTruncating(_bias[m]));
         int taps = _kh * _kw;
         if (g.SW == 1 && g.SH == 1)
         {
             // Stride 1: output (oh, ow) reads padded (oh + kh·dh, ow + kw·dw), so one tap is one multiply-add over the
             // plane laid out with the padded row pitch; the columns beyond OW are scratch, dropped when compacting.
             int span = (g.OH - 1) * pw + g.OW;
-            var wide = ArrayPool<int>.Shared.Rent(span);
+            var wide = ArrayPool<TA>.Shared.Rent(span);
             var ws = wide.AsSpan(0, span);
-            ws.Fill(unchecked((int)_bias[m]));
+            ws.Fill(TA.CreateTruncating(_bias[m]));
             for (int kh = 0; kh < _kh; kh++)
                 for (int kw = 0; kw < _kw; kw++)
-                    TensorPrimitives.MultiplyAdd(p.Slice(kh * g.DH * pw + kw * g.DW, span), _w[m * taps + kh * _kw + kw], ws, ws);
+                    TensorPrimitives.MultiplyAdd(p.Slice(kh * g.DH * pw + kw * g.DW, span), TA.CreateTruncating(_w[m * taps + kh * _kw + kw]), ws, ws);
             for (int oh = 0; oh < g.OH; oh++) ws.Slice(oh * pw, g.OW).CopyTo(acc.Slice(oh * g.OW, g.OW));
-            ArrayPool<int>.Shared.Return(wide);
-            ArrayPool<int>.Shared.Return(padded);
+            ArrayPool<TA>.Shared.Return(wide);
+            ArrayPool<TA>.Shared.Return(padded);
             return;
         }
         for (int oh = 0; oh < g.OH; oh++)
@@ -295,16 +312,16 @@ internal sealed class QConvPlan
                 int rowStart = (oh * g.SH + kh * g.DH) * pw;
                 for (int kw = 0; kw < _kw; kw++)
                 {
-                    int w = _w[m * taps + kh * _kw + kw];
+                    var w = TA.CreateTruncating(_w[m * taps + kh * _kw + kw]);
                     int start = rowStart + kw * g.DW;
                     if (g.SW == 1)
                         TensorPrimitives.MultiplyAdd(p.Slice(start, g.OW), w, row, row);
                     else
-                        for (int ow = 0; ow < g.OW; ow++) row[ow] = unchecked(row[ow] + w * p[start + ow * g.SW]);
+                        for (int ow = 0; ow < g.OW; ow++) row[ow] += w * p[start + ow * g.SW];
                 }
             }
         }
-        ArrayPool<int>.Shared.Return(padded);
+        ArrayPool<TA>.Shared.Return(padded);
     }
 
     /// <summary>Rows [p0, p0 + rows) of the group's im2col matrix [pixels, K] (K in W's (c, kh, kw) order); padding holds z_x.</summary>

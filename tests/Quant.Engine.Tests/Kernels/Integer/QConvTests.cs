@@ -99,6 +99,8 @@ public class QConvTests
             Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 7, M: 7, Group: 7, H: 13, W: 17, k, stride, 1, pad, 3, true, true, false), seed++);
             Check(new Case(ElementType.Int16, ElementType.Int8, ElementType.Int16, C: 6, M: 6, Group: 6, H: 9, W: 10, k, stride, 1, pad, -100, false, true, false), seed++);
             Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 6, M: 9, Group: 3, H: 8, W: 9, k, stride, 1, pad, 0, true, false, false), seed++);
+            // int16 × int16 depthwise takes int64 lanes (acc_bits 64).
+            Check(new Case(ElementType.Int16, ElementType.Int16, ElementType.Int16, C: 5, M: 5, Group: 5, H: 7, W: 11, k, stride, 1, pad, -300, true, true, true), seed++);
         }
     }
 
