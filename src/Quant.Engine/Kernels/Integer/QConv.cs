@@ -67,13 +67,7 @@ internal sealed class QConvPlan
         if (_group < 1 || _m % _group != 0) throw s.Error($"{_m} output channels do not divide into {_group} groups");
         Output.CheckChannels(_m, m => s.Error(m));
         _w = QGemmOutput.Widen(w);
-        _bias = new long[_m];
-        if (s.Node.InputOrNull(2) is not null)
-        {
-            var b = QGemmOutput.ConstInts(s, 2, "bias B");
-            if (b.Length != _m) throw s.Error($"bias B has {b.Length} values for {_m} output channels");
-            for (int i = 0; i < _m; i++) _bias[i] = b[i];
-        }
+        _bias = QGemmOutput.Bias(s, 2, _m);
         int k = K;
         _colSum = new long[_m];
         for (int m = 0; m < _m; m++)

@@ -53,13 +53,7 @@ internal sealed class QConvTransposePlan
         if (_group < 1 || _c % _group != 0) throw s.Error($"{_c} input channels do not divide into {_group} groups");
         Output.CheckChannels(M, m => s.Error(m));
         _w = QGemmOutput.Widen(w);
-        _bias = new long[M];
-        if (s.Node.InputOrNull(2) is not null)
-        {
-            var b = QGemmOutput.ConstInts(s, 2, "bias B");
-            if (b.Length != M) throw s.Error($"bias B has {b.Length} values for {M} output channels");
-            for (int i = 0; i < M; i++) _bias[i] = b[i];
-        }
+        _bias = QGemmOutput.Bias(s, 2, M);
     }
 
     private int M => _mg * _group;

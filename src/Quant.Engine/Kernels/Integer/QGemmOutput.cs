@@ -79,6 +79,17 @@ internal sealed class QGemmOutput
         return t.ReadOnlySpan<int>().ToArray();
     }
 
+    /// <summary>The optional int32 bias input <paramref name="index"/> as one long per output channel (zeros when absent).</summary>
+    public static long[] Bias(KernelSetup s, int index, int channels)
+    {
+        var bias = new long[channels];
+        if (s.Node.InputOrNull(index) is null) return bias;
+        var b = ConstInts(s, index, "bias B");
+        if (b.Length != channels) throw s.Error($"bias B has {b.Length} values for {channels} output channels");
+        for (int i = 0; i < channels; i++) bias[i] = b[i];
+        return bias;
+    }
+
     /// <summary>Checks the parameter count against the output channels (1 or <paramref name="channels"/>).</summary>
     public void CheckChannels(int channels, Func<string, Exception> error)
     {
