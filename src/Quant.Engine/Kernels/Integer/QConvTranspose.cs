@@ -1,3 +1,4 @@
+using System.Buffers;
 using Quant.Onnx;
 
 namespace Quant.Engine.Kernels.Integer;
@@ -188,8 +189,10 @@ internal sealed class QConvTransposePlan
         for (int b = 0; b < batch; b++)
         {
             int xOffset = b * _c * plane, yOffset = b * M * ohw;
-            var acc = new int[M * ohw];
-            for (int o = 0; o < M; o++) acc.AsSpan(o * ohw, ohw).Fill(unchecked((int)_bias[o]));
+            // Pixel-major [ohw, M]: a scatter step then writes M/g neighbouring integers instead of M/g planes apart.
+            var acc = ArrayPool<int>.Shared.Rent(M * ohw);
+            for (int at = 0; at < ohw; at++)
+                for (int o = 0; o < M; o++) acc[at * M + o] = unchecked((int)_bias[o]);
             // Groups write disjoint output channels, so they may run in parallel.
             forEach(_group, grp =>
             {
@@ -213,14 +216,21 @@ internal sealed class QConvTransposePlan
                             {
                                 int ow = iw * g.SW - g.PL + kw * g.DW;
                                 if ((uint)ow >= (uint)g.OW) continue;
-                                int t = kh * _kw + kw, at = oh * g.OW + ow;
+                                int t = kh * _kw + kw, at = (oh * g.OW + ow) * M + grp * _mg;
                                 for (int j = 0; j < _mg; j++)
-                                    acc[(grp * _mg + j) * ohw + at] += unchecked(col[row + j * taps + t] + corr[j * taps + t]);
+                                    acc[at + j] += unchecked(col[row + j * taps + t] + corr[j * taps + t]);
                             }
                         }
                     }
             });
-            forEach(M, o => Output.Write(acc.AsSpan(o * ohw, ohw), o, y, yOffset + o * ohw, true));
+            forEach(M, o =>
+            {
+                var channel = ArrayPool<int>.Shared.Rent(ohw);
+                for (int at = 0; at < ohw; at++) channel[at] = acc[at * M + o];
+                Output.Write(channel.AsSpan(0, ohw), o, y, yOffset + o * ohw, true);
+                ArrayPool<int>.Shared.Return(channel);
+            });
+            ArrayPool<int>.Shared.Return(acc);
         }
     }
 }
