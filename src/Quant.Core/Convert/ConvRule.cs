@@ -3,7 +3,7 @@ using Quant.Onnx;
 namespace Quant.Core.Conversion;
 
 /// <summary>Conv → <c>QConv</c> (docs/quantization-spec.md §4): exact accumulator, int32 bias, per-channel requantization, fused Relu/Clip.</summary>
-public sealed class ConvRule : IIntegerRule
+public sealed class ConvRule : IFloatOutputRule
 {
     public IReadOnlyList<string> OpTypes { get; } = ["Conv"];
 
@@ -26,11 +26,13 @@ public sealed class ConvRule : IIntegerRule
             for (int t = 0; t < k; t++) sum += Math.Abs(w.Values[c * k + t]);
             return maxX * sum + (qb is null ? 0 : Math.Abs((long)qb[c]));
         });
+        int accBits = GemmLowering.AccBits(bounds);
         string bias = qb is null ? "" : GemmLowering.AddInts(r, $"{r.Node.Name}_bias_int32", qb);
         var attrs = GemmLowering.Copy(r.Node, "auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
             .Append(AttributeValue.Of("x_zero_point", (long)x.Format.ZeroPoint))
             .Append(AttributeValue.Of("axis", 1L));
-        GemmLowering.Emit(r, "QConv", [x.Tensor, wIn.Tensor, bias], attrs, y => s.Select(v => v / y.Scale).ToArray(), GemmLowering.AccBits(bounds));
+        GemmLowering.Emit(r, "QConv", [x.Tensor, wIn.Tensor, bias], attrs, y => s.Select(v => v / y.Scale).ToArray(), accBits);
+        GemmLowering.EmitFloat(r, "QConv", [x.Tensor, wIn.Tensor, bias], attrs, s, accBits);
         return null;
     }
 }

@@ -6,7 +6,7 @@ namespace Quant.Core.Conversion;
 /// ConvTranspose → <c>QConvTranspose</c> (docs/quantization-spec.md §4). Weights [C, M/group, k...] are per channel
 /// along axis 1; output channel m reads weight channel m mod (M/group) (§3.2).
 /// </summary>
-public sealed class ConvTransposeRule : IIntegerRule
+public sealed class ConvTransposeRule : IFloatOutputRule
 {
     public IReadOnlyList<string> OpTypes { get; } = ["ConvTranspose"];
 
@@ -35,11 +35,13 @@ public sealed class ConvTransposeRule : IIntegerRule
                 for (int t = 0; t < taps; t++) sum += Math.Abs(w.Values[(ci * mg + j) * taps + t]);
             return maxX * sum + (qb is null ? 0 : Math.Abs((long)qb[o]));
         });
+        int accBits = GemmLowering.AccBits(bounds);
         string bias = qb is null ? "" : GemmLowering.AddInts(r, $"{r.Node.Name}_bias_int32", qb);
         var attrs = GemmLowering.Copy(r.Node, "auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides")
             .Append(AttributeValue.Of("x_zero_point", (long)x.Format.ZeroPoint))
             .Append(AttributeValue.Of("axis", 1L));
-        GemmLowering.Emit(r, "QConvTranspose", [x.Tensor, wIn.Tensor, bias], attrs, y => s.Select(v => v / y.Scale).ToArray(), GemmLowering.AccBits(bounds));
+        GemmLowering.Emit(r, "QConvTranspose", [x.Tensor, wIn.Tensor, bias], attrs, y => s.Select(v => v / y.Scale).ToArray(), accBits);
+        GemmLowering.EmitFloat(r, "QConvTranspose", [x.Tensor, wIn.Tensor, bias], attrs, s, accBits);
         return null;
     }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace Quant.Core.Conversion;
@@ -6,14 +7,15 @@ namespace Quant.Core.Conversion;
 /// <summary>
 /// NAME.convert.json (docs/quantized-model.md "What convert reports"): per computing node of the qat model what it
 /// became — its <c>quant.build</c> op(s), or a float island with the reason — and totals per op type. File names
-/// only, no paths or times, so the same qat model gives the same bytes.
+/// only, no paths or times, so the same qat model gives the same bytes. Names and reasons are written as they are
+/// (quotes and control characters escaped), so the file reads like the model check.
 /// </summary>
 internal static class ConvertReport
 {
     public static string Json(string qatFile, string quantizedFile, IReadOnlyList<ConvertedNode> nodes)
     {
         using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("qat_model", qatFile);

@@ -30,11 +30,13 @@ internal static class Converter
         var graphOutputs = new HashSet<string>(g.Outputs.Select(o => o.Name), StringComparer.Ordinal);
         var fusedInto = new HashSet<Node>();
 
+        // Readers of a group's output change only when that group is rewritten (its Q readers go), so one map serves
+        // the whole pass.
+        var consumers = g.Consumers();
         foreach (var node in g.Nodes.ToList())
         {
             if (QdqGraph.IsQ(node) || QdqGraph.IsDq(node) || fusedInto.Contains(node)) continue;
             if (node.OpType == "Constant" && node.IsDefaultDomain) continue;
-            var consumers = g.Consumers();
             var fused = Fusable(node, consumers, graphOutputs, qdq);
             if (fused is not null) fusedInto.Add(fused);
             string? island = null;
@@ -56,7 +58,8 @@ internal static class Converter
             if (graphOutputs.Contains(outTensor)) floatReaders.Add("the graph output");
             if (island is null && node.Outputs.Skip(1).Any(o => o.Length > 0 && (consumers.ContainsKey(o) || graphOutputs.Contains(o))))
                 island = "it has several outputs in use";
-            if (island is null && qReaders.Count == 0)
+            bool floatFromAccumulator = island is null && rules[node.OpType] is IFloatOutputRule && floatReaders.Count > 0;
+            if (island is null && qReaders.Count == 0 && !floatFromAccumulator)
                 island = floatReaders.Count > 0 ? $"its output is read as float by {floatReaders[0]}" : "its output is not read";
             if (island is not null)
             {
@@ -66,12 +69,12 @@ internal static class Converter
             }
 
             var outputs = qReaders.Select(q => new IntegerOutput(q.Outputs[0], qdq.Params(q).Format)).ToList();
-            bool keepFloat = floatReaders.Count > 0;
             emitter.Clear();
-            if (!keepFloat) emitter.Free(node.Name);
+            if (floatReaders.Count == 0 || floatFromAccumulator) emitter.Free(node.Name);
             var request = new LoweringRequest(node, inputs, outputs, qdq.Constant, emitter)
             {
                 FusedActivation = fused, ModelFile = modelFile, Shape = name => shapes.GetValueOrDefault(name),
+                FloatOutput = floatFromAccumulator ? outTensor : null,
             };
             var reason = rules[node.OpType].Lower(request);
             if (reason is not null)
@@ -84,13 +87,24 @@ internal static class Converter
             foreach (var o in outputs)
                 if (!written.Contains(o.Tensor))
                     throw new InvalidOperationException($"the {node.OpType} rule did not write '{o.Tensor}' for {node.Describe()}");
+            bool keepFloat = floatReaders.Count > 0 && !written.Contains(outTensor);
+            var originalName = node.Name;
+            if (keepFloat && node.Name.Length > 0 && emitter.Nodes.Any(n => n.Name == node.Name)) node.Name = qdq.Reserve(node.Name + "_float");
             foreach (var q in qReaders) g.Nodes.Remove(q);
             int at = g.Nodes.IndexOf(fused ?? node) + 1;
+            if (written.Contains(outTensor))
+            {
+                // The float output now comes from the accumulator: the float node(s) go, so no tensor has two writers.
+                g.Nodes.Remove(fused ?? node);
+                if (fused is not null) g.Nodes.Remove(node);
+                at = Math.Min(at, g.Nodes.Count);
+                at = FirstReaderIndex(g, written, at);
+            }
             g.Nodes.InsertRange(at, emitter.Nodes);
             foreach (var t in emitter.Initializers) g.Initializers[t.Name] = t;
             removable.Add(node);
             if (fused is not null) removable.Add(fused);
-            report.Add(new ConvertedNode(node.Name, node.OpType, emitter.Nodes.Select(n => n.OpType).ToList(), fused?.Name, keepFloat, null));
+            report.Add(new ConvertedNode(originalName, node.OpType, emitter.Nodes.Select(n => n.OpType).ToList(), fused?.Name, keepFloat, null));
         }
         int requantized = Requantizations(g, qdq, emitter);
         RemoveDead(g, removable);
@@ -101,6 +115,14 @@ internal static class Converter
         g.Nodes.AddRange(order);
         _ = requantized;
         return (model, report);
+    }
+
+    /// <summary>Where to insert nodes writing <paramref name="written"/>: no later than their first reader.</summary>
+    private static int FirstReaderIndex(Graph g, HashSet<string> written, int at)
+    {
+        for (int i = 0; i < Math.Min(at, g.Nodes.Count); i++)
+            if (g.Nodes[i].Inputs.Any(written.Contains)) return i;
+        return Math.Min(at, g.Nodes.Count);
     }
 
     private static Dictionary<string, Dim[]> InferShapes(OnnxModel model)

@@ -108,23 +108,7 @@ internal static class GemmLowering
     public static (int Lo, int Hi) Clamp(LoweringRequest r, IntFormat y)
     {
         var (qmin, qmax) = (y.QMin, y.QMax);
-        var act = r.FusedActivation;
-        if (act is null) return (qmin, qmax);
-        float lo = float.NegativeInfinity, hi = float.PositiveInfinity;
-        if (act.OpType == "Relu") lo = 0;
-        else if (act.OpType == "Clip")
-        {
-            if (act.Has("min") || act.Has("max"))
-            {
-                lo = act.GetFloat("min", float.NegativeInfinity);
-                hi = act.GetFloat("max", float.PositiveInfinity);
-            }
-            else
-            {
-                if (act.InputOrNull(1) is { } a) lo = r.Constant(a)!.As<float>()[0];
-                if (act.InputOrNull(2) is { } b) hi = r.Constant(b)!.As<float>()[0];
-            }
-        }
+        var (lo, hi) = FloatClamp(r);
         int qlo = float.IsNegativeInfinity(lo) ? qmin : QuantizeRun.Scalar(lo, y.Scale, y.ZeroPoint, qmin, qmax);
         int qhi = float.IsPositiveInfinity(hi) ? qmax : QuantizeRun.Scalar(hi, y.Scale, y.ZeroPoint, qmin, qmax);
         return (qlo, qhi);
@@ -176,6 +160,37 @@ internal static class GemmLowering
             q.Set(AttributeValue.Of("clamp_max", (long)hi));
             q.Set(AttributeValue.Of("acc_bits", (long)accBits));
         }
+    }
+
+    /// <summary>
+    /// The float output of spec §4.4 for float readers: <c>to</c> = float, the exact S_m (float64, per channel) in
+    /// place of multiplier/shift, and the fused Relu/Clip as float bounds.
+    /// </summary>
+    public static void EmitFloat(LoweringRequest r, string opType, IReadOnlyList<string> inputs, IEnumerable<AttributeValue> attributes, double[] s, int accBits)
+    {
+        if (r.FloatOutput is not { } tensor) return;
+        var node = r.Node;
+        var scale = s.Distinct().Count() == 1 ? [s[0]] : s;
+        var sName = r.Emit.AddInitializer($"{node.Name}_float_scale", TensorData.From("s", ElementType.Double, [scale.Length], scale.AsSpan()));
+        var q = r.Emit.AddNode(node.Name.Length > 0 ? node.Name : tensor + "_node", opType, LoweringEmitter.Domain, [.. inputs, sName], [tensor]);
+        foreach (var a in attributes) q.Set(a);
+        q.Set(AttributeValue.Of("to", (long)ElementType.Float));
+        var (lo, hi) = FloatClamp(r);
+        if (!float.IsNegativeInfinity(lo)) q.Set(AttributeValue.Of("clip_min", lo));
+        if (!float.IsPositiveInfinity(hi)) q.Set(AttributeValue.Of("clip_max", hi));
+        q.Set(AttributeValue.Of("acc_bits", (long)accBits));
+    }
+
+    /// <summary>The fused Relu/Clip bounds in float (±∞ when absent).</summary>
+    private static (float Lo, float Hi) FloatClamp(LoweringRequest r)
+    {
+        var act = r.FusedActivation;
+        if (act is null) return (float.NegativeInfinity, float.PositiveInfinity);
+        if (act.OpType == "Relu") return (0, float.PositiveInfinity);
+        if (act.Has("min") || act.Has("max")) return (act.GetFloat("min", float.NegativeInfinity), act.GetFloat("max", float.PositiveInfinity));
+        float lo = act.InputOrNull(1) is { } a ? r.Constant(a)!.As<float>()[0] : float.NegativeInfinity;
+        float hi = act.InputOrNull(2) is { } b ? r.Constant(b)!.As<float>()[0] : float.PositiveInfinity;
+        return (lo, hi);
     }
 
     /// <summary>The node's attributes named in <paramref name="names"/>, as they are.</summary>

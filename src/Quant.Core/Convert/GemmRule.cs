@@ -7,7 +7,7 @@ namespace Quant.Core.Conversion;
 /// bias q_b = rne(beta·C / (alpha·s_a·s_b)); transA/transB are layout only. B must be a weight (per channel along
 /// the output columns: axis 0 with transB = 1, else 1).
 /// </summary>
-public sealed class GemmRule : IIntegerRule
+public sealed class GemmRule : IFloatOutputRule
 {
     public IReadOnlyList<string> OpTypes { get; } = ["Gemm"];
 
@@ -37,6 +37,7 @@ public sealed class GemmRule : IIntegerRule
         string bias = qb is null ? "" : GemmLowering.AddInts(r, $"{r.Node.Name}_bias_int32", qb);
         var attrs = GemmLowering.Copy(r.Node, "transA", "transB").Append(AttributeValue.Of("a_zero_point", (long)a.Format.ZeroPoint));
         GemmLowering.Emit(r, "QGemm", [a.Tensor, bIn.Tensor, bias], attrs, y => s.Select(v => v / y.Scale).ToArray(), accBits);
+        GemmLowering.EmitFloat(r, "QGemm", [a.Tensor, bIn.Tensor, bias], attrs, s, accBits);
         return null;
     }
 }

@@ -62,6 +62,12 @@ public sealed class LoweringRequest
     public Node? FusedActivation { get; init; }
     /// <summary>The qat model file, for the errors of spec §3.6.</summary>
     public string ModelFile { get; init; } = "model";
+    /// <summary>
+    /// For rules implementing <see cref="IFloatOutputRule"/>: the float tensor the group's float readers (a float or
+    /// float16 node, a graph output) read, to be written from the accumulator (spec §4.4 "Float output"); null when
+    /// there are none. <see cref="Outputs"/> may then be empty.
+    /// </summary>
+    public string? FloatOutput { get; init; }
     /// <summary>The inferred shape of a tensor of the qat graph, or null when unknown.</summary>
     public Func<string, Dim[]?> Shape { get; init; } = _ => null;
 }
@@ -94,3 +100,9 @@ public interface IIntegerRule
 
     string? Lower(LoweringRequest request);
 }
+
+/// <summary>
+/// A rule that can also write its group's float output directly (GEMM-type ops, spec §4.4: y = fl32(acc·S_m)), so
+/// the float node does not have to stay beside it for float readers.
+/// </summary>
+public interface IFloatOutputRule : IIntegerRule;

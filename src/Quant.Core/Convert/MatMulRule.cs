@@ -6,7 +6,7 @@ namespace Quant.Core.Conversion;
 /// MatMul → <c>QMatMul</c> (docs/quantization-spec.md §4): with a 2-D weight B (per channel along the last axis), or
 /// with two activations (rec's attention), acc = Σ_k (a − z_a)(b − z_b).
 /// </summary>
-public sealed class MatMulRule : IIntegerRule
+public sealed class MatMulRule : IFloatOutputRule
 {
     public IReadOnlyList<string> OpTypes { get; } = ["MatMul"];
 
@@ -48,6 +48,7 @@ public sealed class MatMulRule : IIntegerRule
             AttributeValue.Of("b_zero_point", bIn.IsConstant ? 0L : bIn.Format.ZeroPoint),
         };
         GemmLowering.Emit(r, "QMatMul", [a.Tensor, bIn.Tensor], attrs, y => s.Select(v => v / y.Scale).ToArray(), accBits);
+        GemmLowering.EmitFloat(r, "QMatMul", [a.Tensor, bIn.Tensor], attrs, s, accBits);
         return null;
     }
 }

@@ -41,6 +41,7 @@ internal sealed class QdqGraph
     private readonly Dictionary<Node, QdqParams> _params = [];
     private readonly Dictionary<string, IntegerInput> _integerOf = new(StringComparer.Ordinal);
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ValueInfo> _graphInputs = new(StringComparer.Ordinal);
 
     public QdqGraph(OnnxModel model, string modelFile)
     {
@@ -48,6 +49,7 @@ internal sealed class QdqGraph
         _g = model.Graph;
         _file = modelFile;
         foreach (var (k, v) in _g.Initializers) _constants[k] = v;
+        foreach (var i in _g.Inputs) _graphInputs.TryAdd(i.Name, i);
         foreach (var n in _g.Nodes)
             if (n.OpType == "Constant" && n.IsDefaultDomain && n.GetTensor("value") is { } t && n.Outputs.Count == 1) _constants[n.Outputs[0]] = t;
         foreach (var n in _g.Nodes) { _names.Add(n.Name); foreach (var o in n.Outputs) _names.Add(o); }
@@ -110,7 +112,7 @@ internal sealed class QdqGraph
             : null;
         ElementType type = zpT?.Type ?? (IsQ(n)
             ? (n.GetInt("output_dtype", 0) is var od and > 0 ? (ElementType)od : ElementType.UInt8)
-            : Constant(n.Inputs[0])?.Type ?? _g.Inputs.FirstOrDefault(i => i.Name == n.Inputs[0])?.Type ?? ElementType.UInt8);
+            : Constant(n.Inputs[0])?.Type ?? _graphInputs.GetValueOrDefault(n.Inputs[0])?.Type ?? ElementType.UInt8);
         bool bias = IsDq(n) && type == ElementType.Int32 && Constant(n.Inputs[0]) is not null;
         if (type is not (ElementType.Int8 or ElementType.UInt8 or ElementType.Int16 or ElementType.UInt16) && !bias)
             throw Error(ErrorCode.ConvertUnsupportedQuantType,
@@ -204,7 +206,7 @@ internal sealed class QdqGraph
         {
             var p = _params[n];
             if (p.Type is not (ElementType.UInt8 or ElementType.UInt16) || keep.Contains(n)) continue;
-            if (IsDq(n) && Constant(n.Inputs[0]) is null && _g.Inputs.Any(i => i.Name == n.Inputs[0])) continue;
+            if (IsDq(n) && Constant(n.Inputs[0]) is null && _graphInputs.ContainsKey(n.Inputs[0])) continue;
             var signed = p.Type == ElementType.UInt8 ? ElementType.Int8 : ElementType.Int16;
             int offset = p.Type == ElementType.UInt8 ? 128 : 32768;
             var zps = p.ZeroPoints.Select(z => z - offset).ToArray();
@@ -264,7 +266,7 @@ internal sealed class QdqGraph
                 else edge = Edge(src, p, d, constant: false);
             }
             else if (Constant(src) is not null) edge = Edge(src, p, d, constant: true);
-            else if (_g.Inputs.Any(i => i.Name == src)) edge = Edge(src, p, d, constant: false);
+            else if (_graphInputs.ContainsKey(src)) edge = Edge(src, p, d, constant: false);
             if (edge is not null) _integerOf[d.Outputs[0]] = edge;
         }
     }

@@ -104,19 +104,51 @@ public class ConvertTinyModelTests
     }
 
     [Fact]
-    public void A_conv_read_as_float_stays_a_float_island_with_its_reason()
+    public void A_conv_read_as_float_writes_its_float_output_from_the_accumulator()
     {
         var dir = TestAssets.TempDir("convert-tiny");
-        var model = new TinyQat { Relu = false }.Build();
-        // The Conv's output goes straight to the graph output: no QuantizeLinear reader, so no integer output.
+        var model = new TinyQat().Build();
+        // The Relu's output goes straight to the graph output: no QuantizeLinear reader, a float reader.
         var g = model.Graph;
         g.Nodes.RemoveAll(n => n.Name is "y_q" or "y_dq");
-        g.Outputs[0] = new ValueInfo("conv_out", ElementType.Float, [1, TinyQat.M, TinyQat.H, TinyQat.W]);
+        g.Outputs[0] = new ValueInfo("relu_out", ElementType.Float, [1, TinyQat.M, TinyQat.H, TinyQat.W]);
         var qat = Path.Combine(dir, "float.qat.onnx");
         OnnxModelWriter.Save(model, qat);
-        var summary = ConvertStage.Run(qat, Path.Combine(dir, "float.quantized.onnx"));
-        var conv = Assert.Single(summary.Nodes);
-        Assert.Equal("its output is read as float by the graph output", conv.FloatIsland);
-        Assert.Contains("\"float_island\": \"its output is read as float by the graph output\"", File.ReadAllText(summary.ReportPath));
+        var quantized = Path.Combine(dir, "float.quantized.onnx");
+        var summary = ConvertStage.Run(qat, quantized);
+        Assert.Equal(["QConv"], Assert.Single(summary.Nodes).Became);
+        var q = OnnxModelReader.Load(quantized).Graph.Nodes.Single(n => n.OpType == "QConv");
+        Assert.Equal((long)ElementType.Float, q.GetInt("to", 0));
+        Assert.Equal(0f, q.GetFloat("clip_min", -1));
+        // Spec §4.5: the float output is fl32(exact sum · S_m); it differs from the qat model's float32 sum by the int32
+        // bias rounding (≤ 0.5·S_m, S_m = s_x·s_w ≤ 0.02·0.012) and qat's own float32 rounding.
+        var feeds = new Dictionary<string, Tensor> { ["x"] = Input(7) };
+        var a = new InferenceSession(OnnxModelReader.Load(qat)).Run(feeds)["relu_out"].ReadOnlySpan<float>().ToArray();
+        var b = new InferenceSession(OnnxModelReader.Load(quantized)).Run(feeds)["relu_out"].ReadOnlySpan<float>().ToArray();
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 0.5 * 0.02 * 0.012 + 1e-6 * Math.Abs(a[i]), $"element {i}: {a[i]} vs {b[i]}");
+        Assert.Contains(a, v => v > 0.5f);
+    }
+
+    [Fact]
+    public void A_conv_with_float_weights_stays_a_float_island_with_its_reason()
+    {
+        var dir = TestAssets.TempDir("convert-tiny");
+        var model = new TinyQat().Build();
+        var g = model.Graph;
+        // Float weights (a float32 node in the qat model): the weight DQ is replaced by a float initializer.
+        var wq = g.Initializers["w_q"].As<sbyte>().ToArray();
+        g.Initializers["w_float"] = TensorData.FromFloats("w_float", [TinyQat.M, TinyQat.C, 3, 3], wq.Select(v => v * 0.01f).ToArray());
+        g.Nodes.Single(n => n.Name == "conv").Inputs[1] = "w_float";
+        g.Nodes.RemoveAll(n => n.Name == "w_dq");
+        var qat = Path.Combine(dir, "island.qat.onnx");
+        OnnxModelWriter.Save(model, qat);
+        var summary = ConvertStage.Run(qat, Path.Combine(dir, "island.quantized.onnx"));
+        var conv = summary.Nodes.Single(n => n.Node == "conv");
+        Assert.Equal("input 1 'w_float' is not quantized (no QuantizeLinear → DequantizeLinear before it)", conv.FloatIsland);
+        Assert.Contains("\"float_island\": \"input 1 'w_float' is not quantized (no QuantizeLinear → DequantizeLinear before it)\"", File.ReadAllText(summary.ReportPath));
+        // The island runs as the qat model has it: same outputs.
+        var feeds = new Dictionary<string, Tensor> { ["x"] = Input(8) };
+        Assert.Equal(new InferenceSession(OnnxModelReader.Load(qat)).Run(feeds)["y"].ReadOnlySpan<float>().ToArray(),
+            new InferenceSession(OnnxModelReader.Load(Path.Combine(dir, "island.quantized.onnx"))).Run(feeds)["y"].ReadOnlySpan<float>().ToArray());
     }
 }

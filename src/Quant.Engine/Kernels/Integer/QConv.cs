@@ -67,13 +67,7 @@ internal sealed class QConvPlan
         if (_group < 1 || _m % _group != 0) throw s.Error($"{_m} output channels do not divide into {_group} groups");
         Output.CheckChannels(_m, m => s.Error(m));
         _w = QGemmOutput.Widen(w);
-        _bias = new long[_m];
-        if (s.Node.InputOrNull(2) is not null)
-        {
-            var b = QGemmOutput.ConstInts(s, 2, "bias B");
-            if (b.Length != _m) throw s.Error($"bias B has {b.Length} values for {_m} output channels");
-            for (int i = 0; i < _m; i++) _bias[i] = b[i];
-        }
+        _bias = QGemmOutput.Bias(s, 2, _m);
         int k = K;
         _colSum = new long[_m];
         for (int m = 0; m < _m; m++)
@@ -126,11 +120,14 @@ internal sealed class QConvPlan
     public void Run(Tensor x, Tensor y, bool vector, Action<int, Action<int>> forEach)
     {
         var g = Resolve(x, m => new EngineException(m));
-        var xi = QGemmOutput.Widen(x);
+        // The int view of X serves the reference, the int16 panels and int16 depthwise; int8 is read as stored.
+        bool x8 = x.Type == ElementType.Int8;
+        var xi = !vector || !x8 || Output.Wide || !(_cg == 1 && Mg == 1) && _wType != ElementType.Int8 ? QGemmOutput.Widen(x) : [];
         int batch = x.Shape[0], c = _cg * _group, plane = g.H * g.W, ohw = g.OH * g.OW;
+        forEach = QGemmOutput.Threading(forEach, (long)_m * ohw * K);
         for (int n = 0; n < batch; n++)
         {
-            var xn = new ReadOnlyMemory<int>(xi, n * c * plane, c * plane);
+            var xn = xi.Length == 0 ? default : new ReadOnlyMemory<int>(xi, n * c * plane, c * plane);
             int yOffset = n * _m * ohw;
             if (!vector)
             {
@@ -138,20 +135,33 @@ internal sealed class QConvPlan
                 Reference(xn.Span, g, acc);
                 for (int m = 0; m < _m; m++) Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw);
             }
+            else if (Output.Wide && _cg == 1 && Mg == 1)
+            {
+                // int16 × int16 depthwise: the same taps in int64 lanes (the int32 bound is not provable there, §4.3).
+                forEach(_m, m =>
+                {
+                    var acc = ArrayPool<long>.Shared.Rent(ohw);
+                    Depthwise<int, long>(xn.Span, g, m, acc.AsSpan(0, ohw));
+                    Output.Write(acc.AsSpan(0, ohw), m, y, yOffset + m * ohw);
+                    ArrayPool<long>.Shared.Return(acc);
+                });
+            }
             else if (!Output.Wide && _cg == 1 && Mg == 1)
             {
                 forEach(_m, m =>
                 {
                     var acc = ArrayPool<int>.Shared.Rent(ohw);
-                    Depthwise(xn.Span, g, m, acc.AsSpan(0, ohw));
+                    if (x8) Depthwise<sbyte, int>(x.ReadOnlySpan<sbyte>().Slice(n * c * plane, c * plane), g, m, acc.AsSpan(0, ohw));
+                    else Depthwise<int, int>(xn.Span, g, m, acc.AsSpan(0, ohw));
                     Output.Write(acc.AsSpan(0, ohw), m, y, yOffset + m * ohw, true);
                     ArrayPool<int>.Shared.Return(acc);
                 });
             }
             else if (!Output.Wide)
             {
-                var acc = new int[_m * ohw];
-                bool int8 = x.Type == ElementType.Int8 && _wType == ElementType.Int8;
+                var rented = ArrayPool<int>.Shared.Rent(_m * ohw);
+                var acc = rented;
+                bool int8 = x8 && _wType == ElementType.Int8;
                 Panels(g, ohw, forEach, (grp, p0, rows) =>
                 {
                     int k = K, mg = Mg;
@@ -159,14 +169,14 @@ internal sealed class QConvPlan
                     if (int8)
                     {
                         var col = ArrayPool<sbyte>.Shared.Rent(rows * k);
-                        Im2Col<sbyte>(xn.Span, g, grp, p0, rows, col);
+                        Im2Col(x.ReadOnlySpan<sbyte>().Slice(n * c * plane, c * plane), g, grp, p0, rows, col.AsSpan());
                         Int8Gemm.Run(col.AsSpan(0, rows * k), _w8.Value[grp], rows, tmp.AsSpan(0, rows * mg));
                         ArrayPool<sbyte>.Shared.Return(col);
                     }
                     else
                     {
                         var col = ArrayPool<short>.Shared.Rent(rows * k);
-                        Im2Col<short>(xn.Span, g, grp, p0, rows, col);
+                        Im2Col(xn.Span, g, grp, p0, rows, col.AsSpan());
                         Int16Gemm.RunInt32(col.AsSpan(0, rows * k), _w16.Value[grp], rows, tmp.AsSpan(0, rows * mg));
                         ArrayPool<short>.Shared.Return(col);
                     }
@@ -180,6 +190,7 @@ internal sealed class QConvPlan
                     ArrayPool<int>.Shared.Return(tmp);
                 });
                 forEach(_m, m => Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw, true));
+                ArrayPool<int>.Shared.Return(rented);
             }
             else
             {
@@ -189,7 +200,7 @@ internal sealed class QConvPlan
                     int k = K, mg = Mg;
                     var tmp = ArrayPool<long>.Shared.Rent(rows * mg);
                     var col = ArrayPool<short>.Shared.Rent(rows * k);
-                    Im2Col<short>(xn.Span, g, grp, p0, rows, col);
+                    Im2Col(xn.Span, g, grp, p0, rows, col.AsSpan());
                     Int16Gemm.RunInt64(col.AsSpan(0, rows * k), _w16.Value[grp], rows, tmp.AsSpan(0, rows * mg));
                     ArrayPool<short>.Shared.Return(col);
                     for (int j = 0; j < mg; j++)
@@ -252,25 +263,41 @@ internal sealed class QConvPlan
     /// One depthwise channel in int32 (the proven bound of acc_bits 32 covers every partial sum): a zero-bordered
     /// plane of x − z_x, then per tap a multiply-add of whole output rows (vectorized when the stride is 1).
     /// </summary>
-    private void Depthwise(ReadOnlySpan<int> x, Geometry g, int m, Span<int> acc)
+    private void Depthwise<TX, TA>(ReadOnlySpan<TX> x, Geometry g, int m, Span<TA> acc)
+        where TX : unmanaged, IBinaryInteger<TX> where TA : unmanaged, IBinaryInteger<TA>
     {
         int ph = (g.OH - 1) * g.SH + (_kh - 1) * g.DH + 1, pw = (g.OW - 1) * g.SW + (_kw - 1) * g.DW + 1;
-        var padded = ArrayPool<int>.Shared.Rent(ph * pw);
+        var padded = ArrayPool<TA>.Shared.Rent(ph * pw);
         var p = padded.AsSpan(0, ph * pw);
         p.Clear();
         var src = x.Slice(m * g.H * g.W, g.H * g.W);
+        int x0 = Math.Max(0, g.PL), x1 = Math.Min(pw, g.PL + g.W);
         for (int py = 0; py < ph; py++)
         {
             int ih = py - g.PT;
-            if ((uint)ih >= (uint)g.H) continue;
-            for (int px = 0; px < pw; px++)
-            {
-                int iw = px - g.PL;
-                if ((uint)iw < (uint)g.W) p[py * pw + px] = src[ih * g.W + iw] - _zx;
-            }
+            if ((uint)ih >= (uint)g.H || x1 <= x0) continue;
+            var row = p.Slice(py * pw + x0, x1 - x0);
+            TensorPrimitives.ConvertTruncating(src.Slice(ih * g.W + x0 - g.PL, x1 - x0), row);
+            if (_zx != 0) TensorPrimitives.Subtract(row, TA.CreateTruncating(_zx), row);
         }
-        acc.Fill(unchecked((int)_bias[m]));
+        acc.Fill(TA.CreateTruncating(_bias[m]));
         int taps = _kh * _kw;
+        if (g.SW == 1 && g.SH == 1)
+        {
+            // Stride 1: output (oh, ow) reads padded (oh + kh·dh, ow + kw·dw), so one tap is one multiply-add over the
+            // plane laid out with the padded row pitch; the columns beyond OW are scratch, dropped when compacting.
+            int span = (g.OH - 1) * pw + g.OW;
+            var wide = ArrayPool<TA>.Shared.Rent(span);
+            var ws = wide.AsSpan(0, span);
+            ws.Fill(TA.CreateTruncating(_bias[m]));
+            for (int kh = 0; kh < _kh; kh++)
+                for (int kw = 0; kw < _kw; kw++)
+                    TensorPrimitives.MultiplyAdd(p.Slice(kh * g.DH * pw + kw * g.DW, span), TA.CreateTruncating(_w[m * taps + kh * _kw + kw]), ws, ws);
+            for (int oh = 0; oh < g.OH; oh++) ws.Slice(oh * pw, g.OW).CopyTo(acc.Slice(oh * g.OW, g.OW));
+            ArrayPool<TA>.Shared.Return(wide);
+            ArrayPool<TA>.Shared.Return(padded);
+            return;
+        }
         for (int oh = 0; oh < g.OH; oh++)
         {
             var row = acc.Slice(oh * g.OW, g.OW);
@@ -279,23 +306,34 @@ internal sealed class QConvPlan
                 int rowStart = (oh * g.SH + kh * g.DH) * pw;
                 for (int kw = 0; kw < _kw; kw++)
                 {
-                    int w = _w[m * taps + kh * _kw + kw];
+                    var w = TA.CreateTruncating(_w[m * taps + kh * _kw + kw]);
                     int start = rowStart + kw * g.DW;
                     if (g.SW == 1)
                         TensorPrimitives.MultiplyAdd(p.Slice(start, g.OW), w, row, row);
                     else
-                        for (int ow = 0; ow < g.OW; ow++) row[ow] = unchecked(row[ow] + w * p[start + ow * g.SW]);
+                        for (int ow = 0; ow < g.OW; ow++) row[ow] += w * p[start + ow * g.SW];
                 }
             }
         }
-        ArrayPool<int>.Shared.Return(padded);
+        ArrayPool<TA>.Shared.Return(padded);
     }
 
     /// <summary>Rows [p0, p0 + rows) of the group's im2col matrix [pixels, K] (K in W's (c, kh, kw) order); padding holds z_x.</summary>
-    private void Im2Col<T>(ReadOnlySpan<int> x, Geometry g, int grp, int p0, int rows, Span<T> col) where T : unmanaged, IBinaryInteger<T>
+    private void Im2Col<TX, T>(ReadOnlySpan<TX> x, Geometry g, int grp, int p0, int rows, Span<T> col)
+        where TX : unmanaged, IBinaryInteger<TX> where T : unmanaged, IBinaryInteger<T>
     {
         int k = K;
         var pad = T.CreateTruncating(_zx);
+        if (_kh == 1 && _kw == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H && g.OW == g.W)
+        {
+            // 1x1, stride 1, no padding: the panel is the input transposed, [pixels, channels].
+            for (int c = 0; c < _cg; c++)
+            {
+                var src = x.Slice((grp * _cg + c) * g.H * g.W + p0, rows);
+                for (int r = 0; r < rows; r++) col[r * k + c] = T.CreateTruncating(src[r]);
+            }
+            return;
+        }
         for (int r = 0; r < rows; r++)
         {
             int p = p0 + r, oh = p / g.OW, ow = p % g.OW;
@@ -313,10 +351,18 @@ internal sealed class QConvPlan
                         at += _kw;
                         continue;
                     }
-                    int rowBase = plane + ih * g.W;
+                    int rowBase = plane + ih * g.W, iw0 = ow * g.SW - g.PL;
+                    if (g.DW == 1 && iw0 >= 0 && iw0 + _kw <= g.W)
+                    {
+                        // The common interior case: _kw consecutive values of one input row.
+                        var src = x.Slice(rowBase + iw0, _kw);
+                        for (int kw = 0; kw < _kw; kw++) dst[at + kw] = T.CreateTruncating(src[kw]);
+                        at += _kw;
+                        continue;
+                    }
                     for (int kw = 0; kw < _kw; kw++, at++)
                     {
-                        int iw = ow * g.SW - g.PL + kw * g.DW;
+                        int iw = iw0 + kw * g.DW;
                         dst[at] = (uint)iw < (uint)g.W ? T.CreateTruncating(x[rowBase + iw]) : pad;
                     }
                 }

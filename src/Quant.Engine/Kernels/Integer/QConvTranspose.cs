@@ -1,3 +1,4 @@
+using System.Buffers;
 using Quant.Onnx;
 
 namespace Quant.Engine.Kernels.Integer;
@@ -5,9 +6,10 @@ namespace Quant.Engine.Kernels.Integer;
 /// <summary>
 /// <c>quant.build</c> QConvTranspose (docs/quantized-model.md): X (int8/int16), W [C, M/group, k...] (int8/int16
 /// constant, symmetric), B (int32, optional), multiplier, shift; ONNX ConvTranspose's attributes. acc[m] = B[m] +
-/// Σ (x − z_x)·w over the scatter ONNX defines, accumulated exactly in int64 (the op is rare and small in our models:
-/// det's two upsampling layers), then the requantization of <see cref="QGemmOutput"/> per output channel.
-/// 1-D and 2-D.
+/// Σ (x − z_x)·w over the scatter ONNX defines, then the requantization of <see cref="QGemmOutput"/> per output
+/// channel. 1-D and 2-D. Two paths with the same bits: the exact scatter in int64 (reference, and every type), and for
+/// int8 × int8 with acc_bits 32 the VNNI GEMM Xᵀ[pixels, C/g] × W[C/g, (M/g)·taps] followed by a scatter-add of its
+/// columns, each column carrying its zero-point constant −z_x·Σ_c w[c, j, tap].
 /// </summary>
 [KernelFamily]
 internal static class QConvTransposeKernels
@@ -20,7 +22,7 @@ internal static class QConvTransposeKernels
         {
             var x = ctx.Required(0);
             var shape = plan.OutputShape(x, m => ctx.Error(m));
-            plan.Run(x, ctx.Output(0, plan.Output.To, shape), ctx.For);
+            plan.Run(x, ctx.Output(0, plan.Output.To, shape), vector: true, ctx.For);
         }
     }
 }
@@ -32,6 +34,8 @@ internal sealed class QConvTransposePlan
     private readonly long[]? _outputPadding, _outputShape;
     private readonly int[] _w;
     private readonly long[] _bias;
+    private readonly Lazy<(Int8Weights W, long[] ColSum)[]> _packed;
+    private readonly ElementType _wType;
     public QGemmOutput Output { get; }
 
     public QConvTransposePlan(KernelSetup s)
@@ -53,13 +57,9 @@ internal sealed class QConvTransposePlan
         if (_group < 1 || _c % _group != 0) throw s.Error($"{_c} input channels do not divide into {_group} groups");
         Output.CheckChannels(M, m => s.Error(m));
         _w = QGemmOutput.Widen(w);
-        _bias = new long[M];
-        if (s.Node.InputOrNull(2) is not null)
-        {
-            var b = QGemmOutput.ConstInts(s, 2, "bias B");
-            if (b.Length != M) throw s.Error($"bias B has {b.Length} values for {M} output channels");
-            for (int i = 0; i < M; i++) _bias[i] = b[i];
-        }
+        _bias = QGemmOutput.Bias(s, 2, M);
+        _wType = w.Type;
+        _packed = new Lazy<(Int8Weights, long[])[]>(Pack);
     }
 
     private int M => _mg * _group;
@@ -115,11 +115,36 @@ internal sealed class QConvTransposePlan
         return _rank == 2 ? [x.Shape[0], M, g.OH, g.OW] : [x.Shape[0], M, g.OW];
     }
 
-    public void Run(Tensor x, Tensor y, Action<int, Action<int>> forEach)
+    /// <summary>Per group: W[C/g, (M/g)·taps] (the group's weight rows as stored) packed for <see cref="Int8Gemm"/>, and its column sums.</summary>
+    private (Int8Weights, long[])[] Pack()
     {
+        int cg = _c / _group, n = _mg * _kh * _kw;
+        var result = new (Int8Weights, long[])[_group];
+        for (int grp = 0; grp < _group; grp++)
+        {
+            var b = new sbyte[cg * n];
+            var sums = new long[n];
+            for (int i = 0; i < cg * n; i++)
+            {
+                b[i] = (sbyte)_w[grp * cg * n + i];
+                sums[i % n] += b[i];
+            }
+            result[grp] = (Int8Weights.Pack(b, cg, n), sums);
+        }
+        return result;
+    }
+
+    public void Run(Tensor x, Tensor y, bool vector, Action<int, Action<int>> forEach)
+    {
+        if (vector && !Output.Wide && x.Type == ElementType.Int8 && _wType == ElementType.Int8)
+        {
+            RunGemm(x, y, forEach);
+            return;
+        }
         var g = Resolve(x, m => new EngineException(m));
         var xi = QGemmOutput.Widen(x);
         int batch = x.Shape[0], plane = g.H * g.W, ohw = g.OH * g.OW, cg = _c / _group, taps = _kh * _kw;
+        forEach = QGemmOutput.Threading(forEach, (long)plane * _c * _mg * taps);
         for (int n = 0; n < batch; n++)
         {
             int xOffset = n * _c * plane, yOffset = n * M * ohw;
@@ -151,6 +176,61 @@ internal sealed class QConvTransposePlan
                 }
                 Output.Write(acc, m, y, yOffset + m * ohw);
             });
+        }
+    }
+
+    private void RunGemm(Tensor x, Tensor y, Action<int, Action<int>> forEach)
+    {
+        var g = Resolve(x, m => new EngineException(m));
+        int batch = x.Shape[0], plane = g.H * g.W, ohw = g.OH * g.OW, cg = _c / _group, taps = _kh * _kw, n = _mg * taps;
+        forEach = QGemmOutput.Threading(forEach, (long)plane * _c * n);
+        var packed = _packed.Value;
+        var xs = x.ReadOnlySpan<sbyte>().ToArray();
+        for (int b = 0; b < batch; b++)
+        {
+            int xOffset = b * _c * plane, yOffset = b * M * ohw;
+            // Pixel-major [ohw, M]: a scatter step then writes M/g neighbouring integers instead of M/g planes apart.
+            var acc = ArrayPool<int>.Shared.Rent(M * ohw);
+            for (int at = 0; at < ohw; at++)
+                for (int o = 0; o < M; o++) acc[at * M + o] = unchecked((int)_bias[o]);
+            // Groups write disjoint output channels, so they may run in parallel.
+            forEach(_group, grp =>
+            {
+                var (w, sums) = packed[grp];
+                var a = new sbyte[plane * cg];
+                for (int c = 0; c < cg; c++)
+                    for (int p = 0; p < plane; p++) a[p * cg + c] = xs[xOffset + (grp * cg + c) * plane + p];
+                var col = new int[plane * n];
+                Int8Gemm.Run(a, w, plane, col);
+                var corr = new int[n];
+                for (int t = 0; t < n; t++) corr[t] = unchecked((int)(-(long)_zx * sums[t]));
+                for (int ih = 0; ih < g.H; ih++)
+                    for (int iw = 0; iw < g.W; iw++)
+                    {
+                        int row = (ih * g.W + iw) * n;
+                        for (int kh = 0; kh < _kh; kh++)
+                        {
+                            int oh = ih * g.SH - g.PT + kh * g.DH;
+                            if ((uint)oh >= (uint)g.OH) continue;
+                            for (int kw = 0; kw < _kw; kw++)
+                            {
+                                int ow = iw * g.SW - g.PL + kw * g.DW;
+                                if ((uint)ow >= (uint)g.OW) continue;
+                                int t = kh * _kw + kw, at = (oh * g.OW + ow) * M + grp * _mg;
+                                for (int j = 0; j < _mg; j++)
+                                    acc[at + j] += unchecked(col[row + j * taps + t] + corr[j * taps + t]);
+                            }
+                        }
+                    }
+            });
+            forEach(M, o =>
+            {
+                var channel = ArrayPool<int>.Shared.Rent(ohw);
+                for (int at = 0; at < ohw; at++) channel[at] = acc[at * M + o];
+                Output.Write(channel.AsSpan(0, ohw), o, y, yOffset + o * ohw, true);
+                ArrayPool<int>.Shared.Return(channel);
+            });
+            ArrayPool<int>.Shared.Return(acc);
         }
     }
 }

@@ -18,6 +18,10 @@ internal sealed class QGemmOutput
     /// <summary>Q31 multipliers, one or per channel; empty for accumulator outputs.</summary>
     public int[] Multipliers { get; }
     public int[] Shifts { get; }
+    /// <summary>For <c>to</c> = float: S_m per channel (or one), and the fused clip bounds in float.</summary>
+    public double[] FloatScales { get; private init; } = [];
+    public float ClipMin { get; private init; }
+    public float ClipMax { get; private init; }
     /// <summary>acc_bits = 64: the convert stage could not prove the int32 bound (spec §4.3).</summary>
     public bool Wide { get; }
 
@@ -35,13 +39,25 @@ internal sealed class QGemmOutput
         int accBits = (int)node.GetInt("acc_bits", 32);
         if (accBits is not (32 or 64)) throw s.Error($"acc_bits must be 32 or 64, got {accBits}");
         bool wide = accBits == 64;
+        if (to == ElementType.Float)
+        {
+            // Spec §4.4 float output: y = fl32((double)acc·S_m), S_m stored exactly as float64, then the fused clip.
+            var st = s.Constant(multiplierInput) ?? throw s.Error($"the float scale (input {multiplierInput}) must be a constant initializer");
+            if (st.Type != ElementType.Double) throw s.Error($"the float scale must be double, not {st.Type.OnnxName()}");
+            return new QGemmOutput(to, 0, 0, 0, [], [], wide)
+            {
+                FloatScales = st.ReadOnlySpan<double>().ToArray(),
+                ClipMin = node.GetFloat("clip_min", float.NegativeInfinity),
+                ClipMax = node.GetFloat("clip_max", float.PositiveInfinity),
+            };
+        }
         if (to is ElementType.Int32 or ElementType.Int64)
         {
             if (to == ElementType.Int32 && wide) throw s.Error("an int32 accumulator output needs acc_bits 32");
             return new QGemmOutput(to, 0, 0, 0, [], [], wide);
         }
         if (to is not (ElementType.Int8 or ElementType.Int16))
-            throw s.Error($"to must be int8 (3), int16 (5), int32 (6) or int64 (7), got {(int)to}");
+            throw s.Error($"to must be float (1), int8 (3), int16 (5), int32 (6) or int64 (7), got {(int)to}");
         var (qmin, qmax) = Requantize.Range(to);
         int zy = (int)node.GetInt("y_zero_point", 0);
         if (zy < qmin || zy > qmax) throw s.Error($"y_zero_point {zy} lies outside {to.OnnxName()}");
@@ -63,14 +79,33 @@ internal sealed class QGemmOutput
         return t.ReadOnlySpan<int>().ToArray();
     }
 
+    /// <summary>The optional int32 bias input <paramref name="index"/> as one long per output channel (zeros when absent).</summary>
+    public static long[] Bias(KernelSetup s, int index, int channels)
+    {
+        var bias = new long[channels];
+        if (s.Node.InputOrNull(index) is null) return bias;
+        var b = ConstInts(s, index, "bias B");
+        if (b.Length != channels) throw s.Error($"bias B has {b.Length} values for {channels} output channels");
+        for (int i = 0; i < channels; i++) bias[i] = b[i];
+        return bias;
+    }
+
     /// <summary>Checks the parameter count against the output channels (1 or <paramref name="channels"/>).</summary>
     public void CheckChannels(int channels, Func<string, Exception> error)
     {
+        if (FloatScales.Length > 1 && FloatScales.Length != channels)
+            throw error($"{FloatScales.Length} float scales for {channels} output channels");
         if (Multipliers.Length > 1 && Multipliers.Length != channels)
             throw error($"{Multipliers.Length} multipliers for {channels} output channels");
     }
 
     private int Index(int channel) => Multipliers.Length == 1 ? 0 : channel;
+
+    private float Float(long acc, int channel)
+    {
+        float y = (float)(acc * FloatScales[FloatScales.Length == 1 ? 0 : channel]);
+        return Math.Min(Math.Max(y, ClipMin), ClipMax);
+    }
 
     private bool Clamps
     {
@@ -86,6 +121,8 @@ internal sealed class QGemmOutput
     {
         switch (To)
         {
+            case ElementType.Float:
+                { var d = y.Span<float>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = Float(acc[i], channel); return; }
             case ElementType.Int32: acc.CopyTo(y.Span<int>().Slice(offset, acc.Length)); return;
             case ElementType.Int64:
                 { var d = y.Span<long>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = acc[i]; return; }
@@ -110,6 +147,8 @@ internal sealed class QGemmOutput
     {
         switch (To)
         {
+            case ElementType.Float:
+                { var d = y.Span<float>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = Float(acc[i], channel); return; }
             case ElementType.Int64: acc.CopyTo(y.Span<long>().Slice(offset, acc.Length)); return;
             case ElementType.Int32:
                 { var d = y.Span<int>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = (int)acc[i]; return; }
@@ -131,6 +170,12 @@ internal sealed class QGemmOutput
     /// <summary>Row-major [rows, cols] accumulators whose channel is the column (MatMul, Gemm).</summary>
     public void WriteRows(ReadOnlySpan<int> acc, int cols, Tensor y, int offset, bool vector)
     {
+        if (To == ElementType.Float)
+        {
+            var d = y.Span<float>().Slice(offset, acc.Length);
+            for (int i = 0; i < acc.Length; i++) d[i] = Float(acc[i], i % cols);
+            return;
+        }
         if (Multipliers.Length <= 1 || To is ElementType.Int32 or ElementType.Int64)
         {
             Write(acc, 0, y, offset, vector);
@@ -153,6 +198,12 @@ internal sealed class QGemmOutput
     /// <summary>Row-major [rows, cols] int64 accumulators, channel = column.</summary>
     public void WriteRows(ReadOnlySpan<long> acc, int cols, Tensor y, int offset)
     {
+        if (To == ElementType.Float)
+        {
+            for (int row = 0; row < acc.Length; row += cols)
+                for (int j = 0; j < cols; j++) Write(acc.Slice(row + j, 1), j, y, offset + row + j);
+            return;
+        }
         if (Multipliers.Length <= 1 || To is ElementType.Int32 or ElementType.Int64)
         {
             Write(acc, 0, y, offset);
@@ -176,6 +227,13 @@ internal sealed class QGemmOutput
         for (int i = 0; i < s.Length; i++) r[i] = int.CreateTruncating(s[i]);
         return r;
     }
+
+    /// <summary>Below this many multiply-adds a node runs on one thread: handing out tiny jobs costs more than it saves.</summary>
+    private const long ParallelWork = 1 << 18;
+
+    /// <summary>The kernel's parallel loop, or a plain loop when the node is too small to share out.</summary>
+    public static Action<int, Action<int>> Threading(Action<int, Action<int>> forEach, long work) =>
+        work >= ParallelWork ? forEach : static (count, body) => { for (int i = 0; i < count; i++) body(i); };
 
     /// <summary>Whether an input type is one of the integer data types the GEMM kernels read.</summary>
     public static bool IsData(ElementType t) => t is ElementType.Int8 or ElementType.Int16;

@@ -145,6 +145,7 @@ internal sealed class QMatMulPlan
             ai = t;
         }
         var bi = _b ?? QGemmOutput.Widen(b);
+        forEach = QGemmOutput.Threading(forEach, (long)sh.Batches * m * n * k);
         forEach(sh.Batches, t =>
         {
             var A = new ReadOnlySpan<int>(ai, sh.ABatch[t] * m * k, m * k);
