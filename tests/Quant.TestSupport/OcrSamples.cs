@@ -18,6 +18,14 @@ public static class OcrSamples
         Normalize(Crop(Npy.Read(TestAssets.Data("ppocr-det", file)), height, width), DetMean, DetStd);
 
     public static Tensor Rec(string file) => Normalize(Npy.Read(TestAssets.Data("ppocr-rec", file)), [0.5f, 0.5f, 0.5f], [0.5f, 0.5f, 0.5f]);
+    /// <summary>A dataset sample outside tests/data (maintainers' measurements), preprocessed like <see cref="Det"/>, <see cref="Rec"/>, <see cref="Cls"/>.</summary>
+    public static Tensor FromPath(string model, string path) => model switch
+    {
+        "det" => Normalize(Npy.Read(path), DetMean, DetStd),
+        "rec" or "cls" => Normalize(Npy.Read(path), [0.5f, 0.5f, 0.5f], [0.5f, 0.5f, 0.5f]),
+        _ => throw new ArgumentException($"unknown model {model} (det, rec or cls)"),
+    };
+
     public static Tensor Cls(string file) => Normalize(Npy.Read(TestAssets.Data("ppocr-cls", file)), [0.5f, 0.5f, 0.5f], [0.5f, 0.5f, 0.5f]);
 
     /// <summary>Concatenates [1,...] tensors along the batch axis.</summary>

@@ -13,18 +13,19 @@ internal static class CostModel
     /// <summary>
     /// Measured on the build machine (2 cores, AVX-512F, AVX-VNNI) on 2026-12-05 with the engine's own kernels at its
     /// default thread count: <c>dotnet run -c Release --project benchmarks/Quant.Engine.Benchmarks -- costmodel</c>
-    /// (CostModelCalibration.cs: float Conv 3x3 64→64 and 1x1 128→128 at 80x80, depthwise 3x3 at 128x80x80, the int8
-    /// and int16 GEMMs of an im2col'd 3x3 conv split over the cores, a float Add of 2 x 6.5 MB, 200 tiny unfused Relu
+    /// (CostModelCalibration.cs: float Conv 3x3 64→64 at 80x80 and 16→16 at 160x160, 1x1 128→128 at 80x80 and 16→32 at
+    /// 160x160, depthwise 3x3 at 128x80x80 and 32x160x160, the int8 and int16 GEMMs of an im2col'd 3x3 conv split over
+    /// the cores, a float Add of 2 x 6.5 MB, 200 tiny unfused Relu
     /// nodes; each the best of 5 passes of the fastest of 40 runs, because other jobs shared the cores).
     /// The integer rates are the raw GEMMs, without the QConv kernel's im2col and requantization: redo with QConv.
     /// </summary>
     public static readonly QbmCostModel Measured = new(
-        FloatGmacPerSecond: 145.24,
-        DepthwiseGmacPerSecond: 25.69,
-        Int8GmacPerSecond: 188.43,
-        Int16GmacPerSecond: 37.08,
-        GigabytesPerSecond: 94.16,
-        OpOverheadMicroseconds: 0.06);
+        FloatGmacPerSecond: 97.47,
+        DepthwiseGmacPerSecond: 27.55,
+        Int8GmacPerSecond: 164.12,
+        Int16GmacPerSecond: 19.05,
+        GigabytesPerSecond: 57.62,
+        OpOverheadMicroseconds: 0.07);
 
     public static QbmOpCost Estimate(QbmOp op, IReadOnlyList<QbmValue> values, QbmCostModel m)
     {

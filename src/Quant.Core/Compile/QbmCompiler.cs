@@ -19,6 +19,12 @@ internal static class QbmCompiler
     {
         var where = SourcePosition.InFile(file);
         var g = model.Graph;
+        foreach (var node in g.Nodes)
+            foreach (var a in node.Attributes.Values)
+                if (a.Kind is not (AttributeKind.Float or AttributeKind.Int or AttributeKind.String or AttributeKind.Floats or AttributeKind.Ints
+                    or AttributeKind.Strings or AttributeKind.Tensor) || a.Kind == AttributeKind.Tensor && !QbmLayout.IsStorable(a.Tensor!.Type))
+                    throw new QuantException(ErrorCode.CompileUnsupportedModel, where,
+                        $"{node.Describe()}: attribute '{a.Name}' ({a.Kind}) cannot be stored in a .qbm (subgraphs, sparse tensors and string tensors are not supported)");
         InferenceSession session;
         try { session = new InferenceSession(model); }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelUnsupportedOp, where, e.Message, e); }
@@ -69,11 +75,6 @@ internal static class QbmCompiler
             var inputs = node.Inputs.Select(i => i.Length == 0 ? QbmFile.Omitted
                 : ids.TryGetValue(i, out var id) ? id : Add(i, QbmValueKind.Constant)).ToArray();
             var outputs = node.Outputs.Select(o => o.Length == 0 ? QbmFile.Omitted : Add(o, QbmValueKind.Intermediate)).ToArray();
-            foreach (var a in node.Attributes.Values)
-                if (a.Kind is not (AttributeKind.Float or AttributeKind.Int or AttributeKind.String or AttributeKind.Floats or AttributeKind.Ints
-                    or AttributeKind.Strings or AttributeKind.Tensor) || a.Kind == AttributeKind.Tensor && !QbmLayout.IsStorable(a.Tensor!.Type))
-                    throw new QuantException(ErrorCode.CompileUnsupportedModel, where,
-                        $"{node.Describe()}: attribute '{a.Name}' ({a.Kind}) cannot be stored in a .qbm (subgraphs, sparse tensors and string tensors are not supported)");
             ops.Add(new QbmOp(node.Name, node.OpType, node.Domain, inputs, outputs,
                 node.Attributes.Values.OrderBy(a => a.Name, StringComparer.Ordinal).ToList()));
         }

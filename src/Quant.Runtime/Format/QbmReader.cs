@@ -113,7 +113,7 @@ public static class QbmReader
         return t;
     }
 
-    private static long[] Dims(SectionReader r, int rank, ElementType type, string what)
+    private static long[] Dims(SectionReader r, int rank, string what)
     {
         if ((long)rank * 8 > r.Remaining) throw r.Error(QbmError.SectionOverrun, $"{what}: rank {rank} needs {rank * 8} bytes but the section has {r.Remaining} left");
         var dims = new long[rank];
@@ -127,7 +127,6 @@ public static class QbmReader
             elements *= dims[d];
             if (elements > int.MaxValue) throw r.Error(QbmError.BadValue, $"{what} has more than {int.MaxValue} elements", at);
         }
-        _ = type;
         return dims;
     }
 
@@ -143,7 +142,7 @@ public static class QbmReader
             byte kind = r.U8($"value {i} kind");
             if (kind > (byte)QbmValueKind.Intermediate) throw r.Error(QbmError.BadValue, $"value {i} '{name}' has kind {kind}; kinds are 0 input, 1 constant, 2 intermediate", at);
             int rank = r.U16($"value {i} rank");
-            result[i] = new QbmValue(name, type, (QbmValueKind)kind, Dims(r, rank, type, $"value {i} '{name}'"));
+            result[i] = new QbmValue(name, type, (QbmValueKind)kind, Dims(r, rank, $"value {i} '{name}'"));
         }
         r.End();
         return result;
@@ -214,7 +213,7 @@ public static class QbmReader
             string opType = Str(r, strings, $"op {i} op type");
             string domain = Str(r, strings, $"op {i} domain");
             int nIn = r.U16($"op {i} input count"), nOut = r.U16($"op {i} output count"), nAttr = r.U16($"op {i} attribute count");
-            r.Zero(r.U16($"op {i} reserved"), $"op {i} reserved field");
+            r.Zero(r.U16($"op {i} reserved"), $"op {i} reserved field", 2);
             if ((long)(nIn + nOut) * 4 + (long)nAttr * 5 > r.Remaining)
                 throw r.Error(QbmError.SectionOverrun, $"op {i} '{name}' ({opType}) says {nIn} inputs, {nOut} outputs and {nAttr} attributes, more than the {r.Remaining} bytes left");
             var inputs = new int[nIn];
@@ -268,7 +267,7 @@ public static class QbmReader
             {
                 var type = Type(r, $"{what} element type");
                 int rank = r.U16($"{what} rank");
-                var dims = Dims(r, rank, type, what);
+                var dims = Dims(r, rank, what);
                 long bytesAt = r.Position;
                 long length = r.U64($"{what} byte length");
                 long elements = dims.Aggregate(1L, (a, d) => a * d);

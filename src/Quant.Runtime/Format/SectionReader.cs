@@ -63,9 +63,10 @@ internal sealed class SectionReader(byte[] file, long start, long length, Sectio
         return Take((int)n, what).ToArray();
     }
 
-    public void Zero(uint value, string what)
+    /// <summary>A reserved field just read (<paramref name="size"/> bytes) must be 0: later versions may give it a meaning.</summary>
+    public void Zero(uint value, string what, int size = 4)
     {
-        if (value != 0) throw Error(QbmError.SectionOverrun, $"{what} must be 0 but is {value}", _at - 4);
+        if (value != 0) throw Error(QbmError.SectionOverrun, $"{what} must be 0 but is {value}", _at - size);
     }
 
     public void End()

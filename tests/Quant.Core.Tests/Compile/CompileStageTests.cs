@@ -49,6 +49,20 @@ public class CompileStageTests(CompiledModels models) : IClassFixture<CompiledMo
     }
 
     [Fact]
+    public void Inputs_of_other_shapes_than_the_planned_ones_run_exactly_as_in_the_engine()
+    {
+        var input = OcrSamples.Det(OcrSamples.DetFiles[1], 320, 480);
+        var feeds = new Dictionary<string, Tensor> { ["x"] = input };
+        var expected = new InferenceSession(OnnxModelReader.Load(TestAssets.DetModel)).Run(feeds);
+        var actual = QbmModel.Load(models.Compiled("det", "float").Qbm).Run(feeds);
+        foreach (var (name, e) in expected)
+        {
+            Assert.Equal([1, 1, 320, 480], e.Shape);
+            Assert.True(e.Bytes().SequenceEqual(actual[name].Bytes()), $"output '{name}' differs from the engine's");
+        }
+    }
+
+    [Fact]
     public void The_memory_plan_reuses_memory_and_the_report_states_it()
     {
         var (qbm, summary) = models.Compiled("det", "float");

@@ -21,6 +21,14 @@ public sealed class ClsQbm
 
     public byte[] Copy() => (byte[])Bytes.Clone();
 
+    /// <summary>File offset of op 0's record (after the opset list and the op count).</summary>
+    public int FirstOp()
+    {
+        long program = SectionStart(Section.Program);
+        int opsets = (int)BinaryPrimitives.ReadUInt32LittleEndian(Bytes.AsSpan((int)program));
+        return (int)program + 4 + 12 * opsets + 4;
+    }
+
     /// <summary>File offset where section <paramref name="s"/> starts.</summary>
     public long SectionStart(Section s) => (long)BinaryPrimitives.ReadUInt64LittleEndian(Bytes.AsSpan(HeaderBytes + ((int)s - 1) * SectionEntryBytes + 8));
 }
@@ -164,9 +172,7 @@ public class QbmBadInputTests(ClsQbm cls) : IClassFixture<ClsQbm>
     public void A_value_id_out_of_range_is_caught()
     {
         var bytes = cls.Copy();
-        long program = cls.SectionStart(Section.Program);
-        int opsets = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan((int)program));
-        int op0 = (int)program + 4 + 12 * opsets + 4;
+        int op0 = cls.FirstOp();
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(op0 + 20), 123456);
         QbmWriter.Rehash(bytes);
         Rejects(bytes, QbmError.BadValueReference, "refers to value 123456");
@@ -176,9 +182,7 @@ public class QbmBadInputTests(ClsQbm cls) : IClassFixture<ClsQbm>
     public void A_bad_attribute_encoding_is_caught()
     {
         var bytes = cls.Copy();
-        long program = cls.SectionStart(Section.Program);
-        int opsets = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan((int)program));
-        int op0 = (int)program + 4 + 12 * opsets + 4;
+        int op0 = cls.FirstOp();
         int inputs = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(op0 + 12));
         int outputs = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(op0 + 14));
         Assert.True(BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(op0 + 16)) > 0);

@@ -15,7 +15,7 @@ public class RuntimeClosureTests
         Assert.Contains("Quant.Engine", closure);
         Assert.Contains("Quant.Onnx", closure);
         Assert.DoesNotContain("Quant.Onnx.Protobuf", closure);
-        Assert.Empty(closure.Where(IsForbidden));
+        Assert.DoesNotContain(closure, IsForbidden);
     }
 
     [Fact]

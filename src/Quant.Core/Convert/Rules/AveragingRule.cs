@@ -1,5 +1,3 @@
-using Quant.Onnx;
-
 namespace Quant.Core.Conversion;
 
 /// <summary>
@@ -15,20 +13,7 @@ public sealed class AveragingRule : IIntegerRule
     public string? Lower(LoweringRequest r)
     {
         if (RuleParts.CheckInputs(r) is { } reason) return reason;
-        var x = RuleParts.In(r, 0);
-        var inputs = r.Node.Inputs.ToList();
-        inputs[0] = x.Tensor;
-        for (int k = 0; k < r.Outputs.Count; k++)
-        {
-            var y = r.Outputs[k];
-            var attrs = RuleParts.SameAttributes(r.Node).Concat(
-            [
-                RuleParts.Int("x_zero_point", x.Format.ZeroPoint), RuleParts.Float("x_scale", x.Format.Scale),
-                RuleParts.Int("to", RuleParts.To(y.Format)), RuleParts.Int("y_zero_point", y.Format.ZeroPoint),
-                RuleParts.Float("y_scale", y.Format.Scale),
-            ]).ToList();
-            RuleParts.Add(r.Emit, RuleParts.Hint(r.Node, k, r.Outputs.Count), "Q" + r.Node.OpType, LoweringEmitter.Domain, inputs, [y.Tensor], attrs);
-        }
+        RuleParts.EmitWithScales(r, "Q" + r.Node.OpType);
         return null;
     }
 }

@@ -1,5 +1,3 @@
-using Quant.Onnx;
-
 namespace Quant.Core.Conversion;
 
 /// <summary>
@@ -14,17 +12,11 @@ public sealed class DivRule : IIntegerRule
     public string? Lower(LoweringRequest r)
     {
         if (RuleParts.CheckInputs(r) is { } reason) return reason;
-        var a = RuleParts.In(r, 0);
-        var b = RuleParts.In(r, 1);
+        var (a, b) = (RuleParts.In(r, 0).Format, RuleParts.In(r, 1).Format);
         for (int k = 0; k < r.Outputs.Count; k++)
         {
-            var y = r.Outputs[k];
-            var (m, n) = Table(a.Format, b.Format, y.Format);
-            var hint = RuleParts.Hint(r.Node, k, r.Outputs.Count);
-            RuleParts.Add(r.Emit, hint, "QDiv", LoweringEmitter.Domain,
-                [a.Tensor, b.Tensor, RuleParts.Int32s(r.Emit, hint + "_multiplier", m), RuleParts.Int32s(r.Emit, hint + "_shift", n)], [y.Tensor],
-                RuleParts.Int("a_zero_point", a.Format.ZeroPoint), RuleParts.Int("b_zero_point", b.Format.ZeroPoint),
-                RuleParts.Int("to", RuleParts.To(y.Format)), RuleParts.Int("y_zero_point", y.Format.ZeroPoint));
+            var (m, n) = Table(a, b, r.Outputs[k].Format);
+            RuleParts.EmitBinary(r, k, "QDiv", m, n);
         }
         return null;
     }

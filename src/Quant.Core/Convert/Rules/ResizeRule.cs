@@ -18,20 +18,7 @@ public sealed class ResizeRule : IIntegerRule
         if (r.Node.GetInt("antialias", 0) != 0) return "Resize linear with antialias has no integer rule";
         if (r.Node.GetString("coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize")
             return "Resize with tf_crop_and_resize has no integer rule";
-        var x = RuleParts.In(r, 0);
-        var inputs = r.Node.Inputs.ToList();
-        inputs[0] = x.Tensor;
-        for (int k = 0; k < r.Outputs.Count; k++)
-        {
-            var y = r.Outputs[k];
-            var attrs = RuleParts.SameAttributes(r.Node).Concat(
-            [
-                RuleParts.Int("x_zero_point", x.Format.ZeroPoint), RuleParts.Float("x_scale", x.Format.Scale),
-                RuleParts.Int("to", RuleParts.To(y.Format)), RuleParts.Int("y_zero_point", y.Format.ZeroPoint),
-                RuleParts.Float("y_scale", y.Format.Scale),
-            ]).ToList();
-            RuleParts.Add(r.Emit, RuleParts.Hint(r.Node, k, r.Outputs.Count), "QResize", LoweringEmitter.Domain, inputs, [y.Tensor], attrs);
-        }
+        RuleParts.EmitWithScales(r, "QResize");
         return null;
     }
 }

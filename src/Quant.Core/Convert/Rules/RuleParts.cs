@@ -77,6 +77,41 @@ internal static class RuleParts
             [input, Int32s(emit, hint + "_multiplier", [m]), Int32s(emit, hint + "_shift", [n])], [to.Tensor], attrs);
     }
 
+    /// <summary>
+    /// QMul/QDiv for output <paramref name="k"/>: inputs A, B and the multiplier/shift initializers, the zero points and
+    /// the output format as attributes.
+    /// </summary>
+    public static void EmitBinary(LoweringRequest r, int k, string opType, int[] multipliers, int[] shifts)
+    {
+        var (a, b, y) = (In(r, 0), In(r, 1), r.Outputs[k]);
+        var hint = Hint(r.Node, k, r.Outputs.Count);
+        Add(r.Emit, hint, opType, LoweringEmitter.Domain,
+            [a.Tensor, b.Tensor, Int32s(r.Emit, hint + "_multiplier", multipliers), Int32s(r.Emit, hint + "_shift", shifts)], [y.Tensor],
+            Int("a_zero_point", a.Format.ZeroPoint), Int("b_zero_point", b.Format.ZeroPoint),
+            Int("to", To(y.Format)), Int("y_zero_point", y.Format.ZeroPoint));
+    }
+
+    /// <summary>
+    /// The ops whose multiplier depends on the run's shape (QAveragePool, QGlobalAveragePool, QReduceMean, QResize): the
+    /// qat node's own attributes and non-data inputs, the integer input, and both formats with their float32 scales.
+    /// </summary>
+    public static void EmitWithScales(LoweringRequest r, string opType)
+    {
+        var x = In(r, 0);
+        var inputs = r.Node.Inputs.ToList();
+        inputs[0] = x.Tensor;
+        for (int k = 0; k < r.Outputs.Count; k++)
+        {
+            var y = r.Outputs[k];
+            var attrs = SameAttributes(r.Node).Concat(
+            [
+                Int("x_zero_point", x.Format.ZeroPoint), Float("x_scale", x.Format.Scale),
+                Int("to", To(y.Format)), Int("y_zero_point", y.Format.ZeroPoint), Float("y_scale", y.Format.Scale),
+            ]).ToList();
+            Add(r.Emit, Hint(r.Node, k, r.Outputs.Count), opType, LoweringEmitter.Domain, inputs, [y.Tensor], attrs);
+        }
+    }
+
     /// <summary>The calibration form of an integer format, for <see cref="LookupTables"/>.</summary>
     public static QuantParams Params(IntFormat f) =>
         new(f.Type == ElementType.Int8 ? QType.Int8 : QType.Int16, [f.Scale], [f.ZeroPoint], null, "convert");

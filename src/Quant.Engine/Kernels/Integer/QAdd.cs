@@ -1,6 +1,3 @@
-using System.Numerics.Tensors;
-using Quant.Onnx;
-
 namespace Quant.Engine.Kernels.Integer;
 
 /// <summary>
@@ -17,62 +14,25 @@ internal static class QAddKernels
         r.Add("QSub", 1, s => new Kernel(s, subtract: true), QuantBuildOps.Domain);
     }
 
-    private sealed class Kernel : IKernel
+    private sealed class Kernel : QuantBinaryKernel
     {
-        private readonly bool _subtract;
         private readonly long _a, _b;
-        private readonly int _n, _za, _zb, _zy, _lo, _hi;
-        private readonly ElementType _to;
-        private readonly BroadcastPlanCache _plans = new();
+        private readonly int _n;
 
-        public Kernel(KernelSetup s, bool subtract)
+        public Kernel(KernelSetup s, bool subtract) : base(s)
         {
-            _subtract = subtract;
-            _to = QuantBuildOps.OutputType(s);
-            _zy = QuantBuildOps.ZeroPoint(s, "y_zero_point", _to);
-            (_lo, _hi) = QuantBuildOps.Clamp(s, _to);
-            _a = s.Node.GetInt("a_multiplier", -1);
-            _b = s.Node.GetInt("b_multiplier", -1);
-            long n = s.Node.GetInt("shift", -1);
-            if (_a < 0 || _a > int.MaxValue || _b < 0 || _b > int.MaxValue)
-                throw s.Error($"a_multiplier {_a} and b_multiplier {_b} must be given and lie in [0, 2^31)");
+            long a = s.Node.GetInt("a_multiplier", -1), b = s.Node.GetInt("b_multiplier", -1), n = s.Node.GetInt("shift", -1);
+            if (a < 0 || a > int.MaxValue || b < 0 || b > int.MaxValue)
+                throw s.Error($"a_multiplier {a} and b_multiplier {b} must be given and lie in [0, 2^31)");
             if (n < 0 || n > Requantize.MaxShift) throw s.Error($"shift {n} must be given and lie in [0, {Requantize.MaxShift}]");
-            _n = (int)n;
-            _za = (int)s.Node.GetInt("a_zero_point", 0);
-            _zb = (int)s.Node.GetInt("b_zero_point", 0);
+            (_a, _b, _n) = (a, subtract ? -b : b, (int)n);
         }
 
-        public void Run(KernelContext ctx)
+        protected override Chunk Prepare(KernelContext ctx, Tensor a, Tensor b) => (va, vb, _, y, at) =>
         {
-            var a = ctx.Required(0);
-            var b = ctx.Required(1);
-            QuantBuildOps.RequireQuantized(ctx, a, "A");
-            QuantBuildOps.RequireQuantized(ctx, b, "B");
-            BroadcastPlan plan;
-            try { plan = _plans.Get(null, a.Shape, b.Shape); }
-            catch (ArgumentException e) { throw ctx.Error(e.Message); }
-            var y = ctx.Output(0, _to, plan.OutShape);
-            plan.Run(ctx, (outOffset, length, offsets) =>
-            {
-                Span<long> va = stackalloc long[QuantBuildOps.Chunk];
-                Span<long> vb = stackalloc long[QuantBuildOps.Chunk];
-                for (int done = 0; done < length; done += QuantBuildOps.Chunk)
-                {
-                    int len = Math.Min(QuantBuildOps.Chunk, length - done);
-                    int da = plan.InnerSteps[0] ? done : 0, db = plan.InnerSteps[1] ? done : 0;
-                    QuantBuildOps.Load(a, offsets[0] + da, len, plan.InnerSteps[0], _za, va);
-                    QuantBuildOps.Load(b, offsets[1] + db, len, plan.InnerSteps[1], _zb, vb);
-                    Combine(va[..len], vb[..len], _a, _b, _subtract);
-                    QuantBuildOps.Store(va[..len], 1, _n, _zy, _lo, _hi, y, outOffset + done);
-                }
-            });
-        }
-    }
-
-    /// <summary>va ← A·va ± B·vb (exact: |A·(q − z)| &lt; 2^47).</summary>
-    internal static void Combine(Span<long> va, ReadOnlySpan<long> vb, long a, long b, bool subtract)
-    {
-        TensorPrimitives.Multiply(va, a, va);
-        TensorPrimitives.MultiplyAdd(vb, subtract ? -b : b, va, va);
+            // va ← A·va ± B·vb, exact: |A·(q − z)| < 2^47.
+            QuantBuildOps.MultiplyAdd(va, _a, vb, _b);
+            QuantBuildOps.Store(va, 1, _n, Y.Zy, Y.Lo, Y.Hi, y, at);
+        };
     }
 }

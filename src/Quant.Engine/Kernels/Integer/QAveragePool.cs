@@ -24,9 +24,7 @@ internal static class QAveragePoolKernels
     {
         public Averaging(KernelSetup s)
         {
-            To = QuantBuildOps.OutputType(s);
-            Zy = QuantBuildOps.ZeroPoint(s, "y_zero_point", To);
-            (Lo, Hi) = QuantBuildOps.Clamp(s, To);
+            (To, Zy, Lo, Hi) = QuantBuildOps.Output(s);
             Zx = (int)s.Node.GetInt("x_zero_point", 0);
             XScale = Scale(s, "x_scale");
             YScale = Scale(s, "y_scale");

@@ -16,14 +16,11 @@ internal static class QRequantizeKernels
     {
         private readonly long _axis;
         private readonly long _zx;
-        private readonly int _zy, _lo, _hi;
-        private readonly ElementType _to;
+        private readonly OutputFormat _y;
 
         public Kernel(KernelSetup s)
         {
-            _to = QuantBuildOps.OutputType(s);
-            _zy = QuantBuildOps.ZeroPoint(s, "y_zero_point", _to);
-            (_lo, _hi) = QuantBuildOps.Clamp(s, _to);
+            _y = QuantBuildOps.Output(s);
             _zx = s.Node.GetInt("x_zero_point", 0);
             _axis = s.Node.GetInt("axis", 1);
         }
@@ -37,7 +34,7 @@ internal static class QRequantizeKernels
             if (_zx < xmin || _zx > xmax) throw ctx.Error($"x_zero_point {_zx} lies outside {x.Type.OnnxName()}");
             if (x.Type == ElementType.Int64 && _zx != 0) throw ctx.Error("an int64 accumulator has no zero point (x_zero_point must be 0)");
             var (m, n) = QuantBuildOps.Multipliers(ctx, 1);
-            var y = ctx.Output(0, _to, x.Shape);
+            var y = ctx.Output(0, _y.To, x.Shape);
             int zx = (int)_zx;
             // |x − z_x| ≤ 2^31 keeps |v·m| ≤ 2^62 (m < 2^31): the int64 span path; wider inputs take the 128-bit one.
             bool narrow = x.Type != ElementType.Int64 && QuantBuildOps.MaxMagnitude(x.Type, zx) <= 1L << 31;
@@ -65,13 +62,13 @@ internal static class QRequantizeKernels
                 if (narrow)
                 {
                     QuantBuildOps.Load(x, at, len, true, zx, v);
-                    QuantBuildOps.Store(v[..len], m, n, _zy, _lo, _hi, y, at);
+                    QuantBuildOps.Store(v[..len], m, n, _y.Zy, _y.Lo, _y.Hi, y, at);
                 }
                 else
                 {
                     // int64 inputs (x_zero_point 0, checked in Run) and int32 inputs with a zero point: exact in int64.
                     for (int i = 0; i < len; i++) v[i] = QuantBuildOps.Element(x, at + i) - zx;
-                    QuantBuildOps.StoreWide(v[..len], m, n, _zy, _lo, _hi, y, at);
+                    QuantBuildOps.StoreWide(v[..len], m, n, _y.Zy, _y.Lo, _y.Hi, y, at);
                 }
             }
         }

@@ -20,8 +20,8 @@ internal static class QResizeKernels
     private sealed class Kernel : IKernel
     {
         private readonly ResizeKernels.Kernel _geometry;
-        private readonly ElementType _to;
-        private readonly int _zx, _zy, _lo, _hi;
+        private readonly OutputFormat _y;
+        private readonly int _zx;
         private readonly float _xScale, _yScale;
 
         public Kernel(KernelSetup s)
@@ -31,9 +31,7 @@ internal static class QResizeKernels
             if (attrs.Antialias) throw s.Error("QResize has no antialias rule");
             if (attrs.Coord == ResizeKernels.Coord.TfCropAndResize) throw s.Error("QResize has no tf_crop_and_resize rule");
             _geometry = new ResizeKernels.Kernel(attrs, ResizeKernels.ScalesSource.Inputs2And3, null);
-            _to = QuantBuildOps.OutputType(s);
-            _zy = QuantBuildOps.ZeroPoint(s, "y_zero_point", _to);
-            (_lo, _hi) = QuantBuildOps.Clamp(s, _to);
+            _y = QuantBuildOps.Output(s);
             _zx = (int)s.Node.GetInt("x_zero_point", 0);
             _xScale = s.Node.GetFloat("x_scale", float.NaN);
             _yScale = s.Node.GetFloat("y_scale", float.NaN);
@@ -47,7 +45,7 @@ internal static class QResizeKernels
             QuantBuildOps.RequireQuantized(ctx, x, "X");
             if (x.Rank == 0) throw ctx.Error("cannot resize a scalar");
             var tables = _geometry.Tables(ctx, x, out var outShape);
-            var y = ctx.Output(0, _to, outShape);
+            var y = ctx.Output(0, _y.To, outShape);
             if (y.Length == 0) return;
             if (x.Length == 0) throw ctx.Error("cannot resize an empty tensor to a non-empty one");
             int rank = x.Rank;
@@ -88,7 +86,7 @@ internal static class QResizeKernels
                         }
                         if (weight != 0) sum += weight * (QuantBuildOps.Element(x, off) - _zx);
                     }
-                    QuantBuildOps.Set(y, row * last + ol, Math.Clamp(Requantize.Rq(sum, m, n, _zy, _to), _lo, _hi));
+                    QuantBuildOps.Set(y, row * last + ol, Math.Clamp(Requantize.Rq(sum, m, n, _y.Zy, _y.To), _y.Lo, _y.Hi));
                 }
             });
         }

@@ -15,14 +15,11 @@ internal static class QSoftmaxKernels
     private sealed class Kernel : IKernel
     {
         private readonly long _axis;
-        private readonly int _zy, _lo, _hi;
-        private readonly ElementType _to;
+        private readonly OutputFormat _y;
 
         public Kernel(KernelSetup s)
         {
-            _to = QuantBuildOps.OutputType(s);
-            _zy = QuantBuildOps.ZeroPoint(s, "y_zero_point", _to);
-            (_lo, _hi) = QuantBuildOps.Clamp(s, _to);
+            _y = QuantBuildOps.Output(s);
             _axis = s.Node.GetInt("axis", -1);
         }
 
@@ -43,17 +40,17 @@ internal static class QSoftmaxKernels
             // E_i·R ≤ 2^30·2^32 = 2^62 needs every entry in [0, 2^30], and S ≥ 2^30 needs E[0] = 2^30 (spec §10).
             if (table[0] != 1 << 30 || table.Any(e => e < 0 || e > 1 << 30))
                 throw ctx.Error("the exp table E must hold E[0] = 2^30 and entries in [0, 2^30]");
-            var y = ctx.Output(0, _to, x.Shape);
+            var y = ctx.Output(0, _y.To, x.Shape);
             ctx.For(rows, row =>
             {
                 int start = row / inner * len * inner + row % inner;
-                Row(x, y, start, len, inner, table, m[0], n[0], _zy, _lo, _hi);
+                Row(x, y, start, len, inner, table, m[0], n[0], _y);
             });
         }
     }
 
     /// <summary>One row of <paramref name="len"/> elements from <paramref name="start"/>, <paramref name="stride"/> apart.</summary>
-    internal static void Row(Tensor x, Tensor y, int start, int len, int stride, int[] table, int m, int n, int zy, int lo, int hi)
+    internal static void Row(Tensor x, Tensor y, int start, int len, int stride, int[] table, int m, int n, OutputFormat f)
     {
         long max = long.MinValue;
         for (int i = 0; i < len; i++) max = Math.Max(max, QuantBuildOps.Element(x, start + i * stride));
@@ -64,7 +61,7 @@ internal static class QSoftmaxKernels
         for (int i = 0; i < len; i++)
         {
             long p = Requantize.RoundShift(Exp(table, max - QuantBuildOps.Element(x, start + i * stride)) * r, 31);
-            QuantBuildOps.Set(y, start + i * stride, Math.Clamp(Requantize.Rq(p, m, n, zy, t), lo, hi));
+            QuantBuildOps.Set(y, start + i * stride, Math.Clamp(Requantize.Rq(p, m, n, f.Zy, t), f.Lo, f.Hi));
         }
     }
 

@@ -11,13 +11,6 @@ namespace Quant.Core.Tests.Convert.Rules;
 /// </summary>
 public class DataMovementRulesTests(ITestOutputHelper output)
 {
-    private static Node Op(string op, string[] inputs, params AttributeValue[] attrs)
-    {
-        var n = new Node($"p2o.{op}.0", op, "", inputs, ["f"]);
-        foreach (var a in attrs) n.Set(a);
-        return n;
-    }
-
     public static TheoryData<string> Ops => new() { "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Gather", "MaxPool", "GlobalMaxPool", "ReduceMax" };
 
     private static (Node Op, Dictionary<string, TensorData> Constants) Setup(string op) => op switch

@@ -165,6 +165,14 @@ internal static class RuleHarness
         return (max, qat.Length == 0 ? 0 : (double)differ / qat.Length, qat.Length);
     }
 
+    /// <summary>A qat node named like PaddleOCR's exports, writing "f".</summary>
+    public static Node Op(string op, string[] inputs, params AttributeValue[] attrs)
+    {
+        var n = new Node($"p2o.{op}.0", op, "", inputs, ["f"]);
+        foreach (var a in attrs) n.Set(a);
+        return n;
+    }
+
     public static IntFormat I8(float s, int z = 0) => new(ElementType.Int8, s, z);
     public static IntFormat I16(float s, int z = 0) => new(ElementType.Int16, s, z);
 

@@ -11,13 +11,6 @@ namespace Quant.Core.Tests.Convert.Rules;
 /// </summary>
 public class SoftmaxAveragingRulesTests(ITestOutputHelper output)
 {
-    private static Node Op(string op, string[] inputs, params AttributeValue[] attrs)
-    {
-        var n = new Node($"p2o.{op}.0", op, "", inputs, ["f"]);
-        foreach (var a in attrs) n.Set(a);
-        return n;
-    }
-
     [Theory]
     [InlineData("rec attention softmax", 0.043666f, 0.003750573f, 3, new[] { 1, 8, 40, 40 })]
     [InlineData("rec attention softmax 2", 0.51269054f, 0.0076529123f, 3, new[] { 1, 8, 40, 40 })]

@@ -147,5 +147,44 @@ public class QElementwiseTests
         Assert.Contains("'to' is float", e.Message);
         e = Assert.Throws<EngineException>(() => Run("QAdd", [x, x], 1, A("to", 3), A("a_multiplier", 1 << 30)));
         Assert.Contains("b_multiplier", e.Message);
+        e = Assert.Throws<EngineException>(() => Run("QSoftmax", [x, Ints(5, 3), Ints(1 << 30), Ints(40)], 1, A("to", 3)));
+        Assert.Contains("E[0] = 2^30", e.Message);
+        e = Assert.Throws<EngineException>(() => Run("QDiv", [x, x, Ints(1 << 30), Ints(30)], 1, A("to", 3)));
+        Assert.Contains("needs 256", e.Message);
+        var cube = Tensor.From(new sbyte[8], 2, 2, 2);
+        e = Assert.Throws<EngineException>(() => Run("QResize", [cube, null, Tensor.From(new float[] { 2, 2, 2 }, 3)], 1, A("to", 3),
+            AttributeValue.Of("mode", "linear"), AttributeValue.Of("x_scale", 0.1f), AttributeValue.Of("y_scale", 0.1f)));
+        Assert.Contains("at most 2", e.Message);
+    }
+}
+
+/// <summary>Spec §14: the integer kernels give the same bytes for every thread count (large inputs are split into chunks).</summary>
+public class QuantBuildThreadTests
+{
+    private static AttributeValue A(string name, long v) => AttributeValue.Of(name, v);
+
+    [Fact]
+    public void One_and_four_threads_give_identical_bytes()
+    {
+        var rng = new Random(31);
+        var a = RandomInts(rng, ElementType.Int8, [1, 64, 40, 80]);
+        var b = RandomInts(rng, ElementType.Int8, [1, 64, 40, 80]);
+        var gate = RandomInts(rng, ElementType.Int8, [1, 64, 1, 1]);
+        var (m, n) = Requantize.Mult(0.37);
+        var table = Tensor.From(Enumerable.Range(0, 256).Select(i => (sbyte)(i / 2 - 64)).ToArray(), 256);
+        var cases = new (string Op, Tensor?[] Inputs, AttributeValue[] Attrs)[]
+        {
+            ("QAdd", [a, b], [A("to", 3), A("a_multiplier", 1 << 30), A("b_multiplier", 700_000_000), A("shift", 31)]),
+            ("QMul", [a, gate, Ints(m), Ints(n)], [A("to", 3)]),
+            ("QRequantize", [a, Ints(m), Ints(n)], [A("to", 5)]),
+            ("QTable", [a, table], []),
+            ("QGlobalAveragePool", [a], [A("to", 3), AttributeValue.Of("x_scale", 0.1f), AttributeValue.Of("y_scale", 0.03f)]),
+        };
+        foreach (var (op, inputs, attrs) in cases)
+        {
+            var one = Run(op, inputs, 1, attrs);
+            var four = Run(op, inputs, 4, attrs);
+            Assert.True(one.Bytes().SequenceEqual(four.Bytes()), $"{op}: 1 and 4 threads differ");
+        }
     }
 }

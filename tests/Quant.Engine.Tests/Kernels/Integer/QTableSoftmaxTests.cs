@@ -92,3 +92,24 @@ public class QTableSoftmaxTests
         }
     }
 }
+
+/// <summary>The AVX-512 VBMI int8 table gather equals the scalar gather on odd sizes and offsets.</summary>
+public class QTableVectorTests
+{
+    [Fact]
+    public void Vector_gather_equals_scalar_for_lengths_0_to_200()
+    {
+        var rng = new Random(17);
+        var table = Enumerable.Range(0, 256).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray();
+        for (int len = 0; len <= 200; len++)
+        {
+            var x = Tensor.From(Enumerable.Range(0, len + 3).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray(), len + 3);
+            var fast = new sbyte[len + 3];
+            var slow = new sbyte[len + 3];
+            Quant.Engine.Kernels.Integer.QTableKernels.Gather<sbyte>(x, table, fast, 3, len + 3, vector: true);
+            Quant.Engine.Kernels.Integer.QTableKernels.Gather<sbyte>(x, table, slow, 3, len + 3, vector: false);
+            for (int i = 3; i < len + 3; i++) Assert.Equal(table[x.ReadOnlySpan<sbyte>()[i] + 128], slow[i]);
+            Assert.Equal(slow, fast);
+        }
+    }
+}

@@ -63,4 +63,28 @@ public class QuantBuildOpsTests
         }
         Assert.True(compared > 3000);
     }
+
+    [Fact]
+    public void MultiplyAdd_and_Multiply_vector_equal_scalar_equal_exact_for_lengths_0_to_67()
+    {
+        var rng = new Random(6);
+        for (int len = 0; len <= 67; len++)
+        {
+            var a = Enumerable.Range(0, len).Select(_ => (long)rng.Next(-65535, 65536)).ToArray();
+            var b = Enumerable.Range(0, len).Select(_ => (long)rng.Next(-65535, 65536)).ToArray();
+            long ma = rng.Next(0, int.MaxValue), mb = -rng.Next(0, int.MaxValue);
+            var fast = a.ToArray();
+            var slow = a.ToArray();
+            QuantBuildOps.MultiplyAdd(fast, ma, b, mb, vector: true);
+            QuantBuildOps.MultiplyAdd(slow, ma, b, mb, vector: false);
+            for (int i = 0; i < len; i++) Assert.Equal((BigInteger)a[i] * ma + (BigInteger)b[i] * mb, (BigInteger)slow[i]);
+            Assert.Equal(slow, fast);
+            fast = a.ToArray();
+            slow = a.ToArray();
+            QuantBuildOps.Multiply(fast, b, vector: true);
+            QuantBuildOps.Multiply(slow, b, vector: false);
+            for (int i = 0; i < len; i++) Assert.Equal(a[i] * b[i], slow[i]);
+            Assert.Equal(slow, fast);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 using System.Numerics;
 using Quant.Engine.Kernels.Integer;
 using Quant.Onnx;
+using static Quant.Engine.Tests.Kernels.Integer.IntegerReference;
 
 namespace Quant.Engine.Tests.Kernels.Integer;
 
@@ -10,17 +11,6 @@ namespace Quant.Engine.Tests.Kernels.Integer;
 /// </summary>
 public class RequantizeTests
 {
-    /// <summary>Exact rne(a / 2^n): floor division, then compare the remainder with half of the divisor.</summary>
-    private static BigInteger RneShift(BigInteger a, int n)
-    {
-        var d = BigInteger.One << n;
-        var q = BigInteger.DivRem(a, d, out var r);
-        if (r.Sign < 0) { q -= 1; r += d; }
-        int c = (2 * r).CompareTo(d);
-        if (c > 0 || (c == 0 && !q.IsEven)) q += 1;
-        return q;
-    }
-
     /// <summary>Exact Rq: rne(v·m / 2^n) + z_y, saturated to the type's range.</summary>
     private static long RefRq(long v, int m, int n, int zy, ElementType t)
     {
