@@ -9,15 +9,18 @@ public sealed class QuantCompile : QuantToolTask
     [Required] public string QuantizedModel { get; set; } = "";
     /// <summary>NAME.qbm. Maps to <c>--out</c>.</summary>
     [Required] public string CompiledModel { get; set; } = "";
-    /// <summary>False maps to <c>--skip-verify</c>: the written program is not loaded back and validated (QuantCompileVerify).</summary>
-    public bool Verify { get; set; } = true;
+    /// <summary>Maps to <c>--input-shape</c>, once per <c>NAME=D1xD2x...</c> (QuantCompileInputShapes): the shapes the memory plan is made for.</summary>
+    public string[]? InputShapes { get; set; }
     /// <summary>The model's OutputName, for the run log.</summary>
     public string? Name { get; set; }
     /// <summary>A line is appended here after a successful run (the build's record of what ran).</summary>
     public string? RunLog { get; set; }
 
-    protected override void AddArguments(ArgumentList args) =>
-        args.Add("compile").Add(QuantizedModel).Add("--out", CompiledModel).AddFlag("--skip-verify", !Verify);
+    protected override void AddArguments(ArgumentList args)
+    {
+        args.Add("compile").Add(QuantizedModel).Add("--out", CompiledModel);
+        foreach (var shape in InputShapes ?? []) args.Add("--input-shape", shape.Trim());
+    }
 
     protected override void OnSucceeded() => AppendRunLog(RunLog, $"compile {Name}");
 }

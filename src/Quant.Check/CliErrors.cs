@@ -1,6 +1,7 @@
 using Quant.Core.Diagnostics;
 using Quant.Engine;
 using Quant.Onnx;
+using Quant.Runtime;
 
 namespace Quant.Check;
 
@@ -11,7 +12,7 @@ internal static class CliErrors
 
     public static bool IsUserError(Exception e) =>
         e is OnnxFormatException or EngineException or NpyFormatException or CliUsageException or QuantException
-            or IOException or UnauthorizedAccessException;
+            or QbmFormatException or IOException or UnauthorizedAccessException;
 
     /// <summary>
     /// One line per failure: a positioned MSBuild-style diagnostic (<c>file(line,col): error QB1002: ...</c>)
@@ -19,7 +20,12 @@ internal static class CliErrors
     /// </summary>
     public static int Report(Exception e)
     {
-        Console.Error.WriteLine(e is QuantException q ? q.ToDiagnostic() : $"quant-check: error: {e.Message}");
+        Console.Error.WriteLine(e switch
+        {
+            QuantException q => q.ToDiagnostic(),
+            QbmFormatException f => RuntimeErrors.Translate(f).ToDiagnostic(),
+            _ => $"quant-check: error: {e.Message}",
+        });
         return Failure;
     }
 

@@ -65,19 +65,11 @@ internal static class ModelRunners
     private sealed class CompiledRunner(string path) : IModelRunner
     {
         private readonly QbmModel _model = CompiledModels.Load(path);
-        private IReadOnlyList<string> _outputs = [];
 
-        public IReadOnlyList<string> InputNames => QbmSignature.InputNames(_model);
-        public IReadOnlyList<string> OutputNames => _outputs;
+        public IReadOnlyList<string> InputNames => _model.InputNames;
+        public IReadOnlyList<string> OutputNames => _model.OutputNames;
         public string Description => "Quant.Runtime (compiled program)";
-
-        public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs)
-        {
-            var outputs = CompiledModels.Run(_model, inputs, path);
-            _outputs = QbmSignature.OutputNames(_model, outputs);
-            return outputs;
-        }
-
+        public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs) => CompiledModels.Run(_model, inputs, path);
         public void Dispose() { }
     }
 

@@ -236,13 +236,13 @@ public static class CheckStage
                     {
                         // On the first sample, like the export: how far the qat model's outputs move under last-bit noise.
                         if (index == 0 && needFloor && stability.Count == 0) stability = StageModels.Stability(qatSession, sample, request.QatModelPath);
-                        qat = Outputs(StageModels.Run(qatSession, sample, request.QatModelPath), request.QatModelPath, "re-export it from this model");
+                        qat = Outputs(StageModels.Run(qatSession, sample, request.QatModelPath), request.QatModelPath, "qat model", "re-export it from this model");
                     }
                     if (runFloat) Compare(CheckStagePair.QatVsFloat, StageModels.Run(floatSession, sample, request.ModelPath), qat!);
                     if (runtime) Compare(CheckStagePair.RuntimeVsQat, qat!, ort!.Run(sample));
                     if (quantizedSession is not null)
                     {
-                        var quantized = Outputs(StageModels.Run(quantizedSession, sample, quantizedPath!), quantizedPath!, "convert the qat model again");
+                        var quantized = Outputs(StageModels.Run(quantizedSession, sample, quantizedPath!), quantizedPath!, "quantized model", "convert the qat model again");
                         if (quantizedVsQat) Compare(CheckStagePair.QuantizedVsQat, qat!, quantized);
                         if (compiled is not null)
                         {
@@ -261,12 +261,12 @@ public static class CheckStage
                     index++;
                     progress?.Report(new StageProgress(phase, index, data.SampleCount));
 
-                    IReadOnlyDictionary<string, Tensor> Outputs(IReadOnlyDictionary<string, Tensor> outputs, string file, string fix)
+                    IReadOnlyDictionary<string, Tensor> Outputs(IReadOnlyDictionary<string, Tensor> outputs, string file, string what, string fix)
                     {
                         foreach (var o in floatOutputs)
                             if (!outputs.ContainsKey(o))
                                 throw new QuantException(ErrorCode.CheckUnknownOutput, SourcePosition.InFile(file),
-                                    $"the model has no output '{o}' that the float model has; {fix}");
+                                    $"the {what} has no output '{o}' that the float model has; {fix}");
                         return outputs;
                     }
 

@@ -12,13 +12,13 @@ public static class CompiledModels
         if (!File.Exists(path))
             throw new QuantException(ErrorCode.ModelUnreadable, SourcePosition.InFile(path), "the compiled model does not exist; run the compile stage (quant-check compile) first");
         try { return QbmModel.Load(path); }
-        catch (Exception e) when (RuntimeErrors.Translate(e, path) is { } q) { throw q; }
+        catch (QbmFormatException e) { throw RuntimeErrors.Translate(e); }
     }
 
     public static IReadOnlyDictionary<string, Tensor> Run(QbmModel model, IReadOnlyDictionary<string, Tensor> inputs, string path)
     {
         try { return model.Run(inputs); }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(path), e.Message, e); }
-        catch (Exception e) when (RuntimeErrors.Translate(e, path) is { } q) { throw q; }
+        catch (QbmFormatException e) { throw RuntimeErrors.Translate(e); }
     }
 }

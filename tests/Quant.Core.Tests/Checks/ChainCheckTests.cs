@@ -12,16 +12,12 @@ using Quant.TestSupport;
 
 namespace Quant.Core.Tests.Checks;
 
-/// <summary>
-/// The real cls chain: the int8 export converted and compiled (A), and a second export with int16 activations
-/// converted as well (B), whose quantized model is a real model that the program compiled from A must not match.
-/// </summary>
+/// <summary>The real cls chain: the int8 export, converted and compiled.</summary>
 public sealed class ClsChain
 {
     public ClsExport Export { get; } = new();
     public string Quantized { get; }
     public string Compiled { get; }
-    public string OtherQuantized { get; }
 
     public ClsChain()
     {
@@ -32,11 +28,6 @@ public sealed class ClsChain
         ConvertStage.Run(Export.Qat, Quantized);
         CompileStage.Run(Quantized, Compiled);
 
-        var cfg = Path.Combine(dir, "int16.yaml");
-        File.WriteAllText(cfg, Export.Base.Replace("model_config:\n", "model_config:\n  all_node_type: int16\n"));
-        var qat16 = ExportStage.Run(new ExportRequest { ModelPath = Export.Model, ConfigPath = cfg, OutputDirectory = Path.Combine(dir, "int16"), Name = "cls16" }).QatModelPath;
-        OtherQuantized = Path.Combine(dir, "cls16.quantized.onnx");
-        ConvertStage.Run(qat16, OtherQuantized);
     }
 
     public CheckRequest Request(string config, string? quantized = null, string? compiled = null, IReadOnlyList<CheckStagePair>? stages = null) => new()
@@ -99,20 +90,6 @@ public class ChainCheckTests(ClsChain chain, Xunit.Abstractions.ITestOutputHelpe
     }
 
     [Fact]
-    public void A_program_that_does_not_match_its_quantized_model_is_QB5008_saying_it_is_a_bug()
-    {
-        var cfg = chain.Export.Config(Loose);
-        var result = CheckStage.Run(chain.Request(cfg, quantized: chain.OtherQuantized, stages: [CheckStagePair.CompiledVsQuantized]));
-        var c = Assert.Single(result.Failures);
-        Assert.Equal((ErrorCode.CheckCompiledNotBitExact, cfg, ClsExport.ChecksLine), (c.Code, c.Position.File, c.Position.Line));
-        Assert.True(c.Value > 0);
-        Assert.Contains("is not bit-exact", c.Message);
-        Assert.Contains("this is a bug in compile or in Quant.Runtime", c.Message);
-        Assert.Contains("first at sample 0", c.Message);
-        output.WriteLine(c.Diagnostic(asWarning: false));
-    }
-
-    [Fact]
     public void A_quantized_vs_qat_rule_replaces_the_default_bound_and_fails_at_its_yaml_position()
     {
         // line 13: "    cosine: {min: 1.01}", the bound at column 19.
@@ -123,6 +100,70 @@ public class ChainCheckTests(ClsChain chain, Xunit.Abstractions.ITestOutputHelpe
         Assert.Equal((ErrorCode.CheckFailed, ClsExport.ChecksLine + 3, 19), (f.Code, f.Position.Line, f.Position.Column));
         Assert.StartsWith($"cls: quantized_vs_qat output '{ClsExport.Output}' cosine min ", f.Message);
         Assert.Single(result.Outcomes, o => o.Passed && o.Metric == "l1");
+    }
+}
+
+/// <summary>
+/// compiled_vs_quantized's detection, on programs compiled from qat models (compile takes any graph the engine runs):
+/// cls's softmax is saturated on the real samples (exactly 0 and 1 whatever the precision), so each model also
+/// outputs the softmax's input, the logits, which are not. The program compiled from the int8 model must match it
+/// bit for bit; the one compiled from the int16 export of the same model must not, and is reported as the bug it
+/// would be.
+/// </summary>
+public class CompiledMismatchTests(ClsExport cls, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<ClsExport>
+{
+    private static string WithLogits(string qat, string path)
+    {
+        var model = OnnxModelReader.Load(qat);
+        var softmax = model.Graph.Nodes.Single(n => n.OpType == "Softmax");
+        // One name in both models (their tensor names differ), through an Identity.
+        model.Graph.Nodes.Add(new Node("logits_out", "Identity", "", [softmax.Inputs[0]], ["logits"]));
+        model.Graph.Outputs.Add(new ValueInfo("logits", ElementType.Float, null));
+        OnnxModelWriter.Save(model, path);
+        return path;
+    }
+
+    [Fact]
+    public void A_program_that_does_not_match_its_reference_is_QB5008_saying_it_is_a_bug()
+    {
+        var dir = TestAssets.TempDir("compiled-mismatch");
+        var int8 = WithLogits(cls.Qat, Path.Combine(dir, "int8.onnx"));
+        var cfg16 = Path.Combine(dir, "int16.yaml");
+        File.WriteAllText(cfg16, cls.Base.Replace("model_config:\n", "model_config:\n  all_node_type: int16\n"));
+        var qat16 = ExportStage.Run(new ExportRequest { ModelPath = cls.Model, ConfigPath = cfg16, OutputDirectory = dir, Name = "cls16" }).QatModelPath;
+        var int16 = WithLogits(qat16, Path.Combine(dir, "int16.onnx"));
+        var (qbm8, qbm16) = (Path.Combine(dir, "int8.qbm"), Path.Combine(dir, "int16.qbm"));
+        CompileStage.Run(int8, qbm8);
+        CompileStage.Run(int16, qbm16);
+        var cfg = cls.Config("checks:\n  loose:\n    cosine: {min: 0.5}\n");
+        CheckResult Check(string qbm) => CheckStage.Run(new CheckRequest
+        {
+            ModelPath = cls.Model, QatModelPath = cls.Qat, QuantizedModelPath = int8, CompiledModelPath = qbm, ConfigPath = cfg, Name = "cls",
+            Stages = [CheckStagePair.CompiledVsQuantized], OutputDirectory = TestAssets.TempDir("compiled-mismatch-out"), StepSummaryPath = null,
+        });
+
+        var same = Check(qbm8);
+        Assert.True(same.Passed);
+        Assert.Equal(2, same.Outcomes.Count(o => o.DefaultBound == DefaultBoundKind.BitExact && o.Value == 0)); // softmax and logits
+
+        var other = Check(qbm16);
+        var f = Assert.Single(other.Failures);
+        Assert.Equal((ErrorCode.CheckCompiledNotBitExact, cfg, ClsExport.ChecksLine), (f.Code, f.Position.File, f.Position.Line));
+        Assert.Equal("logits", f.Output); // the saturated softmax agrees
+        var e = other.Measurements.Exactness!.Of(f.Output);
+        Assert.Equal(f.Value, e.MaxAbsDiff);
+        Assert.True(e.DifferingElements > 0 && e.MaxAbsDiff > 0);
+        // Sample 0 computed here: the first differing element is where the runtime and the engine first disagree.
+        var feeds = new Dictionary<string, Tensor> { ["x"] = OcrSamples.Cls(OcrSamples.ClsFiles[0]) };
+        var a = QbmModel.Load(qbm16).Run(feeds)[f.Output].ReadOnlySpan<float>();
+        var b = new InferenceSession(OnnxModelReader.Load(int8)).Run(feeds)[f.Output].ReadOnlySpan<float>();
+        int first = 0;
+        while (BitConverter.SingleToInt32Bits(a[first]) == BitConverter.SingleToInt32Bits(b[first])) first++;
+        Assert.Equal((0, (long)first), (e.First!.Value.Sample, e.First.Value.Element));
+        Assert.Contains("is not bit-exact", f.Message);
+        Assert.Contains("this is a bug in compile or in Quant.Runtime", f.Message);
+        Assert.Contains("\"default_bound\": \"bit_exact\"", File.ReadAllText(other.JsonPath));
+        output.WriteLine(f.Diagnostic(asWarning: false));
     }
 }
 
