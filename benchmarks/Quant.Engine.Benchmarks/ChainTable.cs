@@ -34,8 +34,8 @@ internal static class ChainTable
         var work = TestAssets.TempDir("chain-table");
         try
         {
-            Console.WriteLine("| model | preset | output | float→qat cos min / avg | quantized→qat cos min / avg | compiled→quantized max abs diff | integer groups / float islands |");
-            Console.WriteLine("|---|---|---|---|---|---|---|");
+            Console.WriteLine("| model | preset | output | float→qat cos min / avg | quantized→qat cos min / avg | qat last-bit floor (min cos) | compiled→quantized max abs diff | integer groups / float islands |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|");
             foreach (var model in models)
             {
                 var (floatPath, calibGlob, held, preprocessing) = Describe(model, datasets, work, samples);
@@ -52,7 +52,10 @@ internal static class ChainTable
                     var converted = ConvertStage.Run(export.QatModelPath, quantizedPath);
                     var qbmPath = Path.Combine(dir, model + ".qbm");
                     CompileStage.Run(quantizedPath, qbmPath);
-                    var qat = Outputs(new InferenceSession(OnnxModelReader.Load(export.QatModelPath)), inputs);
+                    var qatSession = new InferenceSession(OnnxModelReader.Load(export.QatModelPath));
+                    var qat = Outputs(qatSession, inputs);
+                    // The qat model's own last-bit noise floor on the first held-out sample (what the check's default bound uses).
+                    var floor = LastBitStability.Measure(qatSession, new Dictionary<string, Tensor> { ["x"] = inputs[0] }).ToDictionary(o => o.Output, o => o.MinCosine);
                     var quantized = Outputs(new InferenceSession(OnnxModelReader.Load(quantizedPath)), inputs);
                     var compiledModel = QbmModel.Load(qbmPath);
                     var compiled = inputs.Select(x => compiledModel.Run(new Dictionary<string, Tensor> { ["x"] = x })).ToList();
@@ -61,7 +64,7 @@ internal static class ChainTable
                         var fq = Spread.Of(Enumerable.Range(0, inputs.Count).Select(i => Similarity.Of(qat[i][name], floatRuns[i][name]).Cosine));
                         var qq = Spread.Of(Enumerable.Range(0, inputs.Count).Select(i => Similarity.Of(quantized[i][name], qat[i][name]).Cosine));
                         double diff = Enumerable.Range(0, inputs.Count).Max(i => Similarity.Of(compiled[i][name], quantized[i][name]).Chebyshev);
-                        Console.WriteLine($"| {model} | {preset} | {name} | {fq.Min:F6} / {fq.Avg:F6} | {qq.Min:F6} / {qq.Avg:F6} | {diff:G3} | {converted.IntegerGroups} / {converted.FloatIslands} |");
+                        Console.WriteLine($"| {model} | {preset} | {name} | {fq.Min:F6} / {fq.Avg:F6} | {qq.Min:F6} / {qq.Avg:F6} | {floor.GetValueOrDefault(name, double.NaN):F6} | {diff:G3} | {converted.IntegerGroups} / {converted.FloatIslands} |");
                     }
                 }
             }
