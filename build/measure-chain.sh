@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 9's consistency table (docs/convert-compile.md): det, rec and cls under performance, base and upper_bound,
+# Issue 9's consistency table (docs/quantized-model.md, "Measured"): det, rec and cls under performance, base and upper_bound,
 # float -> qat -> quantized -> compiled on held-out samples; per output float->qat and quantized->qat cosine and
 # compiled->quantized max |diff|. Maintainers' tool, not part of the build or the tests (benchmarks/.../ChainTable.cs).
 # Usage: bash build/measure-chain.sh DATASETS_DIR [--samples N] [--models det,rec,cls] [--presets performance,base,upper_bound]
