@@ -37,6 +37,8 @@ internal static class Converter
         {
             if (QdqGraph.IsQ(node) || QdqGraph.IsDq(node) || fusedInto.Contains(node)) continue;
             if (node.OpType == "Constant" && node.IsDefaultDomain) continue;
+            // An Identity of a constant (PyTorch's shared scales and zero points) computes nothing: not an island.
+            if (node.OpType == "Identity" && node.IsDefaultDomain && qdq.Constant(node.Outputs[0]) is not null) continue;
             var fused = Fusable(node, consumers, graphOutputs, qdq);
             if (fused is not null) fusedInto.Add(fused);
             string? island = null;
@@ -195,7 +197,7 @@ internal static class Converter
             var read = new HashSet<string>(g.Nodes.SelectMany(n => n.Inputs), StringComparer.Ordinal);
             foreach (var n in g.Nodes.ToList())
             {
-                bool candidate = QdqGraph.IsQ(n) || QdqGraph.IsDq(n) || replaced.Contains(n) || n.OpType == "Constant" && n.IsDefaultDomain;
+                bool candidate = QdqGraph.IsQ(n) || QdqGraph.IsDq(n) || replaced.Contains(n) || n.OpType is "Constant" or "Identity" && n.IsDefaultDomain;
                 if (!candidate || n.Outputs.Any(o => o.Length > 0 && (read.Contains(o) || graphOutputs.Contains(o)))) continue;
                 g.Nodes.Remove(n);
                 changed = true;

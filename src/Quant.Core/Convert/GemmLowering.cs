@@ -31,7 +31,7 @@ internal static class GemmLowering
         {
             int at = w.ZeroPoints.ToList().FindIndex(z => z != 0);
             throw Error(r, ErrorCode.ConvertAsymmetricWeight,
-                $"weight '{w.Tensor}' of {node.Describe()} has zero point {w.ZeroPoints[at]}{(w.ZeroPoints.Count > 1 ? $" at channel {at}" : "")} (DequantizeLinear '{w.DequantizeNode}'); " +
+                $"weight '{(w.FileTensor.Length > 0 ? w.FileTensor : w.Tensor)}' of {node.Describe()} has zero point {w.ZeroPoints[at] + w.StoredZeroPointOffset}{(w.ZeroPoints.Count > 1 ? $" at channel {at}" : "")} (DequantizeLinear '{w.DequantizeNode}'); " +
                 "weights must be symmetric: int8/int16 with zero point 0 (ONNX Runtime: weight_type=QuantType.QInt8, symmetric weights)");
         }
         if (w.Scales.Count > 1)

@@ -30,6 +30,10 @@ public sealed record IntegerInput(string Tensor, IntFormat Format)
     public int? Axis { get; init; }
     /// <summary>The DequantizeLinear node the value comes through (for messages).</summary>
     public string DequantizeNode { get; init; } = "";
+    /// <summary>The tensor's name in the model file (a mapped uint8/uint16 initializer gets a new name, spec §3.3).</summary>
+    public string FileTensor { get; init; } = "";
+    /// <summary>What to add to <see cref="ZeroPoints"/> to get the zero points the file stores (128 / 32768 for mapped uint8 / uint16).</summary>
+    public int StoredZeroPointOffset { get; init; }
 }
 
 /// <summary>One integer output a qat node's readers want: the tensor name (the replaced QuantizeLinear's output) and its format.</summary>

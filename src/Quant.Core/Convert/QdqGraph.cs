@@ -52,6 +52,16 @@ internal sealed class QdqGraph
         foreach (var i in _g.Inputs) _graphInputs.TryAdd(i.Name, i);
         foreach (var n in _g.Nodes)
             if (n.OpType == "Constant" && n.IsDefaultDomain && n.GetTensor("value") is { } t && n.Outputs.Count == 1) _constants[n.Outputs[0]] = t;
+        // PyTorch's exporter hands shared zero points and scales to Q/DQ nodes through Identity nodes: an Identity of a
+        // constant is that constant (repeat until no chain grows; the graph order need not be topological).
+        for (bool grew = true; grew;)
+        {
+            grew = false;
+            foreach (var n in _g.Nodes)
+                if (n.OpType == "Identity" && n.IsDefaultDomain && n.Inputs.Count == 1 && n.Outputs.Count == 1
+                    && !_constants.ContainsKey(n.Outputs[0]) && _constants.TryGetValue(n.Inputs[0], out var c))
+                { _constants[n.Outputs[0]] = c; grew = true; }
+        }
         foreach (var n in _g.Nodes) { _names.Add(n.Name); foreach (var o in n.Outputs) _names.Add(o); }
         foreach (var k in _g.Initializers.Keys) _names.Add(k);
         foreach (var i in _g.Inputs) _names.Add(i.Name);
@@ -236,13 +246,20 @@ internal sealed class QdqGraph
                         : TensorData.From(name, signed, init.Dims, src.Select(v => (short)v).ToArray().AsSpan());
                     _constants[name] = _g.Initializers[name];
                     shiftedInit[init.Name] = name;
+                    _fileTensor[name] = init.Name;
                 }
                 n.Inputs[0] = name;
             }
             if (_g.ValueInfos.TryGetValue(n.Outputs[0], out var vi) && IsQ(n)) vi.Type = signed;
             _params[n] = p with { Type = signed, ZeroPoints = zps };
+            _storedZeroPointOffset[n] = offset;
         }
     }
+
+    // For messages: a mapped unsigned initializer's name in the user's file, and the offset between a mapped Q/DQ's
+    // zero points and the ones the file stores (spec §3.3), so errors quote the file, not our mapping.
+    private readonly Dictionary<string, string> _fileTensor = new(StringComparer.Ordinal);
+    private readonly Dictionary<Node, int> _storedZeroPointOffset = [];
 
     /// <summary>P1 (Q → DQ), P2 (integer initializer → DQ), P3 (float initializer → Q → DQ, folded), P4 (int32 bias),
     /// and integer graph inputs read by a DQ (P8).</summary>
@@ -271,9 +288,10 @@ internal sealed class QdqGraph
         }
     }
 
-    private static IntegerInput Edge(string tensor, QdqParams p, Node dq, bool constant) => new(tensor, p.Format)
+    private IntegerInput Edge(string tensor, QdqParams p, Node dq, bool constant) => new(tensor, p.Format)
     {
         IsConstant = constant, Scales = p.Scales, ZeroPoints = p.ZeroPoints, Axis = p.Axis, DequantizeNode = dq.Name,
+        FileTensor = _fileTensor.GetValueOrDefault(tensor, tensor), StoredZeroPointOffset = _storedZeroPointOffset.GetValueOrDefault(dq),
     };
 
     /// <summary>P3: the integers the qat run's QuantizeLinear gives for a float initializer, by the engine's own Q_T.</summary>

@@ -26,6 +26,10 @@ internal static class NodeLockstep
         // cosine covers them.
         foreach (var node in quantized.Graph.Nodes.Where(n => n.Domain == LoweringEmitter.Domain && n.GetInt("to", 3) != (long)ElementType.Float))
         {
+            // A node convert added between integer groups (a QRequantize before a Concat input) reads or writes a tensor
+            // the qat model does not have: its group is judged end to end, not here.
+            if (node.Inputs.Where(i => i.Length > 0).Any(i => !quantized.Graph.Initializers.ContainsKey(i) && !qatValues.TryGet(i, out _))
+                || !qatValues.TryGet(node.Outputs[0], out _)) continue;
             var g = new Graph();
             foreach (var i in node.Inputs.Where(i => i.Length > 0))
                 if (quantized.Graph.Initializers.TryGetValue(i, out var init)) g.Initializers[i] = init;
