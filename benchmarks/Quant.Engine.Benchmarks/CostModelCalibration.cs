@@ -64,6 +64,7 @@ internal static class CostModelCalibration
             var holdOut = measured.Select(m => m.Model).Distinct().ToDictionary(name => name,
                 name => CostModel.Build(FitFamilies(Samples(measured.Where(x => x.Model != name)), print: false)));
             Table(measured, m => EstimateMs(m, all), m => holdOut.Count > 1 ? EstimateMs(m, holdOut[m.Model]) : double.NaN);
+
             var path = Path.Combine(TestAssets.RepoRoot, "src", "Quant.Core", "Compile", "CostModelConstants.cs");
             File.WriteAllText(path, ConstantsSource(all, Samples(measured), models, presets));
             Console.WriteLine($"wrote {path}; rebuild, then `estimate` checks the committed constants through real compiles");
@@ -160,6 +161,7 @@ internal static class CostModelCalibration
         double[][] x = [set.Select(_ => 1.0).ToArray(), set.Select(s => s.Macs).ToArray(), set.Select(s => s.Bytes).ToArray()];
         var scale = x.Select(col => Math.Max(col.Max(v => Math.Abs(v)), 1e-300)).ToArray();
         var y = set.Select(s => s.Microseconds).ToArray();
+
         double bestError = double.PositiveInfinity;
         var best = new double[3];
         for (int mask = 1; mask < 8; mask++)
@@ -219,15 +221,15 @@ internal static class CostModelCalibration
     {
         Console.WriteLine();
         Console.WriteLine(holdOut is null
-            ? "| model | preset | ops | estimate ms | measured 1 thread ms | estimate / measured | measured 2 threads ms | estimate / measured |"
-            : "| model | preset | ops | estimate ms (fit on all) | measured 1 thread ms | estimate / measured | hold-out estimate ms (fit without this model) | hold-out / measured | measured 2 threads ms |");
-        Console.WriteLine(holdOut is null ? "|---|---|---:|---:|---:|---:|---:|---:|" : "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            ? "| model | preset | ops | estimate ms | measured 1 thread ms | estimate / measured | Σ per-op fastest ms | measured 2 threads ms | estimate / measured |"
+            : "| model | preset | ops | estimate ms (fit on all) | measured 1 thread ms | estimate / measured | hold-out estimate ms (fit without this model) | hold-out / measured | Σ per-op fastest ms | measured 2 threads ms |");
+        Console.WriteLine(holdOut is null ? "|---|---|---:|---:|---:|---:|---:|---:|---:|" : "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var m in measured)
         {
             double e = estimate(m);
             Console.WriteLine(holdOut is null
-                ? $"| {m.Model} | {m.Preset} | {m.File.Ops.Count} | {e:F1} | {m.Milliseconds1:F1} | {e / m.Milliseconds1:F2} | {m.Milliseconds2:F1} | {e / m.Milliseconds2:F2} |"
-                : $"| {m.Model} | {m.Preset} | {m.File.Ops.Count} | {e:F1} | {m.Milliseconds1:F1} | {e / m.Milliseconds1:F2} | {holdOut(m):F1} | {holdOut(m) / m.Milliseconds1:F2} | {m.Milliseconds2:F1} |");
+                ? $"| {m.Model} | {m.Preset} | {m.File.Ops.Count} | {e:F1} | {m.Milliseconds1:F1} | {e / m.Milliseconds1:F2} | {m.OpMicroseconds.Sum() / 1000:F1} | {m.Milliseconds2:F1} | {e / m.Milliseconds2:F2} |"
+                : $"| {m.Model} | {m.Preset} | {m.File.Ops.Count} | {e:F1} | {m.Milliseconds1:F1} | {e / m.Milliseconds1:F2} | {holdOut(m):F1} | {holdOut(m) / m.Milliseconds1:F2} | {m.OpMicroseconds.Sum() / 1000:F1} | {m.Milliseconds2:F1} |");
         }
         Console.WriteLine();
     }

@@ -37,16 +37,35 @@ public static class CostModel
         "AveragePool", "GlobalAveragePool", "ReduceMean", "ReduceSum", "ReduceMax", "Softmax", "LogSoftmax", "ArgMax",
     ];
 
-    /// <summary>The committed constants as the model a .qbm carries.</summary>
-    public static QbmCostModel Committed { get; } = Build(CostModelConstants.Fitted.Select(f => new QbmCostFamily(f.Family, f.Microseconds, f.MicrosecondsPerMac, f.MicrosecondsPerByte)));
+    /// <summary>
+    /// Where a family no calibration model had takes its constants from: the nearest kernel that was fitted (an
+    /// optimistic guess: int16 and transposed convolutions are slower than their int8 and direct forms), else
+    /// <see cref="Other"/>, the pooled fit of all ops.
+    /// </summary>
+    private static readonly Dictionary<string, string> StandIn = new(StringComparer.Ordinal)
+    {
+        ["qconv.depthwise.int16"] = "qconv.depthwise.int8", ["qconv.pointwise.int16"] = "qconv.pointwise.int8",
+        ["qconv.general.int16"] = "qconv.general.int8", ["qconvtranspose"] = "qconv.general.int8",
+        ["qmatmul"] = "qconv.pointwise.int8", ["float.conv.depthwise"] = "float.conv", ["float.matmul"] = "float.conv",
+        ["int.averaging"] = "int.elementwise", ["int.resize"] = "data.movement", ["int.table"] = "int.elementwise",
+        ["int.requantize"] = "int.elementwise", ["float.reduce"] = "float.elementwise",
+    };
 
-    /// <summary>A model over every family: the fitted ones as given, the others with the fit of <see cref="Other"/>.</summary>
+    /// <summary>A model over every family: the fitted ones as given, the others from their stand-in (see <see cref="StandIn"/>).</summary>
     public static QbmCostModel Build(IEnumerable<QbmCostFamily> fitted)
     {
         var byName = fitted.ToDictionary(f => f.Name, StringComparer.Ordinal);
         var other = byName.GetValueOrDefault(Other) ?? new QbmCostFamily(Other, 0, 0, 0);
-        return new QbmCostModel(Families.Select(n => byName.TryGetValue(n, out var f) ? f : other with { Name = n }).ToList());
+        QbmCostFamily For(string name) =>
+            byName.TryGetValue(name, out var f) ? f
+            : StandIn.TryGetValue(name, out var near) && byName.TryGetValue(near, out var g) ? g with { Name = name }
+            : other with { Name = name };
+        return new QbmCostModel(Families.Select(For).ToList());
     }
+
+    // Declared after StandIn: static initializers run in text order.
+    /// <summary>The committed constants as the model a .qbm carries.</summary>
+    public static QbmCostModel Committed { get; } = Build(CostModelConstants.Fitted.Select(f => new QbmCostFamily(f.Family, f.Microseconds, f.MicrosecondsPerMac, f.MicrosecondsPerByte)));
 
     public static QbmOpCost Estimate(QbmOp op, IReadOnlyList<QbmValue> values, QbmCostModel m)
     {
