@@ -58,6 +58,7 @@ internal static class CostModelCalibration
             if (!fit)
             {
                 Table(measured, m => m.File.Cost.TotalMicroseconds / 1000, null);
+                ByFamily(measured);
                 return 0;
             }
             var all = CostModel.Build(FitFamilies(Samples(measured), print: true));
@@ -232,6 +233,18 @@ internal static class CostModelCalibration
                 : $"| {m.Model} | {m.Preset} | {m.File.Ops.Count} | {e:F1} | {m.Milliseconds1:F1} | {e / m.Milliseconds1:F2} | {holdOut(m):F1} | {holdOut(m) / m.Milliseconds1:F2} | {m.OpMicroseconds.Sum() / 1000:F1} | {m.Milliseconds2:F1} |");
         }
         Console.WriteLine();
+    }
+
+    /// <summary>Where the estimate misses: per model, estimate / Σ per-op fastest ms of its largest families.</summary>
+    private static void ByFamily(List<Measurement> measured)
+    {
+        foreach (var m in measured)
+        {
+            var rows = m.File.Cost.Ops.Select((c, i) => (Family: CostModel.Families[c.Family], Estimate: c.Microseconds, Measured: m.OpMicroseconds[i]))
+                .GroupBy(x => x.Family).Select(g => (g.Key, Estimate: g.Sum(x => x.Estimate) / 1000, Measured: g.Sum(x => x.Measured) / 1000))
+                .OrderByDescending(x => x.Measured).Take(6);
+            Console.WriteLine($"{m.Label} by family (estimate / Σ per-op fastest ms): " + string.Join(", ", rows.Select(r => $"{r.Key} {r.Estimate:F1}/{r.Measured:F1}")));
+        }
     }
 
     private static string ConstantsSource(QbmCostModel model, List<Sample> samples, string[] models, string[] presets)
