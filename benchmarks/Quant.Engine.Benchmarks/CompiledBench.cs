@@ -13,13 +13,13 @@ using Quant.TestSupport;
 /// Issue 9's speed question: the compiled int8 model (performance preset) against ONNX Runtime running the same
 /// NAME.qat.onnx with all optimizations (what a deployment would run instead), and against our engine on the float
 /// model. Per model: export (preset performance, calibration max on the committed samples) → convert → compile, then
-/// the three take turns in rounds (<see cref="LatencyRounds"/>) at 1 and 2 threads on the same real input, and the
-/// quantized model's time per op type in the engine says where the compiled program's time goes.
+/// the three take turns in rounds (<see cref="LatencyRounds"/>) at 1 and 2 threads (each at the row's thread count) on
+/// the same real input, and the compiled program's own per-op timings say where its time goes.
 /// Usage: build/bench-compiled.sh [--repeat N] [--models det,rec] [--keep DIR]
 /// </summary>
 internal static class CompiledBench
 {
-    private sealed record Model(string Name, string FloatPath, string CalibrationGlob, string Preprocessing, Tensor Input);
+    internal sealed record Model(string Name, string FloatPath, string CalibrationGlob, string Preprocessing, Tensor Input);
 
     public static int Run(string[] args)
     {
@@ -46,9 +46,9 @@ internal static class CompiledBench
             {
                 var model = Describe(name);
                 var (qat, quantized, qbm) = Build(model, work);
-                var compiled = QbmModel.Load(qbm);
                 foreach (int threads in new[] { 1, 2 })
                 {
+                    var compiled = QbmModel.Load(qbm, new QbmRunOptions { Threads = threads });
                     var feeds = new Dictionary<string, Tensor> { ["x"] = model.Input };
                     var floatEngine = new InferenceSession(OnnxModelReader.Load(model.FloatPath), new SessionOptions { Threads = threads });
                     using var ort = new OrtRunner(qat, OrtOptimization.All, threads);
@@ -56,13 +56,11 @@ internal static class CompiledBench
                     var times = LatencyRounds.Measure([() => Time(() => compiled.Run(feeds)), ortRun.Once, () => RuntimeBenchmark.TimeEngine(floatEngine, feeds)], repeat, warmup: 3);
                     double ours = LatencyRounds.Median(times[0]), ortQat = LatencyRounds.Median(times[1]), engineFloat = LatencyRounds.Median(times[2]);
                     rows.Add($"{$"{name} [{string.Join("x", model.Input.Shape)}]",-22} {threads,7} {ours,11:F1} {ortQat,10:F1} {engineFloat,15:F1} {ours / ortQat,16:F2} {ours / engineFloat,21:F2}");
-                    profiles.Add(Profile(name, threads, quantized, feeds, Math.Max(1, repeat / LatencyRounds.DefaultRounds)));
+                    profiles.Add(Profile(name, compiled, feeds, Math.Max(1, repeat / LatencyRounds.DefaultRounds)));
                 }
             }
             Console.WriteLine($"{"model",-22} {"threads",7} {"compiled ms",11} {"ORT qat ms",10} {"engine float ms",15} {"compiled / ORT qat",16} {"compiled / engine float",21}");
             foreach (var r in rows) Console.WriteLine(r);
-            // QbmModel builds its engine session with default options: every row's compiled run may use all cores.
-            Console.WriteLine($"note: the compiled model runs with Quant.Runtime's default thread count ({Environment.ProcessorCount}) in every row; it has no thread setting yet");
             foreach (var p in profiles) Console.WriteLine(p);
             Console.WriteLine($"process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
             return 0;
@@ -73,22 +71,24 @@ internal static class CompiledBench
         }
     }
 
-    private static Model Describe(string name) => name switch
+    internal static Model Describe(string name) => name switch
     {
         "det" => new Model("det", TestAssets.DetModel, Path.Combine(TestAssets.Data("ppocr-det"), "*.npy"), PresetTable.DetPreprocessing,
             OcrSamples.Det(OcrSamples.DetFiles[0])),
         "rec" => new Model("rec", TestAssets.RecModel, Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy"), PresetTable.RecPreprocessing,
             OcrSamples.Rec(OcrSamples.RecFiles[0])),
-        _ => throw new ArgumentException($"unknown model {name} (det or rec)"),
+        "cls" => new Model("cls", TestAssets.ClsModel, Path.Combine(TestAssets.Data("ppocr-cls"), "cls_*.npy"), PresetTable.RecPreprocessing,
+            OcrSamples.Cls(OcrSamples.ClsFiles[0])),
+        _ => throw new ArgumentException($"unknown model {name} (det, rec or cls)"),
     };
 
-    /// <summary>float → NAME.qat.onnx (performance) → NAME.quantized.onnx → NAME.qbm, each stage timed once.</summary>
-    private static (string Qat, string Quantized, string Qbm) Build(Model m, string work)
+    /// <summary>float → NAME.qat.onnx (<paramref name="preset"/>) → NAME.quantized.onnx → NAME.qbm, each stage timed once.</summary>
+    internal static (string Qat, string Quantized, string Qbm) Build(Model m, string work, string preset = "performance")
     {
-        var dir = Path.Combine(work, m.Name);
+        var dir = Path.Combine(work, preset == "performance" ? m.Name : $"{m.Name}-{preset}");
         Directory.CreateDirectory(dir);
-        var config = Path.Combine(dir, "performance.yaml");
-        File.WriteAllText(config, $"preset: performance\nmodel_config:\n  activation:\n    calibration_type: max\ninputs:\n  x:\n    data: \"{m.CalibrationGlob.Replace('\\', '/')}\"\n{m.Preprocessing}");
+        var config = Path.Combine(dir, preset + ".yaml");
+        File.WriteAllText(config, $"preset: {preset}\nmodel_config:\n  activation:\n    calibration_type: max\ninputs:\n  x:\n    data: \"{m.CalibrationGlob.Replace('\\', '/')}\"\n{m.Preprocessing}");
         long t0 = Stopwatch.GetTimestamp();
         var export = ExportStage.Run(new ExportRequest { ModelPath = m.FloatPath, ConfigPath = config, OutputDirectory = dir, Name = m.Name });
         double exportS = Stopwatch.GetElapsedTime(t0).TotalSeconds;
@@ -101,25 +101,19 @@ internal static class CompiledBench
         // Plan memory and cost for the benchmark's input (rec's width is symbolic in the model).
         var compiled = CompileStage.Run(quantized, qbm, new CompileOptions { InputShapes = new Dictionary<string, int[]> { ["x"] = m.Input.Shape.ToArray() } });
         double compileS = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-        Console.WriteLine($"{m.Name}: export {exportS:F1} s, convert {convertS:F1} s ({converted.IntegerGroups} integer groups, {converted.FloatIslands} float islands), " +
+        Console.WriteLine($"{m.Name} ({preset}): export {exportS:F1} s, convert {convertS:F1} s ({converted.IntegerGroups} integer groups, {converted.FloatIslands} float islands), " +
                           $"compile {compileS:F1} s (arena {compiled.ArenaBytes / 1048576.0:F1} MiB, cost model {compiled.EstimatedMilliseconds:F1} ms), .qbm {compiled.QbmBytes / 1048576.0:F1} MiB, {compiled.OpCount} ops");
         return (export.QatModelPath, quantized, qbm);
     }
 
-    /// <summary>
-    /// Where the time goes: the quantized model in the engine, whose quant.build kernels the compiled program runs,
-    /// timed per op type over <paramref name="runs"/> runs (the .qbm runtime has no per-op timing of its own).
-    /// </summary>
-    private static string Profile(string name, int threads, string quantized, IReadOnlyDictionary<string, Tensor> feeds, int runs)
+    /// <summary>Where the time goes: the compiled program's own per-op timings at its thread count over <paramref name="runs"/> runs.</summary>
+    private static string Profile(string name, QbmModel compiled, IReadOnlyDictionary<string, Tensor> feeds, int runs)
     {
-        var session = new InferenceSession(OnnxModelReader.Load(quantized), new SessionOptions { Threads = threads });
-        // Warm up as LatencyRounds does (at least 1.5 s): .NET recompiles the hot kernels after their first calls.
-        for (double spent = 0; spent < 1500;) spent += RuntimeBenchmark.TimeEngine(session, feeds);
         var timings = new NodeTimings();
         long t0 = Stopwatch.GetTimestamp();
-        for (int r = 0; r < runs; r++) session.Run(feeds, new RunOptions { Timings = timings });
+        for (int r = 0; r < runs; r++) compiled.Run(feeds, timings);
         double total = Stopwatch.GetElapsedTime(t0).TotalMilliseconds / runs;
-        return $"{name}, {threads} thread(s), quantized model in the engine {total:F1} ms per run; by op type: " +
+        return $"{name}, {compiled.Options.Threads} thread(s), compiled model {total:F1} ms per run (timed per op); by op type: " +
                string.Join(", ", timings.ByOpType().Take(10).Select(t => $"{t.OpType} {t.Milliseconds / runs:F1} ({t.Nodes})"));
     }
 

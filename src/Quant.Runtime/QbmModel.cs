@@ -32,8 +32,14 @@ public sealed class QbmModel
     /// <summary>Peak bytes of live tensors during the most recent run (the engine's buffer pool).</summary>
     public long LastRunPeakBytes => _session.LastRunPeakBytes;
 
+    /// <summary>The options the model was loaded with (thread count).</summary>
+    public QbmRunOptions Options { get; private init; } = QbmRunOptions.Default;
+
     /// <summary>Reads and validates a .qbm (version, hash, every offset and size) before anything runs.</summary>
-    public static QbmModel Load(string path)
+    public static QbmModel Load(string path) => Load(path, null);
+
+    /// <summary>As <see cref="Load(string)"/>, running with <paramref name="options"/> (null: the defaults).</summary>
+    public static QbmModel Load(string path, QbmRunOptions? options)
     {
         byte[] bytes;
         try { bytes = System.IO.File.ReadAllBytes(path); }
@@ -41,18 +47,24 @@ public sealed class QbmModel
         {
             throw new QbmFormatException(QbmError.Unreadable, path, $"cannot read the file: {e.Message}", e);
         }
-        return Load(bytes, path);
+        return Load(bytes, path, options);
     }
 
     /// <summary>Validates and loads a .qbm held in memory; <paramref name="source"/> names it in error messages.</summary>
-    public static QbmModel Load(byte[] bytes, string source = "<memory>")
+    public static QbmModel Load(byte[] bytes, string source = "<memory>") => Load(bytes, source, null);
+
+    /// <summary>As <see cref="Load(byte[], string)"/>, running with <paramref name="options"/> (null: the defaults).</summary>
+    public static QbmModel Load(byte[] bytes, string source, QbmRunOptions? options)
     {
+        options ??= QbmRunOptions.Default;
+        if (options.Threads < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Threads, $"QbmRunOptions.Threads must be at least 1 (loading {source})");
         var file = QbmReader.Read(bytes, source);
         QbmValidator.Validate(file, source);
         var model = ToModel(file, source);
         try
         {
-            return new QbmModel(file, new InferenceSession(model), source);
+            return new QbmModel(file, new InferenceSession(model, new SessionOptions { Threads = options.Threads }), source) { Options = options };
         }
         // A well-formed file can still hold attributes a kernel refuses (validation checks encodings, not op semantics);
         // kernel factories report those in more ways than EngineException, and loading reports them all as one error.
@@ -64,6 +76,14 @@ public sealed class QbmModel
 
     /// <summary>Runs the program on named inputs; returns the graph outputs by name (the caller owns them).</summary>
     public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs) => _session.Run(inputs);
+
+    /// <summary>
+    /// As <see cref="Run(IReadOnlyDictionary{string, Tensor})"/>, adding each executed op's wall time to
+    /// <paramref name="timings"/> (accumulated over runs; null: not timed). Ops are timed as they run: a chain of float
+    /// elementwise ops the engine runs as one pass appears as one entry named <c>fused[op1,op2,...]</c>.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, NodeTimings? timings) =>
+        _session.Run(inputs, new RunOptions { Timings = timings });
 
     /// <summary>The program as an engine graph: constants become initializers, ops become nodes in schedule order.</summary>
     private static OnnxModel ToModel(QbmFile f, string source)

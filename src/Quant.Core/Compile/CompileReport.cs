@@ -38,15 +38,19 @@ internal static class CompileReport
             w.WriteNumber("constants", f.Constants.Count);
             w.WriteEndObject();
 
-            var m = f.Cost.Model;
             w.WriteStartObject("cost_model");
-            w.WriteString("formula", "us = overhead + max(macs / mac_rate(type), (bytes_read + bytes_written) / bandwidth)");
-            w.WriteNumber("float_gmac_per_s", m.FloatGmacPerSecond);
-            w.WriteNumber("float_depthwise_gmac_per_s", m.DepthwiseGmacPerSecond);
-            w.WriteNumber("int8_gmac_per_s", m.Int8GmacPerSecond);
-            w.WriteNumber("int16_gmac_per_s", m.Int16GmacPerSecond);
-            w.WriteNumber("gigabytes_per_s", m.GigabytesPerSecond);
-            w.WriteNumber("op_overhead_us", m.OpOverheadMicroseconds);
+            w.WriteString("formula", "us = a + b * macs + c * (bytes_read + bytes_written), a b c per op family, fitted at 1 thread");
+            w.WriteStartArray("families");
+            foreach (var family in f.Cost.Model.Families)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", family.Name);
+                w.WriteNumber("a_us", family.Microseconds);
+                w.WriteNumber("b_us_per_mac", family.MicrosecondsPerMac);
+                w.WriteNumber("c_us_per_byte", family.MicrosecondsPerByte);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteEndObject();
 
             w.WriteStartObject("estimate");
@@ -77,6 +81,7 @@ internal static class CompileReport
                 w.WriteString("name", op.Name);
                 w.WriteString("op_type", op.OpType);
                 if (op.Domain.Length > 0) w.WriteString("domain", op.Domain);
+                w.WriteString("cost_family", f.Cost.Model.Families[c.Family].Name);
                 w.WriteNumber("macs", c.Macs);
                 if (c.Macs > 0) w.WriteString("mac_type", c.MacType.OnnxName());
                 w.WriteNumber("bytes_read", c.BytesRead);

@@ -88,7 +88,7 @@ internal static class QbmCompiler
             Outputs = g.Outputs.Select((o, k) => new QbmIo(outputIds[k], o.Shape, OutputQuantization(o, values[outputIds[k]], producers, session))).ToList(),
         };
         var plan = MemoryPlanner.Plan(values, ops, outputIds);
-        var costModel = CostModel.Measured;
+        var costModel = CostModel.Committed;
         var cost = new QbmCost(costModel, ops.Select(op => CostModel.Estimate(op, values, costModel)).ToList());
         var opsets = model.Opsets.Select(kv => (kv.Key == "ai.onnx" ? "" : kv.Key, kv.Value)).ToList();
         var qbm = new QbmFile

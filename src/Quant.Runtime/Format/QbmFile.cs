@@ -25,13 +25,21 @@ public sealed record QbmPlacement(int Value, int FirstStep, int LastStep, long O
 
 public sealed record QbmMemoryPlan(long ArenaBytes, int Alignment, IReadOnlyList<QbmPlacement> Placements);
 
-/// <summary>The cost model's constants, measured on the compiling machine (docs/artifact-format.md, "cost model").</summary>
-public sealed record QbmCostModel(
-    double FloatGmacPerSecond, double DepthwiseGmacPerSecond, double Int8GmacPerSecond, double Int16GmacPerSecond,
-    double GigabytesPerSecond, double OpOverheadMicroseconds);
+/// <summary>
+/// One op family of the cost model (what the kernel does, e.g. int8 depthwise QConv): per op of the family,
+/// µs = <see cref="Microseconds"/> + <see cref="MicrosecondsPerMac"/> · MACs + <see cref="MicrosecondsPerByte"/> · bytes moved
+/// (docs/artifact-format.md, "cost model").
+/// </summary>
+public sealed record QbmCostFamily(string Name, double Microseconds, double MicrosecondsPerMac, double MicrosecondsPerByte);
 
-/// <summary>One op's estimate: multiply-accumulates (of <see cref="MacType"/> operands), bytes read and written, latency.</summary>
-public sealed record QbmOpCost(long Macs, ElementType MacType, long BytesRead, long BytesWritten, double Microseconds);
+/// <summary>The cost model the estimate was made with: every family the compiler knows, in its fixed order.</summary>
+public sealed record QbmCostModel(IReadOnlyList<QbmCostFamily> Families);
+
+/// <summary>
+/// One op's estimate: its family (index into <see cref="QbmCostModel.Families"/>), multiply-accumulates (of
+/// <see cref="MacType"/> operands), bytes read and written, latency.
+/// </summary>
+public sealed record QbmOpCost(int Family, long Macs, ElementType MacType, long BytesRead, long BytesWritten, double Microseconds);
 
 public sealed record QbmCost(QbmCostModel Model, IReadOnlyList<QbmOpCost> Ops)
 {

@@ -44,7 +44,7 @@ public static class QbmReader
         var (opsets, ops) = Program(readers[3], strings);
         var constants = Constants(readers[4], readers[5], file);
         var plan = MemoryPlan(readers[6]);
-        var cost = Cost(readers[7]);
+        var cost = Cost(readers[7], strings);
         return new QbmFile
         {
             Opsets = opsets, Values = values, Inputs = inputs, Outputs = outputs, Ops = ops,
@@ -326,14 +326,23 @@ public static class QbmReader
         return new QbmMemoryPlan(arena, (int)alignment, placements);
     }
 
-    private static QbmCost Cost(SectionReader r)
+    private static QbmCost Cost(SectionReader r, string[] strings)
     {
-        var c = new double[6];
-        for (int i = 0; i < c.Length; i++)
+        int nFamilies = r.Count("cost family count", 32);
+        if (nFamilies == 0) throw r.Error(QbmError.BadCost, "the cost model has no op family", r.Position - 4);
+        var families = new QbmCostFamily[nFamilies];
+        for (int i = 0; i < nFamilies; i++)
         {
-            long at = r.Position;
-            c[i] = r.F64($"cost model constant {i}");
-            if (!(c[i] > 0) || !double.IsFinite(c[i])) throw r.Error(QbmError.BadCost, $"cost model constant {i} is {c[i]}; it must be positive and finite", at);
+            var name = Str(r, strings, $"cost family {i} name");
+            r.Zero(r.U32($"cost family {i} reserved"), $"cost family {i} reserved field");
+            var c = new double[3];
+            for (int k = 0; k < 3; k++)
+            {
+                long at = r.Position;
+                c[k] = r.F64($"cost family {i} ({name}) constant {k}");
+                if (!(c[k] >= 0) || !double.IsFinite(c[k])) throw r.Error(QbmError.BadCost, $"cost family {i} ({name}) constant {k} is {c[k]}; it must be finite and not negative", at);
+            }
+            families[i] = new QbmCostFamily(name, c[0], c[1], c[2]);
         }
         int n = r.Count("op cost count", 40);
         var ops = new QbmOpCost[n];
@@ -343,14 +352,16 @@ public static class QbmReader
             long at = r.Position;
             var type = (ElementType)r.U32($"op {i} MAC element type");
             if (type != ElementType.Undefined && !IsStorable(type)) throw r.Error(QbmError.BadCost, $"op {i} MAC element type {(int)type} is not an element type", at);
-            r.Zero(r.U32($"op {i} reserved"), $"op {i} reserved field");
+            at = r.Position;
+            uint family = r.U32($"op {i} cost family");
+            if (family >= nFamilies) throw r.Error(QbmError.BadCost, $"op {i} cost family {family} is not one of the {nFamilies} families", at);
             long read = r.U64($"op {i} bytes read"), written = r.U64($"op {i} bytes written");
             at = r.Position;
             double us = r.F64($"op {i} estimate");
             if (!(us >= 0) || !double.IsFinite(us)) throw r.Error(QbmError.BadCost, $"op {i} estimate is {us} µs", at);
-            ops[i] = new QbmOpCost(macs, type, read, written, us);
+            ops[i] = new QbmOpCost((int)family, macs, type, read, written, us);
         }
         r.End();
-        return new QbmCost(new QbmCostModel(c[0], c[1], c[2], c[3], c[4], c[5]), ops);
+        return new QbmCost(new QbmCostModel(families), ops);
     }
 }

@@ -86,13 +86,16 @@ public static class QbmWriter
         });
         var cost = Encode(w =>
         {
-            var m = f.Cost.Model;
-            foreach (var c in new[] { m.FloatGmacPerSecond, m.DepthwiseGmacPerSecond, m.Int8GmacPerSecond, m.Int16GmacPerSecond, m.GigabytesPerSecond, m.OpOverheadMicroseconds })
-                w.F64(c);
+            w.U32((uint)f.Cost.Model.Families.Count);
+            foreach (var family in f.Cost.Model.Families)
+            {
+                w.U32(strings.Id(family.Name)); w.U32(0);
+                w.F64(family.Microseconds); w.F64(family.MicrosecondsPerMac); w.F64(family.MicrosecondsPerByte);
+            }
             w.U32((uint)f.Cost.Ops.Count);
             foreach (var c in f.Cost.Ops)
             {
-                w.U64((ulong)c.Macs); w.U32((uint)c.MacType); w.U32(0); w.U64((ulong)c.BytesRead); w.U64((ulong)c.BytesWritten); w.F64(c.Microseconds);
+                w.U64((ulong)c.Macs); w.U32((uint)c.MacType); w.U32((uint)c.Family); w.U64((ulong)c.BytesRead); w.U64((ulong)c.BytesWritten); w.F64(c.Microseconds);
             }
         });
         var stringBytes = Encode(w =>

@@ -1,4 +1,5 @@
 using Quant.Core.Compilation;
+using Quant.Core.Conversion;
 using Quant.Core.Stages;
 using Quant.Core.Tests.Stages;
 using Quant.Engine;
@@ -8,7 +9,7 @@ namespace Quant.Core.Tests.Compile;
 
 /// <summary>
 /// The real PaddleOCR det/rec/cls models, float and qat (exported once here: max calibration over the committed
-/// samples), each compiled once, with a real input each.
+/// samples) and quantized (converted from the qat model), each compiled once, with a real input each.
 /// </summary>
 public sealed class CompiledModels
 {
@@ -34,7 +35,24 @@ public sealed class CompiledModels
         _ => throw new ArgumentException(model),
     };
 
-    public string Source(string model, string kind) => kind == "float" ? Float(model) : Qat(model);
+    /// <summary>kind: "float", "qat" or "quantized" (the qat model converted to quant.build integer ops).</summary>
+    public string Source(string model, string kind) => kind switch
+    {
+        "float" => Float(model),
+        "quantized" => Quantized(model),
+        _ => Qat(model),
+    };
+
+    public string Quantized(string model)
+    {
+        var qat = Qat(model);
+        lock (_lock)
+        {
+            var path = Path.Combine(Path.GetDirectoryName(qat)!, model + ".quantized.onnx");
+            if (!File.Exists(path)) ConvertStage.Run(qat, path);
+            return path;
+        }
+    }
 
     public string Qat(string model)
     {

@@ -97,9 +97,10 @@ public class QbmBadInputTests(ClsQbm cls) : IClassFixture<ClsQbm>
         Rejects(notQbm, QbmError.NotAQbm, "not a .qbm file");
         Rejects("hello, I am a text file with more than two hundred and fifty-six characters ............................................................................................................................................................................"u8.ToArray(), QbmError.NotAQbm);
 
-        var v2 = cls.Copy();
-        BinaryPrimitives.WriteUInt32LittleEndian(v2.AsSpan(8), 2);
-        Rejects(v2, QbmError.UnsupportedVersion, "format version 2; this runtime reads version 1");
+        // Version 1 (a roofline cost section) is refused as any other version: its Cost section is laid out differently.
+        var v1 = cls.Copy();
+        BinaryPrimitives.WriteUInt32LittleEndian(v1.AsSpan(8), 1);
+        Rejects(v1, QbmError.UnsupportedVersion, "format version 1; this runtime reads version 2");
     }
 
     [Fact]
@@ -110,6 +111,26 @@ public class QbmBadInputTests(ClsQbm cls) : IClassFixture<ClsQbm>
         BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(HeaderBytes + ((int)Section.Cost - 1) * SectionEntryBytes + 16), (ulong)bytes.Length);
         QbmWriter.Rehash(bytes);
         Rejects(bytes, QbmError.BadSectionTable, "section table entry 7");
+    }
+
+    [Fact]
+    public void A_cost_family_out_of_range_or_a_negative_cost_constant_is_caught_after_the_hash()
+    {
+        long cost = cls.SectionStart(Section.Cost);
+        int families = (int)BinaryPrimitives.ReadUInt32LittleEndian(cls.Bytes.AsSpan((int)cost));
+        Assert.Equal(CostModel.Families.Count, families);
+        // Family records: u32 name, u32 reserved, f64 a, b, c (32 bytes); then u32 op count and 40-byte op records
+        // whose u32 at byte 12 is the family.
+        int firstOp = (int)cost + 4 + 32 * families + 4;
+        var bytes = cls.Copy();
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(firstOp + 12), (uint)families);
+        QbmWriter.Rehash(bytes);
+        Rejects(bytes, QbmError.BadCost, $"op 0 cost family {families} is not one of the {families} families");
+
+        bytes = cls.Copy();
+        BinaryPrimitives.WriteDoubleLittleEndian(bytes.AsSpan((int)cost + 4 + 8), -1);
+        QbmWriter.Rehash(bytes);
+        Rejects(bytes, QbmError.BadCost, "constant 0 is -1; it must be finite and not negative");
     }
 
     [Fact]
