@@ -51,11 +51,13 @@ public static class LastBitStability
     }
 
     /// <summary>
-    /// Share of requantized integers the quantized model may compute 1 LSB away from the qat run (spec §2.4, §14): the
-    /// node-by-node share measured on the PaddleOCR models is 2e-4..2.3e-3 per integer (ties plus the int32 bias
-    /// rounding of §4.5), so this takes the upper end.
+    /// Share of requantized integers the quantized model computes 1 LSB away from the qat run when fed the qat run's
+    /// own integers (spec §2.4 predicts ~2η ≈ 1e-4 for int8; node by node on det performance, 640x640 photos, it is
+    /// 1.1e-4..1.8e-4 over all integers, up to 3.5e-3 on single Convs where the int32 bias rounding of §4.5 adds to
+    /// the ties). Injecting 10 times that (2e-3) wrecks det performance (cosine 0.18 where the quantized model
+    /// agrees at 0.914): the rate matters, so this is the measured one, not a safe-looking upper end.
     /// </summary>
-    public const double RequantizationFlipShare = 2e-3;
+    public const double RequantizationFlipShare = 2e-4;
 
     /// <summary>
     /// Per output: how far the outputs move when a share <paramref name="flipShare"/> of every QuantizeLinear's
