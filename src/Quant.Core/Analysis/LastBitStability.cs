@@ -38,14 +38,20 @@ public static class LastBitStability
     public static IReadOnlyList<OutputStability> Measure(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, int runs = DefaultRuns)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
+        return Compare(session, inputs, runs, run => new Noise(run));
+    }
+
+    /// <summary>Runs the model clean, then once per run with the run's disturbance, and compares the float outputs.</summary>
+    private static List<OutputStability> Compare(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, int runs, Func<uint, IValueObserver> disturbance)
+    {
         // Float outputs only: the others (integer, string) have no cosine.
         var clean = session.Run(inputs).Where(o => o.Value.Type is ElementType.Float or ElementType.Float16 or ElementType.Double)
             .ToDictionary(o => o.Key, o => o.Value, StringComparer.Ordinal);
         var cosines = clean.Keys.ToDictionary(k => k, _ => new List<double>(), StringComparer.Ordinal);
         for (int run = 1; run <= runs; run++)
         {
-            var nudged = session.Run(inputs, new RunOptions { Observer = new Noise((uint)run) });
-            foreach (var (name, reference) in clean) cosines[name].Add(Similarity.Of(nudged[name], reference).Cosine);
+            var disturbed = session.Run(inputs, new RunOptions { Observer = disturbance((uint)run) });
+            foreach (var (name, reference) in clean) cosines[name].Add(Similarity.Of(disturbed[name], reference).Cosine);
         }
         return clean.Keys.Select(k => new OutputStability(k, cosines[k].Min(), cosines[k].Average(), runs)).ToList();
     }
@@ -72,15 +78,7 @@ public static class LastBitStability
         ArgumentOutOfRangeException.ThrowIfLessThan(runs, 1);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(flipShare);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(flipShare, 1.0);
-        var clean = session.Run(inputs).Where(o => o.Value.Type is ElementType.Float or ElementType.Float16 or ElementType.Double)
-            .ToDictionary(o => o.Key, o => o.Value, StringComparer.Ordinal);
-        var cosines = clean.Keys.ToDictionary(k => k, _ => new List<double>(), StringComparer.Ordinal);
-        for (int run = 1; run <= runs; run++)
-        {
-            var flipped = session.Run(inputs, new RunOptions { Observer = new Flips((uint)run, flipShare) });
-            foreach (var (name, reference) in clean) cosines[name].Add(Similarity.Of(flipped[name], reference).Cosine);
-        }
-        return clean.Keys.Select(k => new OutputStability(k, cosines[k].Min(), cosines[k].Average(), runs)).ToList();
+        return Compare(session, inputs, runs, run => new Flips(run, flipShare));
     }
 
     /// <summary>
