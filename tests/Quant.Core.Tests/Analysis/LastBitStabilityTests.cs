@@ -1,4 +1,5 @@
 using Quant.Core.Analysis;
+using Quant.Core.Conversion;
 using Quant.Core.DeploymentRuntime;
 using Quant.Core.Stages;
 using Quant.Core.Tests.Stages;
@@ -57,5 +58,38 @@ public class LastBitStabilityTests
         Assert.True(agreement < 0.9999, $"ORT agrees at {agreement}: the model is no longer fragile, pick another");
         Assert.True(floor.MinCosine <= agreement, $"floor {floor.MinCosine} above ORT's agreement {agreement}");
         Assert.True(floor.MinCosine > 0.5, $"floor {floor.MinCosine}: the noise wrecks the model instead of disturbing it");
+    }
+
+    [Fact]
+    public void Requantization_flips_leave_a_float_model_alone()
+    {
+        // No QuantizeLinear, nothing to flip: the floor is exactly 1, unlike the ulp noise which moves every Conv.
+        var session = new InferenceSession(OnnxModelReader.Load(TestAssets.RecModel));
+        var st = Assert.Single(LastBitStability.MeasureRequantizationFlips(session, RecSample()));
+        Assert.Equal(1.0, st.MinCosine, 12);
+    }
+
+    [Fact]
+    public void The_requantization_flip_floor_bounds_the_quantized_models_agreement_with_qat()
+    {
+        // rec performance, the 4 committed lines: the quantized model departs from qat only by 1-LSB requantization
+        // flips (node by node, spec §14), which the int8 layers amplify. The flip floor injects such flips at the
+        // measured rate, so the quantized model must agree with qat within twice its distance from 1 on every sample,
+        // and the floor must actually move (an injection that misses the integers would read 1.0).
+        var dir = TestAssets.TempDir("stability-flips");
+        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.RecData, "performance", "max", ExportConfigs.RecPreprocessing));
+        var export = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = dir, Name = "rec" });
+        var quantizedPath = Path.Combine(dir, ConvertStage.FileName("rec"));
+        ConvertStage.Run(export.QatModelPath, quantizedPath);
+        var qat = new InferenceSession(OnnxModelReader.Load(export.QatModelPath));
+        var quantized = new InferenceSession(OnnxModelReader.Load(quantizedPath));
+        foreach (var file in OcrSamples.RecFiles)
+        {
+            var feeds = new Dictionary<string, Tensor> { ["x"] = OcrSamples.Rec(file) };
+            var floor = Assert.Single(LastBitStability.MeasureRequantizationFlips(qat, feeds));
+            double agreement = Similarity.Of(quantized.Run(feeds)[floor.Output], qat.Run(feeds)[floor.Output]).Cosine;
+            Assert.True(floor.MinCosine < 0.9999, $"{file}: flip floor {floor.MinCosine}: the flips did not reach the output");
+            Assert.True(agreement >= 1 - 2 * (1 - floor.MinCosine), $"{file}: quantized vs qat {agreement} below the flip floor's bound (floor {floor.MinCosine})");
+        }
     }
 }
