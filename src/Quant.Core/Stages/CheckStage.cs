@@ -66,6 +66,12 @@ public sealed class CheckMeasurements
     /// quantized_vs_qat; empty when no default bound needed it.
     /// </summary>
     public IReadOnlyList<LastBitStability.OutputStability> Stability { get; init; } = [];
+    /// <summary>
+    /// Per float output, the qat model's floor under ±1-LSB requantization flips (LastBitStability.MeasureRequantizationFlips)
+    /// on the same sample; quantized_vs_qat's default bound uses the lower of this and <see cref="Stability"/>. Empty when
+    /// that pair had no default bound to set.
+    /// </summary>
+    public IReadOnlyList<LastBitStability.OutputStability> FlipStability { get; init; } = [];
     /// <summary>compiled_vs_quantized's byte-for-byte comparison of every output; null when that pair was not measured.</summary>
     public BitExactness? Exactness { get; init; }
     /// <summary>True when qat_vs_float was read from the export's <see cref="FloatVsQatCache"/> instead of run again.</summary>
@@ -202,6 +208,8 @@ public static class CheckStage
         bool needFloor = (runtime && Unbounded(CheckStagePair.RuntimeVsQat)) || (quantizedVsQat && Unbounded(CheckStagePair.QuantizedVsQat));
         IReadOnlyList<LastBitStability.OutputStability> stability =
             needFloor && cache is not null && floatOutputs.All(o => cache.Stability.Any(st => st.Output == o)) ? cache.Stability : [];
+        bool needFlipFloor = quantizedVsQat && Unbounded(CheckStagePair.QuantizedVsQat);
+        IReadOnlyList<LastBitStability.OutputStability> flipStability = [];
 
         var measured = new List<CheckStagePair>();
         if (qatVsFloat) measured.Add(CheckStagePair.QatVsFloat);
@@ -236,6 +244,7 @@ public static class CheckStage
                     {
                         // On the first sample, like the export: how far the qat model's outputs move under last-bit noise.
                         if (index == 0 && needFloor && stability.Count == 0) stability = StageModels.Stability(qatSession, sample, request.QatModelPath);
+                        if (index == 0 && needFlipFloor) flipStability = StageModels.FlipStability(qatSession, sample, request.QatModelPath);
                         qat = Outputs(StageModels.Run(qatSession, sample, request.QatModelPath), request.QatModelPath, "qat model", "re-export it from this model");
                     }
                     if (runFloat) Compare(CheckStagePair.QatVsFloat, StageModels.Run(floatSession, sample, request.ModelPath), qat!);
@@ -318,7 +327,7 @@ public static class CheckStage
                 QuantizedModelPath = quantizedVsQat || compiledVsQuantized ? quantizedPath : null,
                 CompiledModelPath = compiledVsQuantized ? request.CompiledModelPath : null,
                 Similarity = tables, Evaluators = values, QatVsFloatFromExport = fromCache is not null,
-                Stability = stability, Exactness = exactness,
+                Stability = stability, FlipStability = flipStability, Exactness = exactness,
                 Runtime = selected.Contains(CheckStagePair.RuntimeVsQat)
                     ? new RuntimeMeasurement { Version = OrtRunner.Version, Skipped = runtimeSkipped, Stability = stability }
                     : null,

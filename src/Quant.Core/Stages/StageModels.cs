@@ -34,4 +34,11 @@ internal static class StageModels
         try { return LastBitStability.Measure(session, inputs); }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
     }
+
+    /// <summary>The qat model's floor under ±1-LSB requantization flips (what quantized_vs_qat may differ by).</summary>
+    public static IReadOnlyList<LastBitStability.OutputStability> FlipStability(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, string file)
+    {
+        try { return LastBitStability.MeasureRequantizationFlips(session, inputs); }
+        catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
+    }
 }
