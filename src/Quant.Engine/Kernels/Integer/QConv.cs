@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using Quant.Onnx;
 
 namespace Quant.Engine.Kernels.Integer;
@@ -47,6 +48,9 @@ internal sealed class QConvPlan
     private readonly long[] _colSum;
     private readonly Lazy<Int8Weights[]> _w8;
     private readonly Lazy<Int16Weights[]> _w16;
+    /// <summary>Channels rounded up to 4: the pixel pitch of the channels-last input of <see cref="RunChannelsLast"/>.</summary>
+    private readonly int _cp;
+    private readonly Lazy<Int8Weights> _w8Last;
     public QGemmOutput Output { get; }
 
     public QConvPlan(KernelSetup s)
@@ -73,6 +77,8 @@ internal sealed class QConvPlan
         for (int m = 0; m < _m; m++)
             for (int t = 0; t < k; t++) _colSum[m] += _w[m * k + t];
         _w8 = new Lazy<Int8Weights[]>(() => PackGroups(b => Int8Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)));
+        _cp = (_cg + 3) & ~3;
+        _w8Last = new Lazy<Int8Weights>(PackChannelsLast);
         _w16 = new Lazy<Int16Weights[]>(() => PackGroups(b => _wType == ElementType.Int8
             ? Int16Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)
             : Int16Weights.Pack(b.Select(v => (short)v).ToArray(), K, Mg)));
@@ -94,6 +100,23 @@ internal sealed class QConvPlan
             result[g] = pack(b);
         }
         return result;
+    }
+
+    /// <summary>
+    /// B[K', M] for <see cref="RunChannelsLast"/>: K' runs over (kh, kw, c) with c padded to <see cref="_cp"/>, the
+    /// order of a channels-last panel row; the padding channels hold zero weights, so Σ_k w (and the correction) is
+    /// the same as in W's own order.
+    /// </summary>
+    private Int8Weights PackChannelsLast()
+    {
+        int k = K, kp = _kh * _kw * _cp;
+        var b = new sbyte[kp * _m];
+        for (int m = 0; m < _m; m++)
+            for (int c = 0; c < _cg; c++)
+                for (int kh = 0; kh < _kh; kh++)
+                    for (int kw = 0; kw < _kw; kw++)
+                        b[((kh * _kw + kw) * _cp + c) * _m + m] = (sbyte)_w[m * k + (c * _kh + kh) * _kw + kw];
+        return Int8Weights.Pack(b, kp, _m);
     }
 
     private readonly record struct Geometry(int H, int W, int OH, int OW, int SH, int SW, int DH, int DW, int PT, int PL);
@@ -157,6 +180,8 @@ internal sealed class QConvPlan
                     ArrayPool<int>.Shared.Return(acc);
                 });
             }
+            else if (!Output.Wide && x8 && _wType == ElementType.Int8 && _group == 1)
+                RunChannelsLast(x, n * c * plane, g, y, yOffset, forEach);
             else if (!Output.Wide)
             {
                 var rented = ArrayPool<int>.Shared.Rent(_m * ohw);
@@ -213,6 +238,90 @@ internal sealed class QConvPlan
                     ArrayPool<long>.Shared.Return(tmp);
                 });
                 forEach(_m, m => Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Dense int8 × int8 (one group): the input once as channels-last bytes u = x + 128 (the VNNI offset of §5.1,
+    /// applied while transposing), so a panel row is _kh · _kw runs of whole pixels copied from it (a 1x1 stride-1
+    /// convolution reads it as the panel itself), and <see cref="Int8Gemm.RunOffset"/> consumes the panels as written.
+    /// </summary>
+    private void RunChannelsLast(Tensor x, int xOffset, Geometry g, Tensor y, int yOffset, Action<int, Action<int>> forEach)
+    {
+        int cp = _cp, plane = g.H * g.W, ohw = g.OH * g.OW, kp = _kh * _kw * cp;
+        var weights = _w8Last.Value;
+        var hwc = ArrayPool<byte>.Shared.Rent(plane * cp);
+        // Blocks of pixels: each job reads _cg short runs and writes one contiguous stretch of hwc.
+        const int PixelBlock = 256;
+        forEach((plane + PixelBlock - 1) / PixelBlock, blk =>
+        {
+            var src = x.ReadOnlySpan<sbyte>().Slice(xOffset, _cg * plane);
+            int p0 = blk * PixelBlock, count = Math.Min(PixelBlock, plane - p0);
+            var dst = hwc.AsSpan(p0 * cp, count * cp);
+            for (int ch = 0; ch < _cg; ch++)
+            {
+                var s = MemoryMarshal.AsBytes(src.Slice(ch * plane + p0, count));
+                for (int p = 0; p < count; p++) dst[p * cp + ch] = (byte)(s[p] ^ 0x80);
+            }
+            // The padding channels meet zero weights; filled only so the buffer's bytes are defined.
+            for (int ch = _cg; ch < cp; ch++)
+                for (int p = 0; p < count; p++) dst[p * cp + ch] = 0x80;
+        });
+        bool direct = _kh == 1 && _kw == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H && g.OW == g.W;
+        var acc = ArrayPool<int>.Shared.Rent(_m * ohw);
+        int panels = (ohw + RowsPerPanel - 1) / RowsPerPanel;
+        forEach(panels, job =>
+        {
+            int p0 = job * RowsPerPanel, rows = Math.Min(RowsPerPanel, ohw - p0);
+            var tmp = ArrayPool<int>.Shared.Rent(rows * _m);
+            byte[]? col = null;
+            if (direct) Int8Gemm.RunOffset(hwc.AsSpan(p0 * cp, rows * cp), weights, rows, tmp.AsSpan(0, rows * _m));
+            else
+            {
+                col = ArrayPool<byte>.Shared.Rent(rows * kp);
+                Im2ColChannelsLast(hwc, g, p0, rows, col.AsSpan(0, rows * kp));
+                Int8Gemm.RunOffset(col.AsSpan(0, rows * kp), weights, rows, tmp.AsSpan(0, rows * _m));
+                ArrayPool<byte>.Shared.Return(col);
+            }
+            for (int m = 0; m < _m; m++)
+            {
+                int corr = unchecked((int)(_bias[m] - _zx * _colSum[m]));
+                var dst = acc.AsSpan(m * ohw + p0, rows);
+                for (int r = 0; r < rows; r++) dst[r] = unchecked(tmp[r * _m + m] + corr);
+            }
+            ArrayPool<int>.Shared.Return(tmp);
+        });
+        ArrayPool<byte>.Shared.Return(hwc);
+        forEach(_m, m => Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw, true));
+        ArrayPool<int>.Shared.Return(acc);
+    }
+
+    /// <summary>Rows [p0, p0 + rows) of the channels-last panel [pixels, (kh, kw, c)]; padding taps hold z_x + 128.</summary>
+    private void Im2ColChannelsLast(byte[] hwc, Geometry g, int p0, int rows, Span<byte> col)
+    {
+        int cp = _cp, kp = _kh * _kw * cp, run = _kw * cp;
+        byte pad = (byte)(_zx + 128);
+        for (int r = 0; r < rows; r++)
+        {
+            int p = p0 + r, oh = p / g.OW, ow = p % g.OW, iw0 = ow * g.SW - g.PL;
+            var dst = col.Slice(r * kp, kp);
+            bool inside = g.DW == 1 && iw0 >= 0 && iw0 + _kw <= g.W;
+            for (int kh = 0; kh < _kh; kh++)
+            {
+                var taps = dst.Slice(kh * run, run);
+                int ih = oh * g.SH - g.PT + kh * g.DH;
+                if ((uint)ih >= (uint)g.H) { taps.Fill(pad); continue; }
+                int rowBase = ih * g.W;
+                // Interior: the _kw pixels are adjacent in the input row, so one copy of _kw · cp bytes.
+                if (inside) { hwc.AsSpan((rowBase + iw0) * cp, run).CopyTo(taps); continue; }
+                for (int kw = 0; kw < _kw; kw++)
+                {
+                    int iw = iw0 + kw * g.DW;
+                    var tap = taps.Slice(kw * cp, cp);
+                    if ((uint)iw < (uint)g.W) hwc.AsSpan((rowBase + iw) * cp, cp).CopyTo(tap);
+                    else tap.Fill(pad);
+                }
             }
         }
     }

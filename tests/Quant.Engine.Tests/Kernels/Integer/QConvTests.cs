@@ -91,6 +91,18 @@ public class QConvTests
     }
 
     [Fact]
+    public void Channels_last_int8_convolutions_over_several_panels_equal_the_exact_result()
+    {
+        // The dense int8 path builds channels-last panels of 128 pixels: sizes past one panel with a partial last
+        // panel and row counts that are not multiples of 4, channel counts on and off the 4-byte pitch, asymmetric
+        // interiors, dilation and every padding case.
+        int seed = 50;
+        foreach (var (ch, k, stride, dil, pad) in new[] { (4, 1, 1, 1, 0), (7, 1, 1, 1, 0), (3, 3, 1, 1, 1), (8, 3, 2, 1, 1), (6, 3, 1, 2, 2), (5, 1, 2, 1, 0), (9, 2, 1, 1, 1) })
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: ch, M: 21, Group: 1, H: 17, W: 19, k, stride, dil, pad, Zx: seed % 2 == 0 ? 5 : -128,
+                Bias: true, PerChannel: seed % 3 != 0, Wide: false), seed++);
+    }
+
+    [Fact]
     public void Depthwise_and_grouped_convolutions_equal_the_exact_result_on_every_path()
     {
         int seed = 100;
