@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
-using System.Runtime.InteropServices;
 using Quant.Onnx;
 
 namespace Quant.Engine.Kernels.Integer;
@@ -252,22 +251,7 @@ internal sealed class QConvPlan
         int cp = _cp, plane = g.H * g.W, ohw = g.OH * g.OW, kp = _kh * _kw * cp;
         var weights = _w8Last.Value;
         var hwc = ArrayPool<byte>.Shared.Rent(plane * cp);
-        // Blocks of pixels: each job reads _cg short runs and writes one contiguous stretch of hwc.
-        const int PixelBlock = 256;
-        forEach((plane + PixelBlock - 1) / PixelBlock, blk =>
-        {
-            var src = x.ReadOnlySpan<sbyte>().Slice(xOffset, _cg * plane);
-            int p0 = blk * PixelBlock, count = Math.Min(PixelBlock, plane - p0);
-            var dst = hwc.AsSpan(p0 * cp, count * cp);
-            for (int ch = 0; ch < _cg; ch++)
-            {
-                var s = MemoryMarshal.AsBytes(src.Slice(ch * plane + p0, count));
-                for (int p = 0; p < count; p++) dst[p * cp + ch] = (byte)(s[p] ^ 0x80);
-            }
-            // The padding channels meet zero weights; filled only so the buffer's bytes are defined.
-            for (int ch = _cg; ch < cp; ch++)
-                for (int p = 0; p < count; p++) dst[p * cp + ch] = 0x80;
-        });
+        QConvChannelsLast.Write(x, xOffset, _cg, plane, cp, hwc, forEach);
         bool direct = _kh == 1 && _kw == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H && g.OW == g.W;
         var acc = ArrayPool<int>.Shared.Rent(_m * ohw);
         int panels = (ohw + RowsPerPanel - 1) / RowsPerPanel;
