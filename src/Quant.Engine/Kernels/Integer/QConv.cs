@@ -391,6 +391,35 @@ internal sealed class QConvPlan
             ArrayPool<TA>.Shared.Return(padded);
             return;
         }
+        if (g.SW > 1)
+        {
+            // Wider strides: split the padded plane's columns into SW phases (column q·SW + f goes to phase f), so
+            // tap kw reads phase (kw·dw) mod SW at offset (kw·dw) / SW with unit stride, and stays one multiply-add.
+            int qw = (pw + g.SW - 1) / g.SW;
+            var phases = ArrayPool<TA>.Shared.Rent(g.SW * ph * qw);
+            var phs = phases.AsSpan(0, g.SW * ph * qw);
+            phs.Clear();
+            for (int py = 0; py < ph; py++)
+                for (int col = 0; col < pw; col++)
+                    phs[(col % g.SW * ph + py) * qw + col / g.SW] = p[py * pw + col];
+            for (int oh = 0; oh < g.OH; oh++)
+            {
+                var row = acc.Slice(oh * g.OW, g.OW);
+                for (int kh = 0; kh < _kh; kh++)
+                {
+                    int py = oh * g.SH + kh * g.DH;
+                    for (int kw = 0; kw < _kw; kw++)
+                    {
+                        int e = kw * g.DW;
+                        var w = TA.CreateTruncating(_w[m * taps + kh * _kw + kw]);
+                        TensorPrimitives.MultiplyAdd(phs.Slice((e % g.SW * ph + py) * qw + e / g.SW, g.OW), w, row, row);
+                    }
+                }
+            }
+            ArrayPool<TA>.Shared.Return(phases);
+            ArrayPool<TA>.Shared.Return(padded);
+            return;
+        }
         for (int oh = 0; oh < g.OH; oh++)
         {
             var row = acc.Slice(oh * g.OW, g.OW);

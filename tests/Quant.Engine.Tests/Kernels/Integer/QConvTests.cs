@@ -103,6 +103,18 @@ public class QConvTests
     }
 
     [Fact]
+    public void Strided_depthwise_convolutions_with_dilation_equal_the_exact_result()
+    {
+        // Strides above 1 run on column phases of the padded plane: strides 2 and 3, dilations that land on either phase.
+        int seed = 80;
+        foreach (var (k, stride, dil, pad) in new[] { (3, 2, 2, 2), (3, 3, 1, 1), (5, 2, 3, 1), (2, 3, 2, 0) })
+        {
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 5, M: 5, Group: 5, H: 15, W: 22, k, stride, dil, pad, -9, true, true, false), seed++);
+            Check(new Case(ElementType.Int16, ElementType.Int16, ElementType.Int16, C: 3, M: 3, Group: 3, H: 11, W: 13, k, stride, dil, pad, 40, true, false, true), seed++);
+        }
+    }
+
+    [Fact]
     public void Depthwise_and_grouped_convolutions_equal_the_exact_result_on_every_path()
     {
         int seed = 100;
