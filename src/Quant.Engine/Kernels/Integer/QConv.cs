@@ -400,8 +400,14 @@ internal sealed class QConvPlan
             var phs = phases.AsSpan(0, g.SW * ph * qw);
             phs.Clear();
             for (int py = 0; py < ph; py++)
-                for (int col = 0; col < pw; col++)
-                    phs[(col % g.SW * ph + py) * qw + col / g.SW] = p[py * pw + col];
+            {
+                var src2 = p.Slice(py * pw, pw);
+                for (int f = 0; f < g.SW; f++)
+                {
+                    var dst = phs.Slice((f * ph + py) * qw, qw);
+                    for (int col = f, q = 0; col < pw; col += g.SW, q++) dst[q] = src2[col];
+                }
+            }
             for (int oh = 0; oh < g.OH; oh++)
             {
                 var row = acc.Slice(oh * g.OW, g.OW);
