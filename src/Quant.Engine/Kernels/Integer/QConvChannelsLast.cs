@@ -22,12 +22,26 @@ internal static class QConvChannelsLast
             var src = x.ReadOnlySpan<sbyte>().Slice(offset, channels * plane);
             int p0 = blk * PixelBlock, count = Math.Min(PixelBlock, plane - p0);
             var d = dst.AsSpan(p0 * pitch, count * pitch);
-            for (int ch = 0; ch < channels; ch++)
+            int ch = 0;
+            // Four channels at a time: one 32-bit store per pixel instead of four byte stores.
+            for (; ch + 4 <= channels; ch += 4)
+            {
+                var s0 = MemoryMarshal.AsBytes(src.Slice(ch * plane + p0, count));
+                var s1 = MemoryMarshal.AsBytes(src.Slice((ch + 1) * plane + p0, count));
+                var s2 = MemoryMarshal.AsBytes(src.Slice((ch + 2) * plane + p0, count));
+                var s3 = MemoryMarshal.AsBytes(src.Slice((ch + 3) * plane + p0, count));
+                for (int p = 0; p < count; p++)
+                {
+                    uint v = (s0[p] | (uint)s1[p] << 8 | (uint)s2[p] << 16 | (uint)s3[p] << 24) ^ 0x80808080u;
+                    MemoryMarshal.Write(d.Slice(p * pitch + ch, 4), in v);
+                }
+            }
+            for (; ch < channels; ch++)
             {
                 var s = MemoryMarshal.AsBytes(src.Slice(ch * plane + p0, count));
                 for (int p = 0; p < count; p++) d[p * pitch + ch] = (byte)(s[p] ^ 0x80);
             }
-            for (int ch = channels; ch < pitch; ch++)
+            for (ch = channels; ch < pitch; ch++)
                 for (int p = 0; p < count; p++) d[p * pitch + ch] = 0x80;
         });
     }
