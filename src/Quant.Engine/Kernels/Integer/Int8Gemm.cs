@@ -92,6 +92,35 @@ internal static class Int8Gemm
         else RunPacked(a, b, m, c);
     }
 
+    /// <summary>
+    /// C = A × B where the caller has already written the offset activations u = a + 128 (a XOR 0x80) as
+    /// <paramref name="m"/> rows of <see cref="Int8Weights.PaddedK"/> bytes: the convolutions build their panels
+    /// straight in this form, so no pass converts them. Bytes of a row past K meet zero weights; any value works there.
+    /// </summary>
+    public static void RunOffset(ReadOnlySpan<byte> u, Int8Weights b, int m, Span<int> c, bool vector = true)
+    {
+        int pk = b.PaddedK, n = b.N;
+        if (m < 0) throw new ArgumentOutOfRangeException(nameof(m), m, "GEMM dimensions cannot be negative");
+        if (c.Length != (long)m * n) throw new ArgumentException($"output holds {c.Length} values, not {m} × {n}");
+        if (u.Length < (long)m * pk) throw new ArgumentException($"offset activations hold {u.Length} bytes, not {m} × {pk}");
+        if (vector && AvxVnni.IsSupported)
+        {
+            var u4 = MemoryMarshal.Cast<byte, int>(u[..(m * pk)]);
+            int groups = pk / 4, i = 0;
+            for (; i + 4 <= m; i += 4) FourRows(u4.Slice(i * groups, 4 * groups), b, i, c);
+            for (; i < m; i++) OneRow(u4.Slice(i * groups, groups), b, i, c);
+            return;
+        }
+        // Σ_k (u − 128)·w = Σ_k u·w + Correction, in wrapping int32 like the vector path.
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                int s = b.Correction[j];
+                for (int t = 0; t < b.K; t++) s = unchecked(s + u[i * pk + t] * b.Data[b.Index(t, j)]);
+                c[i * n + j] = s;
+            }
+    }
+
     /// <summary>Fallback without VNNI: the same sums, read through the packed layout.</summary>
     private static void RunPacked(ReadOnlySpan<sbyte> a, Int8Weights b, int m, Span<int> c)
     {
@@ -123,11 +152,7 @@ internal static class Int8Gemm
         {
             int rows = Math.Min(4, m - i);
             for (int r = 0; r < rows; r++)
-            {
-                var row = a.Slice((i + r) * k, k);
-                var dst = u.AsSpan(r * pk, k);
-                for (int t = 0; t < k; t++) dst[t] = (byte)(row[t] ^ unchecked((sbyte)0x80));
-            }
+                System.Numerics.Tensors.TensorPrimitives.Xor(MemoryMarshal.AsBytes(a.Slice((i + r) * k, k)), (byte)0x80, u.AsSpan(r * pk, k));
             if (rows == 4) FourRows(u4, b, i, c);
             else
                 for (int r = 0; r < rows; r++) OneRow(u4.Slice(r * pk / 4, pk / 4), b, i + r, c);

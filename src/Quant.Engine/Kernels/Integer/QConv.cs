@@ -47,6 +47,9 @@ internal sealed class QConvPlan
     private readonly long[] _colSum;
     private readonly Lazy<Int8Weights[]> _w8;
     private readonly Lazy<Int16Weights[]> _w16;
+    /// <summary>Channels rounded up to 4: the pixel pitch of the channels-last input of <see cref="RunChannelsLast"/>.</summary>
+    private readonly int _cp;
+    private readonly Lazy<Int8Weights> _w8Last;
     public QGemmOutput Output { get; }
 
     public QConvPlan(KernelSetup s)
@@ -73,6 +76,8 @@ internal sealed class QConvPlan
         for (int m = 0; m < _m; m++)
             for (int t = 0; t < k; t++) _colSum[m] += _w[m * k + t];
         _w8 = new Lazy<Int8Weights[]>(() => PackGroups(b => Int8Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)));
+        _cp = (_cg + 3) & ~3;
+        _w8Last = new Lazy<Int8Weights>(PackChannelsLast);
         _w16 = new Lazy<Int16Weights[]>(() => PackGroups(b => _wType == ElementType.Int8
             ? Int16Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)
             : Int16Weights.Pack(b.Select(v => (short)v).ToArray(), K, Mg)));
@@ -94,6 +99,23 @@ internal sealed class QConvPlan
             result[g] = pack(b);
         }
         return result;
+    }
+
+    /// <summary>
+    /// B[K', M] for <see cref="RunChannelsLast"/>: K' runs over (kh, kw, c) with c padded to <see cref="_cp"/>, the
+    /// order of a channels-last panel row; the padding channels hold zero weights, so Σ_k w (and the correction) is
+    /// the same as in W's own order.
+    /// </summary>
+    private Int8Weights PackChannelsLast()
+    {
+        int k = K, kp = _kh * _kw * _cp;
+        var b = new sbyte[kp * _m];
+        for (int m = 0; m < _m; m++)
+            for (int c = 0; c < _cg; c++)
+                for (int kh = 0; kh < _kh; kh++)
+                    for (int kw = 0; kw < _kw; kw++)
+                        b[((kh * _kw + kw) * _cp + c) * _m + m] = (sbyte)_w[m * k + (c * _kh + kh) * _kw + kw];
+        return Int8Weights.Pack(b, kp, _m);
     }
 
     private readonly record struct Geometry(int H, int W, int OH, int OW, int SH, int SW, int DH, int DW, int PT, int PL);
@@ -157,6 +179,8 @@ internal sealed class QConvPlan
                     ArrayPool<int>.Shared.Return(acc);
                 });
             }
+            else if (!Output.Wide && x8 && _wType == ElementType.Int8 && _group == 1)
+                RunChannelsLast(x, n * c * plane, g, y, yOffset, forEach);
             else if (!Output.Wide)
             {
                 var rented = ArrayPool<int>.Shared.Rent(_m * ohw);
@@ -213,6 +237,75 @@ internal sealed class QConvPlan
                     ArrayPool<long>.Shared.Return(tmp);
                 });
                 forEach(_m, m => Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Dense int8 × int8 (one group): the input once as channels-last bytes u = x + 128 (the VNNI offset of §5.1,
+    /// applied while transposing), so a panel row is _kh · _kw runs of whole pixels copied from it (a 1x1 stride-1
+    /// convolution reads it as the panel itself), and <see cref="Int8Gemm.RunOffset"/> consumes the panels as written.
+    /// </summary>
+    private void RunChannelsLast(Tensor x, int xOffset, Geometry g, Tensor y, int yOffset, Action<int, Action<int>> forEach)
+    {
+        int cp = _cp, plane = g.H * g.W, ohw = g.OH * g.OW, kp = _kh * _kw * cp;
+        var weights = _w8Last.Value;
+        var hwc = ArrayPool<byte>.Shared.Rent(plane * cp);
+        QConvChannelsLast.Write(x, xOffset, _cg, plane, cp, hwc, forEach);
+        bool direct = _kh == 1 && _kw == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H && g.OW == g.W;
+        var acc = ArrayPool<int>.Shared.Rent(_m * ohw);
+        int panels = (ohw + RowsPerPanel - 1) / RowsPerPanel;
+        forEach(panels, job =>
+        {
+            int p0 = job * RowsPerPanel, rows = Math.Min(RowsPerPanel, ohw - p0);
+            var tmp = ArrayPool<int>.Shared.Rent(rows * _m);
+            byte[]? col = null;
+            if (direct) Int8Gemm.RunOffset(hwc.AsSpan(p0 * cp, rows * cp), weights, rows, tmp.AsSpan(0, rows * _m));
+            else
+            {
+                col = ArrayPool<byte>.Shared.Rent(rows * kp);
+                Im2ColChannelsLast(hwc, g, p0, rows, col.AsSpan(0, rows * kp));
+                Int8Gemm.RunOffset(col.AsSpan(0, rows * kp), weights, rows, tmp.AsSpan(0, rows * _m));
+                ArrayPool<byte>.Shared.Return(col);
+            }
+            for (int m = 0; m < _m; m++)
+            {
+                int corr = unchecked((int)(_bias[m] - _zx * _colSum[m]));
+                var dst = acc.AsSpan(m * ohw + p0, rows);
+                for (int r = 0; r < rows; r++) dst[r] = unchecked(tmp[r * _m + m] + corr);
+            }
+            ArrayPool<int>.Shared.Return(tmp);
+        });
+        ArrayPool<byte>.Shared.Return(hwc);
+        forEach(_m, m => Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw, true));
+        ArrayPool<int>.Shared.Return(acc);
+    }
+
+    /// <summary>Rows [p0, p0 + rows) of the channels-last panel [pixels, (kh, kw, c)]; padding taps hold z_x + 128.</summary>
+    private void Im2ColChannelsLast(byte[] hwc, Geometry g, int p0, int rows, Span<byte> col)
+    {
+        int cp = _cp, kp = _kh * _kw * cp, run = _kw * cp;
+        byte pad = (byte)(_zx + 128);
+        for (int r = 0; r < rows; r++)
+        {
+            int p = p0 + r, oh = p / g.OW, ow = p % g.OW, iw0 = ow * g.SW - g.PL;
+            var dst = col.Slice(r * kp, kp);
+            bool inside = g.DW == 1 && iw0 >= 0 && iw0 + _kw <= g.W;
+            for (int kh = 0; kh < _kh; kh++)
+            {
+                var taps = dst.Slice(kh * run, run);
+                int ih = oh * g.SH - g.PT + kh * g.DH;
+                if ((uint)ih >= (uint)g.H) { taps.Fill(pad); continue; }
+                int rowBase = ih * g.W;
+                // Interior: the _kw pixels are adjacent in the input row, so one copy of _kw · cp bytes.
+                if (inside) { hwc.AsSpan((rowBase + iw0) * cp, run).CopyTo(taps); continue; }
+                for (int kw = 0; kw < _kw; kw++)
+                {
+                    int iw = iw0 + kw * g.DW;
+                    var tap = taps.Slice(kw * cp, cp);
+                    if ((uint)iw < (uint)g.W) hwc.AsSpan((rowBase + iw) * cp, cp).CopyTo(tap);
+                    else tap.Fill(pad);
+                }
             }
         }
     }
@@ -295,6 +388,41 @@ internal sealed class QConvPlan
                     TensorPrimitives.MultiplyAdd(p.Slice(kh * g.DH * pw + kw * g.DW, span), TA.CreateTruncating(_w[m * taps + kh * _kw + kw]), ws, ws);
             for (int oh = 0; oh < g.OH; oh++) ws.Slice(oh * pw, g.OW).CopyTo(acc.Slice(oh * g.OW, g.OW));
             ArrayPool<TA>.Shared.Return(wide);
+            ArrayPool<TA>.Shared.Return(padded);
+            return;
+        }
+        if (g.SW > 1)
+        {
+            // Wider strides: split the padded plane's columns into SW phases (column q·SW + f goes to phase f), so
+            // tap kw reads phase (kw·dw) mod SW at offset (kw·dw) / SW with unit stride, and stays one multiply-add.
+            int qw = (pw + g.SW - 1) / g.SW;
+            var phases = ArrayPool<TA>.Shared.Rent(g.SW * ph * qw);
+            var phs = phases.AsSpan(0, g.SW * ph * qw);
+            phs.Clear();
+            for (int py = 0; py < ph; py++)
+            {
+                var src2 = p.Slice(py * pw, pw);
+                for (int f = 0; f < g.SW; f++)
+                {
+                    var dst = phs.Slice((f * ph + py) * qw, qw);
+                    for (int col = f, q = 0; col < pw; col += g.SW, q++) dst[q] = src2[col];
+                }
+            }
+            for (int oh = 0; oh < g.OH; oh++)
+            {
+                var row = acc.Slice(oh * g.OW, g.OW);
+                for (int kh = 0; kh < _kh; kh++)
+                {
+                    int py = oh * g.SH + kh * g.DH;
+                    for (int kw = 0; kw < _kw; kw++)
+                    {
+                        int e = kw * g.DW;
+                        var w = TA.CreateTruncating(_w[m * taps + kh * _kw + kw]);
+                        TensorPrimitives.MultiplyAdd(phs.Slice((e % g.SW * ph + py) * qw + e / g.SW, g.OW), w, row, row);
+                    }
+                }
+            }
+            ArrayPool<TA>.Shared.Return(phases);
             ArrayPool<TA>.Shared.Return(padded);
             return;
         }

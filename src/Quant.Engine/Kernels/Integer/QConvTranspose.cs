@@ -179,58 +179,68 @@ internal sealed class QConvTransposePlan
         }
     }
 
+    /// <summary>Output pixels' input rows per GEMM job: a panel of the channels-last input and its columns stay in cache.</summary>
+    private const int RowsPerPanel = 128;
+
+    /// <summary>
+    /// int8 × int8, acc_bits 32: per group, the input once as channels-last offset bytes, the GEMM
+    /// col[pixel, (j, tap)] in panels of pixels (parallel), then per output channel (parallel, each job owns its
+    /// plane) the scatter-add of its columns and the requantization.
+    /// </summary>
     private void RunGemm(Tensor x, Tensor y, Action<int, Action<int>> forEach)
     {
         var g = Resolve(x, m => new EngineException(m));
         int batch = x.Shape[0], plane = g.H * g.W, ohw = g.OH * g.OW, cg = _c / _group, taps = _kh * _kw, n = _mg * taps;
         forEach = QGemmOutput.Threading(forEach, (long)plane * _c * n);
         var packed = _packed.Value;
-        var xs = x.ReadOnlySpan<sbyte>().ToArray();
         for (int b = 0; b < batch; b++)
         {
-            int xOffset = b * _c * plane, yOffset = b * M * ohw;
-            // Pixel-major [ohw, M]: a scatter step then writes M/g neighbouring integers instead of M/g planes apart.
-            var acc = ArrayPool<int>.Shared.Rent(M * ohw);
-            for (int at = 0; at < ohw; at++)
-                for (int o = 0; o < M; o++) acc[at * M + o] = unchecked((int)_bias[o]);
-            // Groups write disjoint output channels, so they may run in parallel.
-            forEach(_group, grp =>
+            int yOffset = b * M * ohw;
+            for (int grp = 0; grp < _group; grp++)
             {
                 var (w, sums) = packed[grp];
-                var a = new sbyte[plane * cg];
-                for (int c = 0; c < cg; c++)
-                    for (int p = 0; p < plane; p++) a[p * cg + c] = xs[xOffset + (grp * cg + c) * plane + p];
-                var col = new int[plane * n];
-                Int8Gemm.Run(a, w, plane, col);
-                var corr = new int[n];
-                for (int t = 0; t < n; t++) corr[t] = unchecked((int)(-(long)_zx * sums[t]));
-                for (int ih = 0; ih < g.H; ih++)
-                    for (int iw = 0; iw < g.W; iw++)
-                    {
-                        int row = (ih * g.W + iw) * n;
-                        for (int kh = 0; kh < _kh; kh++)
-                        {
-                            int oh = ih * g.SH - g.PT + kh * g.DH;
-                            if ((uint)oh >= (uint)g.OH) continue;
-                            for (int kw = 0; kw < _kw; kw++)
-                            {
-                                int ow = iw * g.SW - g.PL + kw * g.DW;
-                                if ((uint)ow >= (uint)g.OW) continue;
-                                int t = kh * _kw + kw, at = (oh * g.OW + ow) * M + grp * _mg;
-                                for (int j = 0; j < _mg; j++)
-                                    acc[at + j] += unchecked(col[row + j * taps + t] + corr[j * taps + t]);
-                            }
-                        }
-                    }
-            });
-            forEach(M, o =>
-            {
-                var channel = ArrayPool<int>.Shared.Rent(ohw);
-                for (int at = 0; at < ohw; at++) channel[at] = acc[at * M + o];
-                Output.Write(channel.AsSpan(0, ohw), o, y, yOffset + o * ohw, true);
-                ArrayPool<int>.Shared.Return(channel);
-            });
-            ArrayPool<int>.Shared.Return(acc);
+                int pk = w.PaddedK;
+                var hwc = ArrayPool<byte>.Shared.Rent(plane * pk);
+                QConvChannelsLast.Write(x, (b * _c + grp * cg) * plane, cg, plane, pk, hwc, forEach);
+                var col = ArrayPool<int>.Shared.Rent(plane * n);
+                forEach((plane + RowsPerPanel - 1) / RowsPerPanel, job =>
+                {
+                    int p0 = job * RowsPerPanel, rows = Math.Min(RowsPerPanel, plane - p0);
+                    Int8Gemm.RunOffset(hwc.AsSpan(p0 * pk, rows * pk), w, rows, col.AsSpan(p0 * n, rows * n));
+                });
+                ArrayPool<byte>.Shared.Return(hwc);
+                int first = grp * _mg;
+                forEach(_mg, j => Scatter(col, sums, g, j, first + j, y, yOffset));
+                ArrayPool<int>.Shared.Return(col);
+            }
         }
+    }
+
+    /// <summary>Output channel <paramref name="m"/> (column block <paramref name="j"/> of its group's GEMM): bias, the
+    /// scatter-add of every input pixel's taps with their zero-point constants, then the requantization.</summary>
+    private void Scatter(int[] col, long[] sums, Geometry g, int j, int m, Tensor y, int yOffset)
+    {
+        int ohw = g.OH * g.OW, taps = _kh * _kw, n = _mg * taps;
+        var acc = ArrayPool<int>.Shared.Rent(ohw);
+        acc.AsSpan(0, ohw).Fill(unchecked((int)_bias[m]));
+        Span<int> corr = stackalloc int[taps];
+        for (int t = 0; t < taps; t++) corr[t] = unchecked((int)(-(long)_zx * sums[j * taps + t]));
+        for (int ih = 0; ih < g.H; ih++)
+            for (int kh = 0; kh < _kh; kh++)
+            {
+                int oh = ih * g.SH - g.PT + kh * g.DH;
+                if ((uint)oh >= (uint)g.OH) continue;
+                for (int iw = 0; iw < g.W; iw++)
+                {
+                    int row = (ih * g.W + iw) * n + j * taps + kh * _kw, ow0 = iw * g.SW - g.PL, at = oh * g.OW;
+                    for (int kw = 0; kw < _kw; kw++)
+                    {
+                        int ow = ow0 + kw * g.DW;
+                        if ((uint)ow < (uint)g.OW) acc[at + ow] += unchecked(col[row + kw] + corr[kh * _kw + kw]);
+                    }
+                }
+            }
+        Output.Write(acc.AsSpan(0, ohw), m, y, yOffset + m * ohw, true);
+        ArrayPool<int>.Shared.Return(acc);
     }
 }

@@ -116,6 +116,13 @@ internal sealed class QGemmOutput
         }
     }
 
+    /// <summary>The fused clamp over a requantized run, vectorized (Min/Max of integers: the same bits as Math.Clamp).</summary>
+    private static void Clamp<T>(Span<T> d, T lo, T hi) where T : unmanaged, System.Numerics.INumber<T>
+    {
+        System.Numerics.Tensors.TensorPrimitives.Max(d, lo, d);
+        System.Numerics.Tensors.TensorPrimitives.Min(d, hi, d);
+    }
+
     /// <summary>Writes <paramref name="acc"/> (one channel's run) to <paramref name="y"/> at <paramref name="offset"/>.</summary>
     public void Write(ReadOnlySpan<int> acc, int channel, Tensor y, int offset, bool vector)
     {
@@ -132,13 +139,13 @@ internal sealed class QGemmOutput
         {
             var d = y.Span<sbyte>().Slice(offset, acc.Length);
             Requantize.Run(acc, Multipliers[c], Shifts[c], ZeroPoint, d, vector);
-            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (sbyte)Math.Clamp(d[i], ClampMin, ClampMax);
+            if (Clamps) Clamp(d, (sbyte)ClampMin, (sbyte)ClampMax);
         }
         else
         {
             var d = y.Span<short>().Slice(offset, acc.Length);
             Requantize.Run(acc, Multipliers[c], Shifts[c], ZeroPoint, d, vector);
-            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (short)Math.Clamp(d[i], ClampMin, ClampMax);
+            if (Clamps) Clamp(d, (short)ClampMin, (short)ClampMax);
         }
     }
 
@@ -185,13 +192,13 @@ internal sealed class QGemmOutput
         {
             var d = y.Span<sbyte>().Slice(offset, acc.Length);
             Requantize.RunPerColumn(acc, Multipliers, Shifts, ZeroPoint, d, vector);
-            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (sbyte)Math.Clamp(d[i], ClampMin, ClampMax);
+            if (Clamps) Clamp(d, (sbyte)ClampMin, (sbyte)ClampMax);
         }
         else
         {
             var d = y.Span<short>().Slice(offset, acc.Length);
             Requantize.RunPerColumn(acc, Multipliers, Shifts, ZeroPoint, d, vector);
-            if (Clamps) for (int i = 0; i < d.Length; i++) d[i] = (short)Math.Clamp(d[i], ClampMin, ClampMax);
+            if (Clamps) Clamp(d, (short)ClampMin, (short)ClampMax);
         }
     }
 

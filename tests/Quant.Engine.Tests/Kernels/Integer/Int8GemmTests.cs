@@ -52,6 +52,17 @@ public class Int8GemmTests
             Assert.Equal(exact[i], reference[i]);
         Assert.Equal(reference, fast);
         Assert.Equal(reference, fallback);
+        // Pre-offset rows (u = a + 128, PaddedK bytes each, arbitrary bytes past K): both paths of RunOffset.
+        var u = new byte[m * packed.PaddedK];
+        rng.NextBytes(u);
+        for (int i = 0; i < m; i++)
+            for (int t = 0; t < k; t++) u[i * packed.PaddedK + t] = (byte)(a[i * k + t] + 128);
+        foreach (var vector in new[] { true, false })
+        {
+            var offset = new int[m * n];
+            Int8Gemm.RunOffset(u, packed, m, offset, vector);
+            Assert.Equal(reference, offset);
+        }
     }
 
     [Fact]

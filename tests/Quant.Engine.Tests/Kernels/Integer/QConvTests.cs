@@ -91,6 +91,30 @@ public class QConvTests
     }
 
     [Fact]
+    public void Channels_last_int8_convolutions_over_several_panels_equal_the_exact_result()
+    {
+        // The dense int8 path builds channels-last panels of 128 pixels: sizes past one panel with a partial last
+        // panel and row counts that are not multiples of 4, channel counts on and off the 4-byte pitch, asymmetric
+        // interiors, dilation and every padding case.
+        int seed = 50;
+        foreach (var (ch, k, stride, dil, pad) in new[] { (4, 1, 1, 1, 0), (7, 1, 1, 1, 0), (3, 3, 1, 1, 1), (8, 3, 2, 1, 1), (6, 3, 1, 2, 2), (5, 1, 2, 1, 0), (9, 2, 1, 1, 1) })
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: ch, M: 21, Group: 1, H: 17, W: 19, k, stride, dil, pad, Zx: seed % 2 == 0 ? 5 : -128,
+                Bias: true, PerChannel: seed % 3 != 0, Wide: false), seed++);
+    }
+
+    [Fact]
+    public void Strided_depthwise_convolutions_with_dilation_equal_the_exact_result()
+    {
+        // Strides above 1 run on column phases of the padded plane: strides 2 and 3, dilations that land on either phase.
+        int seed = 80;
+        foreach (var (k, stride, dil, pad) in new[] { (3, 2, 2, 2), (3, 3, 1, 1), (5, 2, 3, 1), (2, 3, 2, 0) })
+        {
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 5, M: 5, Group: 5, H: 15, W: 22, k, stride, dil, pad, -9, true, true, false), seed++);
+            Check(new Case(ElementType.Int16, ElementType.Int16, ElementType.Int16, C: 3, M: 3, Group: 3, H: 11, W: 13, k, stride, dil, pad, 40, true, false, true), seed++);
+        }
+    }
+
+    [Fact]
     public void Depthwise_and_grouped_convolutions_equal_the_exact_result_on_every_path()
     {
         int seed = 100;
@@ -122,7 +146,9 @@ public class QConvTests
         var rng = new Random(300);
         foreach (var (group, stride, pad, k) in new[] { (1, 2, 0, 2), (1, 2, 1, 3), (2, 1, 1, 3), (1, 3, 0, 2) })
         {
-            int c = 4, mg = 3, m = mg * group, h = 5, wd = 7;
+            // Group 1 with stride 2: an odd channel count (padded pitch) and more pixels than one GEMM panel.
+            bool large = group == 1 && stride == 2;
+            int c = group == 1 ? 5 : 4, mg = 3, m = mg * group, h = large ? 13 : 5, wd = large ? 17 : 7;
             int cg = c / group;
             var x = Random(rng, c * h * wd, ElementType.Int8);
             var w = Random(rng, c * mg * k * k, ElementType.Int8);
