@@ -76,7 +76,7 @@ internal static class Converter
             var request = new LoweringRequest(node, inputs, outputs, qdq.Constant, emitter)
             {
                 FusedActivation = fused, ModelFile = modelFile, Shape = name => shapes.GetValueOrDefault(name),
-                FloatOutput = floatFromAccumulator ? outTensor : null,
+                FloatOutput = floatFromAccumulator ? outTensor : null, Opset = model.OpsetFor(""),
             };
             var reason = rules[node.OpType].Lower(request);
             if (reason is not null)

@@ -74,6 +74,8 @@ public sealed class LoweringRequest
     public string? FloatOutput { get; init; }
     /// <summary>The inferred shape of a tensor of the qat graph, or null when unknown.</summary>
     public Func<string, Dim[]?> Shape { get; init; } = _ => null;
+    /// <summary>The model's opset for the default ONNX domain (operator semantics changed across versions, e.g. Softmax at 13).</summary>
+    public long Opset { get; init; } = 21;
 }
 
 /// <summary>Where a rule writes its replacement: nodes and initializers added to the quantized graph.</summary>

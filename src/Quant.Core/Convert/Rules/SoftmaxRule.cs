@@ -3,7 +3,8 @@ namespace Quant.Core.Conversion;
 /// <summary>
 /// Softmax (spec §10): the exp table E[d] = rne(2^30·exp(−s_x·d)) in double, cut after its last non-zero entry, and the
 /// output multiplier Mult(2^−31 / s_y). QSoftmax normalizes along one axis (Softmax-13 semantics): every qat model our
-/// export writes is opset 13 or later (the exporter upgrades older models), where Softmax's axis means exactly that.
+/// export writes is opset 13 or later (the exporter upgrades older models); a foreign model of an older opset is
+/// lowered only when its axis is the last one (then the two semantics agree), else it stays a float island.
 /// </summary>
 public sealed class SoftmaxRule : IIntegerRule
 {
@@ -13,7 +14,15 @@ public sealed class SoftmaxRule : IIntegerRule
     {
         if (RuleParts.CheckInputs(r) is { } reason) return reason;
         var x = RuleParts.In(r, 0);
-        long axis = r.Node.GetInt("axis", -1);
+        long axis = r.Node.GetInt("axis", r.Opset < 13 ? 1 : -1);
+        // Before opset 13 Softmax normalizes over the flattened dims [axis, rank): the same as one axis only when that
+        // axis is the last. Otherwise it stays the qat model's float node (spec §3.5).
+        if (r.Opset < 13)
+        {
+            int? rank = r.Shape(r.Node.Inputs[0])?.Length;
+            if (rank is null || (axis < 0 ? axis + rank : axis) != rank - 1)
+                return $"Softmax of opset {r.Opset} normalizes over every axis from {axis} on{(rank is null ? " (input rank unknown)" : "")}; QSoftmax normalizes along one axis";
+        }
         for (int k = 0; k < r.Outputs.Count; k++)
         {
             var y = r.Outputs[k];

@@ -25,6 +25,19 @@ public class SoftmaxAveragingRulesTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Softmax_before_opset_13_is_lowered_only_along_its_last_axis()
+    {
+        // Opset 11 Softmax(axis=1) on [1,4,5] normalizes over all 20 values; QSoftmax would normalize over 4.
+        LoweringRequest Request(long axis, long opset) =>
+            new(new Node("sm", "Softmax", "", ["x0"], ["s"]) { Attributes = { ["axis"] = AttributeValue.Of("axis", axis) } },
+                [new IntegerInput("q0", I8(0.1f))], [new IntegerOutput("y0", I8(1f / 127))], _ => null, new GraphEmitter(new Graph()))
+            { Opset = opset, Shape = _ => [1, 4, 5] };
+        Assert.Contains("normalizes over every axis from 1 on", RuleFor("Softmax").Lower(Request(1, 11)));
+        Assert.Null(RuleFor("Softmax").Lower(Request(2, 11)));
+        Assert.Null(RuleFor("Softmax").Lower(Request(1, 13)));
+    }
+
+    [Fact]
     public void Int16_softmax_matches_within_one_LSB()
     {
         var rng = new Random(5);
