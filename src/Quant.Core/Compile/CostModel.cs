@@ -98,7 +98,7 @@ public static class CostModel
     {
         var inType = op.Inputs.Length > 0 && op.Inputs[0] >= 0 ? values[op.Inputs[0]].Type : ElementType.Undefined;
         bool wide = inType is ElementType.Int16 or ElementType.UInt16;
-        if (op.Domain == "quant.build")
+        if (op.Domain == Conversion.LoweringEmitter.Domain)
             return op.OpType switch
             {
                 "QConv" when depthwise => wide ? "qconv.depthwise.int16" : "qconv.depthwise.int8",

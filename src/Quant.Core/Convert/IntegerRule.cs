@@ -82,7 +82,7 @@ public sealed class LoweringRequest
 public abstract class LoweringEmitter
 {
     /// <summary>The operator domain of the quantized model's own ops.</summary>
-    public const string Domain = "quant.build";
+    public const string Domain = Quant.Engine.Kernels.Integer.QuantBuildOps.Domain;
 
     /// <summary>Adds a node (domain "" for standard ONNX ops, <see cref="Domain"/> for ours); its name is made unique from <paramref name="nameHint"/>.</summary>
     public abstract Node AddNode(string nameHint, string opType, string domain, IEnumerable<string> inputs, IEnumerable<string> outputs);

@@ -17,9 +17,7 @@ namespace Quant.Engine.Kernels.Integer;
 [KernelFamily]
 internal static class QConvKernels
 {
-    public const string Domain = "quant.build";
-
-    public static void Register(KernelRegistry r) => r.Add("QConv", 1, s => new Kernel(new QConvPlan(s)), Domain);
+    public static void Register(KernelRegistry r) => r.Add("QConv", 1, s => new Kernel(new QConvPlan(s)), QuantBuildOps.Domain);
 
     private sealed class Kernel(QConvPlan plan) : IKernel
     {

@@ -14,7 +14,7 @@ namespace Quant.Engine.Kernels.Integer;
 [KernelFamily]
 internal static class QConvTransposeKernels
 {
-    public static void Register(KernelRegistry r) => r.Add("QConvTranspose", 1, s => new Kernel(new QConvTransposePlan(s)), QConvKernels.Domain);
+    public static void Register(KernelRegistry r) => r.Add("QConvTranspose", 1, s => new Kernel(new QConvTransposePlan(s)), QuantBuildOps.Domain);
 
     private sealed class Kernel(QConvTransposePlan plan) : IKernel
     {

@@ -10,5 +10,5 @@ namespace Quant.Engine.Kernels.Integer;
 internal static class QGemmKernels
 {
     public static void Register(KernelRegistry r) =>
-        r.Add("QGemm", 1, s => new QMatMulKernels.Kernel(new QMatMulPlan(s, gemm: true)), QConvKernels.Domain);
+        r.Add("QGemm", 1, s => new QMatMulKernels.Kernel(new QMatMulPlan(s, gemm: true)), QuantBuildOps.Domain);
 }

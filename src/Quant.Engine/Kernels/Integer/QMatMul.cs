@@ -11,7 +11,7 @@ namespace Quant.Engine.Kernels.Integer;
 [KernelFamily]
 internal static class QMatMulKernels
 {
-    public static void Register(KernelRegistry r) => r.Add("QMatMul", 1, s => new Kernel(new QMatMulPlan(s, gemm: false)), QConvKernels.Domain);
+    public static void Register(KernelRegistry r) => r.Add("QMatMul", 1, s => new Kernel(new QMatMulPlan(s, gemm: false)), QuantBuildOps.Domain);
 
     internal sealed class Kernel(QMatMulPlan plan) : IKernel
     {

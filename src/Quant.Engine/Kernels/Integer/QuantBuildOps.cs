@@ -14,8 +14,8 @@ namespace Quant.Engine.Kernels.Integer;
 /// </summary>
 internal static class QuantBuildOps
 {
-    /// <summary>The quantized model's operator domain. The engine cannot reference Quant.Core, so this literal must
-    /// equal <c>Quant.Core.Conversion.LoweringEmitter.Domain</c>.</summary>
+    /// <summary>The quantized model's operator domain: the one definition (convert's <c>LoweringEmitter.Domain</c> and
+    /// compile's cost families read it from here).</summary>
     public const string Domain = "quant.build";
 
     /// <summary>Elements per step of the chunked span pipeline (two int64 buffers of this size live on the stack).</summary>
