@@ -81,7 +81,7 @@ internal static class ChainTable
     }
 
     /// <summary>det's held-out photos: four of the text photos (box, sign, word, street scene), the rest calibrates.</summary>
-    private static readonly string[] DetHeldOut = ["003_box_in_scene.npy", "006_scenetext03.npy", "009_scenetext_segmented_word04.npy", "015_000.npy"];
+    internal static readonly string[] DetHeldOut = ["003_box_in_scene.npy", "006_scenetext03.npy", "009_scenetext_segmented_word04.npy", "015_000.npy"];
 
     private static (string Float, string CalibGlob, List<string> Held, string Preprocessing) Describe(string model, string datasets, string work, int samples)
     {

@@ -11,11 +11,13 @@ using Quant.TestSupport;
 // (or "presets REC_DIR DET_DIR": the preset table of docs/export.md, see PresetTable.cs;
 // "compiled [--repeat N] [--models det,rec] [--keep DIR]": the compiled int8 model vs ORT and the float engine, CompiledBench.cs;
 // "chain DATASETS_DIR": float -> qat -> quantized -> compiled consistency per model and preset, ChainTable.cs;
+// "quality DATASETS_DIR": rec/cls accuracy and det IoU of the qat models per preset, QualityTable.cs;
 // "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
 if (args is ["chain", .. var chainArgs]) return ChainTable.Run(chainArgs);
+if (args is ["quality", .. var qualityArgs]) return QualityTable.Run(qualityArgs);
 if (args is ["costmodel", .. var fitArgs]) return CostModelCalibration.Fit(fitArgs);
 if (args is ["estimate", .. var compiled]) return CostModelCalibration.Estimate(compiled);
 int repeat = 10;

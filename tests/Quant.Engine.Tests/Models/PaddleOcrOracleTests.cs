@@ -65,28 +65,11 @@ public class PaddleOcrOracleTests
         foreach (var file in OcrSamples.RecFiles)
         {
             var probs = Rec.Value.Run(new Dictionary<string, Tensor> { ["x"] = OcrSamples.Rec(file) }).Values.Single();
-            var text = CtcGreedy(probs, keys);
+            var text = OcrText.CtcGreedy(probs, keys);
             got.Add($"{text} (drawn: {labels[file]})");
             if (text.Trim() == labels[file]) exact++;
         }
         Assert.True(exact >= 3, $"only {exact} of {OcrSamples.RecFiles.Length} lines decoded exactly: {string.Join(" | ", got)}");
-    }
-
-    private static string CtcGreedy(Tensor probs, string[] keys)
-    {
-        int steps = probs.Shape[1], classes = probs.Shape[2];
-        var p = probs.ReadOnlySpan<float>();
-        var sb = new System.Text.StringBuilder();
-        int prev = 0;
-        for (int t = 0; t < steps; t++)
-        {
-            var row = p.Slice(t * classes, classes);
-            int best = 0;
-            for (int c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
-            if (best != 0 && best != prev) sb.Append(best <= keys.Length ? keys[best - 1] : " ");
-            prev = best;
-        }
-        return sb.ToString();
     }
 
     internal static void AssertMatchesOrt(InferenceSession session, string modelPath, Tensor x, string what)
