@@ -77,6 +77,7 @@ internal static class QualityTable
                 exportTime.Stop();
                 var run = task.Evaluate(export.QatModelPath);
                 results[(model, preset)] = task.Cell(run, floatRun);
+                Console.Error.WriteLine($"{model} {preset}: {results[(model, preset)]}  ({total.Elapsed.TotalSeconds:F0} s)");
                 notes.Add($"{model} {preset}: export {exportTime.Elapsed.TotalSeconds:F0} s (calibration {(export.CalibrationFromCache ? "from cache" : $"{export.CalibrationTime.TotalSeconds:F0} s")}, method {export.ChosenMethod})");
             }
             notes.Add(task.Note);
@@ -244,7 +245,10 @@ internal static class QualityTable
                 if (held.Count != 4) throw new ArgumentException($"ppocr-det/calib lacks one of {string.Join(", ", ChainTable.DetHeldOut)}");
                 var calib = Path.Combine(work, lastFour ? "det-calib-first12" : "det-calib");
                 Directory.CreateDirectory(calib);
-                foreach (var f in all.Except(held))
+                var wanted = all.Except(held).ToList();
+                // A photo left from another held-out choice must not calibrate this one.
+                foreach (var stale in Directory.GetFiles(calib).Where(f => !wanted.Any(w => Path.GetFileName(w) == Path.GetFileName(f)))) File.Delete(stale);
+                foreach (var f in wanted)
                 {
                     var to = Path.Combine(calib, Path.GetFileName(f));
                     if (!File.Exists(to) || new FileInfo(to).Length != new FileInfo(f).Length) File.Copy(f, to, true);

@@ -51,6 +51,8 @@ internal static class ExportCommand
             Directory.CreateDirectory(Path.GetDirectoryName(runLog)!);
             File.AppendAllText(runLog, $"export {request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath)} calibration={(result.CalibrationFromCache ? "cache" : "collected")} {DateTime.UtcNow:o}\n");
         }
+        // Canonical lines: MSBuild shows them as warnings (and reruns the export next build while there are any).
+        foreach (var w in result.Warnings) Console.WriteLine(w);
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine($"calibration: {(result.CalibrationFromCache ? "statistics from cache" : "collected")} in {result.CalibrationTime.TotalSeconds.ToString("F1", inv)} s; method {result.ChosenMethod}");
         foreach (var (m, s) in result.Candidates) Console.WriteLine($"  candidate {m}: mean output cosine {s.ToString("F6", inv)}");

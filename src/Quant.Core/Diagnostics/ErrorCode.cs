@@ -43,6 +43,8 @@ enum ErrorCode
     // QB4xxx: calibration and export
     CalibrationFailed = 4001,
     ExportFailed = 4002,
+    ExportQatInputUnsupported = 4021,
+    ExportQatInputContradiction = 4022,
 
     // QB5xxx: accuracy checks
     CheckFailed = 5001,

@@ -56,6 +56,8 @@ public sealed class ExportResult
     public required IReadOnlyList<string> DataFiles { get; init; }
     /// <summary>The config as the stage used it (calibration data overrides applied).</summary>
     public required QuantConfig Config { get; init; }
+    /// <summary>Warnings in the canonical form (<c>FILE: warning QBnnnn: ...</c>), e.g. where a QDQ input model's own quantization overrides the config.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
 /// <summary>
@@ -77,6 +79,9 @@ public static class ExportStage
 
         var config = QuantConfigLoader.Load(request.ConfigPath);
         var original = StageModels.Load(request.ModelPath);
+        // A model that already carries Q/DQ (QAT export, quantize_static): export its float graph, keep its scales.
+        var qatInput = QatInput.Read(original, request.ModelPath);
+        if (qatInput is not null) original = qatInput.FloatModel;
 
         var prepared = GraphPreparation.Prepare(original);
         var model = prepared.Model;
@@ -113,9 +118,11 @@ public static class ExportStage
         calibrationTime.Stop();
 
         var plan = PrecisionPlanner.Plan(model, config, FusedPairs(model, prepared));
+        var qatPlan = qatInput is null ? null : QatInputPlan.Apply(qatInput, plan, config, request.ModelPath);
         var tensorTypes = ActivationTensors(plan);
         var fixedParams = FixedParams(config, plan);
         var weights = WeightParams(model, plan, config.Model.Weight.PerChannel);
+        if (qatPlan is not null) (fixedParams, weights) = qatPlan.Overlay(tensorTypes, fixedParams, weights);
 
         // One candidate set per method; `default` (or several listed methods) compares them on the float outputs.
         var baseOptions = new ActivationOptions
@@ -200,7 +207,8 @@ public static class ExportStage
             biasFit.Adjusted);
         var txtPath = Path.Combine(request.OutputDirectory, name + ".model_check.txt");
         var jsonPath = Path.Combine(request.OutputDirectory, name + ".model_check.json");
-        AtomicText.Write(txtPath, report.RenderText());
+        qatPlan?.NoteBiasFit(biasFit.Adjusted);
+        AtomicText.Write(txtPath, report.RenderText() + qatPlan?.RenderText());
         AtomicText.Write(jsonPath, report.RenderJson());
 
         return new ExportResult
@@ -221,6 +229,7 @@ public static class ExportStage
             TotalTime = total.Elapsed,
             DataFiles = data.Files,
             Config = config,
+            Warnings = qatPlan?.Warnings ?? [],
         };
     }
 
