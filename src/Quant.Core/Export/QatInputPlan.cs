@@ -18,8 +18,9 @@ namespace Quant.Core.Export;
 /// nodes the config puts in another qtype (int16, float16, float32).</item>
 /// <item>A weight the model quantized keeps its scales, per channel or per tensor as the model has it, whatever
 /// <c>model_config.weight.per_channel</c> says.</item>
-/// <item>Data movement (Flatten, Reshape, Transpose, ...) after a quantized tensor passes the model's parameters on:
-/// PyTorch puts no pair between a pool's DequantizeLinear and the Flatten before a Gemm.</item>
+/// <item>Data movement (Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Slice, Gather, Split) after a quantized tensor
+/// passes the model's parameters on to outputs the model did not quantize itself: PyTorch puts no pair between a pool's
+/// DequantizeLinear and the Flatten before a Gemm.</item>
 /// <item>A <c>node_config</c> scale or threshold on an output the model quantized is not used.</item>
 /// </list>
 /// </summary>
@@ -83,14 +84,24 @@ public sealed class QatInputPlan
     private void Warn(string message) =>
         _warnings.Add($"{SourcePosition.InFile(_modelFile)}: warning {ErrorCode.ExportQatInputContradiction.Text()}: {message}");
 
+    /// <summary>Ops that pass values through unchanged (a subset or another layout): their outputs share their input's range.</summary>
+    private static readonly HashSet<string> DataMovement = new(StringComparer.Ordinal)
+        { "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Gather", "Split" };
+
+    private static bool MovesData(NodePrecision np) => np.Node.IsDefaultDomain && DataMovement.Contains(np.OpType) && np.Node.Inputs.Count > 0;
+
     private void PassThroughDataMovement(PrecisionPlan plan)
     {
         foreach (var (k, v) in _input.Activations) _activations[k] = v;
-        foreach (var np in plan.Nodes.OrderBy(n => n.NodeIndex))
+        for (bool grew = true; grew;)
         {
-            if (!np.ShapeOnly || np.Node.Inputs.Count == 0 || np.Node.Outputs.Count != 1) continue;
-            if (!_activations.TryGetValue(np.Node.Inputs[0], out var p) || p.PerChannel) continue;
-            _activations.TryAdd(np.Node.Outputs[0], p);
+            grew = false;
+            foreach (var np in plan.Nodes)
+            {
+                if (!MovesData(np) || !_activations.TryGetValue(np.Node.Inputs[0], out var p) || p.PerChannel) continue;
+                foreach (var o in np.Node.Outputs)
+                    if (o.Length > 0 && _activations.TryAdd(o, p)) grew = true;
+            }
         }
     }
 
@@ -149,14 +160,9 @@ public sealed class QatInputPlan
     }
 
     /// <summary>True when a data-movement node passed <paramref name="tensor"/>'s parameters on to something read quantized.</summary>
-    private static bool PassedOn(string tensor, HashSet<string> readAsQuantized, PrecisionPlan plan)
-    {
-        foreach (var np in plan.Nodes)
-            if (np.ShapeOnly && np.Node.Inputs.Count > 0 && np.Node.Inputs[0] == tensor && np.Node.Outputs.Count == 1
-                && (readAsQuantized.Contains(np.Node.Outputs[0]) || PassedOn(np.Node.Outputs[0], readAsQuantized, plan)))
-                return true;
-        return false;
-    }
+    private static bool PassedOn(string tensor, HashSet<string> readAsQuantized, PrecisionPlan plan) =>
+        plan.Nodes.Any(np => MovesData(np) && np.Node.Inputs[0] == tensor &&
+            np.Node.Outputs.Any(o => o.Length > 0 && (readAsQuantized.Contains(o) || PassedOn(o, readAsQuantized, plan))));
 
     private static void Force(NodePrecision np, QType? planned, QType model, string site, SortedDictionary<string, List<string>> changed)
     {
