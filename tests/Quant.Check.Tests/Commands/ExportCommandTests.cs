@@ -65,6 +65,24 @@ public class ExportCommandTests
     }
 
     /// <summary>
+    /// A QDQ model made elsewhere (ONNX Runtime's quantize_static layout) under a config that asks for float16 where the
+    /// model has int8: the export succeeds with the model's scales and prints each contradiction as a canonical warning
+    /// line naming the model file and the nodes, which MSBuild shows as a warning.
+    /// </summary>
+    [Fact]
+    public void A_qdq_input_model_exports_and_prints_contradictions_as_canonical_warnings()
+    {
+        var dir = TestAssets.TempDir("export-cli-qdq");
+        var model = TestAssets.Data("foreign-qdq", "ort-static.onnx");
+        var cfg = Path.Combine(dir, "m.quant.yaml");
+        File.WriteAllText(cfg, $"preset: base\ninputs:\n  x:\n    data: \"{Path.Combine(TestAssets.Data("foreign-qdq"), "input_*.npy").Replace('\\', '/')}\"\n");
+        var (code, stdout, stderr) = QuantCheck("export", model, "--config", cfg, "--out", Path.Combine(dir, "out"), "--name", "m");
+        Assert.True(code == 0, stderr);
+        Assert.Matches($@"(?m)^{System.Text.RegularExpressions.Regex.Escape(model)}: warning QB4022: the config puts float16 where the model has int8.*'/skip_add/Add'", stdout);
+        Assert.Contains("QDQ input model", File.ReadAllText(Path.Combine(dir, "out", "m.model_check.txt")));
+    }
+
+    /// <summary>
     /// One positioned diagnostic, exit 1, no stack trace and no half-written model: schema mistakes, and malformed
     /// yaml (QB1001 where the parser stopped; a deeply nested file used to overflow the stack).
     /// </summary>
