@@ -78,6 +78,8 @@ internal static class QualityTable
                 var run = task.Evaluate(export.QatModelPath);
                 results[(model, preset)] = task.Cell(run, floatRun);
                 Console.Error.WriteLine($"{model} {preset}: {results[(model, preset)]}  ({total.Elapsed.TotalSeconds:F0} s)");
+                if (model == "det")
+                    notes.Add($"det {preset} IoU per photo: " + string.Join(", ", task.PhotoIoU(run, floatRun).Select(p => $"{p.Photo} {p.IoU:F3}")));
                 notes.Add($"{model} {preset}: export {exportTime.Elapsed.TotalSeconds:F0} s (calibration {(export.CalibrationFromCache ? "from cache" : $"{export.CalibrationTime.TotalSeconds:F0} s")}, method {export.ChosenMethod})");
             }
             notes.Add(task.Note);
@@ -199,19 +201,27 @@ internal static class QualityTable
         };
 
         /// <summary>IoU pooled over the photos (text pixels of all of them together), and the worst single photo.</summary>
-        private static string DetCell(Measured r, Measured reference)
+        private string DetCell(Measured r, Measured reference)
         {
-            long inter = 0, union = 0;
-            double worst = 1;
+            var per = PhotoIoU(r, reference);
+            long inter = per.Sum(p => p.Inter), union = per.Sum(p => p.Union);
+            var worst = per.MinBy(p => p.IoU);
+            double pooled = union == 0 ? 1 : (double)inter / union;
+            return worst.IoU == 1 ? $"{pooled:F3}" : $"{pooled:F3} ({worst.IoU:F3}, {worst.Photo[..3]})";
+        }
+
+        /// <summary>Per measured photo: its text-map IoU against float (1 when neither map has text).</summary>
+        public List<(string Photo, long Inter, long Union, double IoU)> PhotoIoU(Measured r, Measured reference)
+        {
+            var result = new List<(string, long, long, double)>();
             for (int i = 0; i < r.Masks.Count; i++)
             {
                 long pi = 0, pu = 0;
                 var a = r.Masks[i]; var b = reference.Masks[i];
                 for (int j = 0; j < a.Length; j++) { if (a[j] && b[j]) pi++; if (a[j] || b[j]) pu++; }
-                inter += pi; union += pu;
-                worst = Math.Min(worst, pu == 0 ? 1 : (double)pi / pu);
+                result.Add((Path.GetFileNameWithoutExtension(Samples[i].File), pi, pu, pu == 0 ? 1 : (double)pi / pu));
             }
-            return $"{(union == 0 ? 1 : (double)inter / union):F3} ({worst:F3})";
+            return result;
         }
     }
 
