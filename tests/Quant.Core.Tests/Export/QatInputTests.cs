@@ -1,3 +1,4 @@
+using Quant.Core.Conversion;
 using Quant.Core.DeploymentRuntime;
 using Quant.Core.Diagnostics;
 using Quant.Core.Export;
@@ -97,6 +98,10 @@ public class QatInputTests(ITestOutputHelper output)
             Assert.Equal(4, qat.Graph.Nodes.Count(n => n.OpType == "Relu"));
             Assert.Contains("Relu restored after", File.ReadAllText(result.ModelCheckTextPath));
         }
+        // What we wrote is an ordinary qat model for the rest of the chain: convert makes every Conv an integer group.
+        var quantizedPath = Path.Combine(dir, "m.quantized.onnx");
+        ConvertStage.Run(result.QatModelPath, quantizedPath);
+        Assert.Equal(5, OnnxModelReader.Load(quantizedPath).Graph.Nodes.Count(n => n.Domain == "quant.build" && n.OpType == "QConv"));
         // Float vs qat: the float model is the input without its Q/DQ, so this is the quantization's own effect.
         Assert.True(result.Similarity.Of("logits", x => x.Cosine).Min > 0.99, $"float vs qat cosine {result.Similarity.Of("logits", x => x.Cosine).Min}");
     }
