@@ -42,7 +42,12 @@ internal sealed class Int8Weights : IPackedGemm<Int8Weights>
     {
         if (packed.Layout != PackedLayout.Int8Vnni) throw new ArgumentException($"int8 GEMM weights cannot use the {packed.Layout} layout");
         var w = new Int8Weights(packed.K, packed.N, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(packed.Data).ToArray());
-        for (int i = 0; i < w.Data.Length; i++) w.Correction[i / (4 * Lanes) / (w.PaddedK / 4) * Lanes + i / 4 % Lanes] -= 128 * w.Data[i];
+        // Data is [block][k / 4][lane][k % 4]: walk it in order, summing each lane's bytes into its column.
+        int at = 0;
+        for (int block = 0; block < w.Blocks; block++)
+            for (int k4 = 0; k4 < w.PaddedK / 4; k4++)
+                for (int lane = 0; lane < Lanes; lane++, at += 4)
+                    w.Correction[block * Lanes + lane] -= 128 * (w.Data[at] + w.Data[at + 1] + w.Data[at + 2] + w.Data[at + 3]);
         return w;
     }
 
