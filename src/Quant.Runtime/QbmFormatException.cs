@@ -24,6 +24,7 @@ public enum QbmError
     BadCost = 7115,
     Unrunnable = 7116,
     Unreadable = 7117,
+    BadPackedWeights = 7120,
 }
 
 /// <summary>

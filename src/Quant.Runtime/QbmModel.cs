@@ -29,8 +29,19 @@ public sealed class QbmModel
     public long ArenaBytes => File.MemoryPlan.ArenaBytes;
     /// <summary>The compiler's latency estimate for one run at the planned input shapes.</summary>
     public double EstimatedMilliseconds => File.Cost.TotalMicroseconds / 1000;
-    /// <summary>Peak bytes of live tensors during the most recent run (the engine's buffer pool).</summary>
+    /// <summary>
+    /// Peak bytes of live tensors during the most recent run: the arena (<see cref="ArenaBytes"/>) plus the engine's
+    /// buffer pool peak (values kept out of the arena, kernel scratch).
+    /// </summary>
     public long LastRunPeakBytes => _session.LastRunPeakBytes;
+    /// <summary>
+    /// How many of the memory plan's values run at their planned offsets in the arena. The others (values a float
+    /// kernel that needs CLR arrays produces or reads) run in the engine's buffer pool.
+    /// </summary>
+    public int ArenaValueCount => _session.ArenaValueCount;
+
+    /// <summary>How many weight sets the kernels have packed themselves since loading: 0 when the file carries every packing they use.</summary>
+    public int WeightsPackedAtRun => _session.WeightsPackedLazily;
 
     /// <summary>The options the model was loaded with (thread count).</summary>
     public QbmRunOptions Options { get; private init; } = QbmRunOptions.Default;
@@ -64,7 +75,16 @@ public sealed class QbmModel
         var model = ToModel(file, source);
         try
         {
-            return new QbmModel(file, new InferenceSession(model, new SessionOptions { Threads = options.Threads }), source) { Options = options };
+            var packed = file.PackedWeights.GroupBy(p => (p.Step, p.Slot))
+                .Select(g => new PackedWeightsEntry(model.Graph.Nodes[g.Key.Step], g.Key.Slot, g.Select(p => p.Weights).ToList())).ToList();
+            var arena = new ArenaPlan(file.MemoryPlan.ArenaBytes, file.MemoryPlan.Placements
+                .Select(p => new ArenaPlacement(file.Values[p.Value].Name, p.Offset, p.Bytes, p.FirstStep, p.LastStep)).ToList());
+            var session = new InferenceSession(model, new SessionOptions { Threads = options.Threads, PackedWeights = packed, Arena = arena });
+            return new QbmModel(file, session, source) { Options = options };
+        }
+        catch (PackedWeightsException e)
+        {
+            throw new QbmFormatException(QbmError.BadPackedWeights, source, $"section PackedWeights: {e.Message}", e);
         }
         // A well-formed file can still hold attributes a kernel refuses (validation checks encodings, not op semantics);
         // kernel factories report those in more ways than EngineException, and loading reports them all as one error.

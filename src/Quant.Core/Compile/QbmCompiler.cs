@@ -94,9 +94,25 @@ internal static class QbmCompiler
         var qbm = new QbmFile
         {
             Opsets = opsets, Values = values, Inputs = io.Inputs, Outputs = io.Outputs, Ops = ops,
-            Constants = constants, MemoryPlan = plan, Cost = cost,
+            Constants = constants, MemoryPlan = plan, Cost = cost, PackedWeights = PackedWeights(session),
         };
         return new Result(qbm, planned);
+    }
+
+    /// <summary>
+    /// The integer GEMM weights the shape run's kernels packed (the paths the program takes at these input types), in
+    /// step, slot, group order: stored so that loading hands them to the kernels without packing.
+    /// </summary>
+    private static List<QbmPackedWeights> PackedWeights(InferenceSession session)
+    {
+        // Steps are the session's planned nodes in order (the program is built from them), matched by node object.
+        var step = new Dictionary<Node, int>(ReferenceEqualityComparer.Instance);
+        var planned = session.PlannedNodes;
+        for (int s = 0; s < planned.Count; s++) step[planned[s]] = s;
+        return session.PackedWeights()
+            .OrderBy(e => step[e.Node]).ThenBy(e => e.Slot, StringComparer.Ordinal)
+            .SelectMany(e => e.Groups.Select((w, g) => new QbmPackedWeights(step[e.Node], e.Slot, g, w)))
+            .ToList();
     }
 
     /// <summary>The static input shapes the plan is made for: given ones, else declared dims, unknown ones from the options.</summary>

@@ -98,6 +98,7 @@ enum ErrorCode
     QbmUnreadable = 7117,
     CompileUnsupportedModel = 7118,
     CompileInvalidInputShape = 7119,
+    QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>

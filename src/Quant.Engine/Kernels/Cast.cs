@@ -58,7 +58,8 @@ internal static class CastKernels
     internal static void Convert(Tensor src, Tensor dst)
     {
         int n = src.Length;
-        if (src.Type == dst.Type) { Array.Copy(src.Buffer, dst.Buffer, n); return; }
+        if (src.Type == dst.Type && src.Type == ElementType.String) { Array.Copy(src.Buffer, dst.Buffer, n); return; }
+        if (src.Type == dst.Type) { src.Bytes().CopyTo(dst.Bytes()); return; }
         if (src.Type == ElementType.String) { FromStrings(src.Strings(), dst); return; }
         if (dst.Type == ElementType.String) { ToStrings(src, dst.Strings()); return; }
         switch (src.Type, dst.Type)

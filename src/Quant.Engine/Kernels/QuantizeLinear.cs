@@ -199,10 +199,9 @@ internal static class QuantizeLinearKernels
                 if (x.Type == ElementType.Float16) TensorPrimitives.ConvertToSingle(x.ReadOnlySpan<Half>(), widened);
                 else { var s = x.ReadOnlySpan<int>(); for (int i = 0; i < s.Length; i++) widened[i] = s[i]; }
             }
-            var src = widened ?? (float[])x.Buffer;
             ForEachRun(ctx, plan, layout.BlockSize, (start, length, p) =>
             {
-                var xs = new ReadOnlySpan<float>(src, start, length);
+                ReadOnlySpan<float> xs = widened is not null ? widened.AsSpan(start, length) : x.ReadOnlySpan<float>().Slice(start, length);
                 // The same bits serve signed and unsigned outputs: the clamp already applied the type's range.
                 if (type is ElementType.UInt8 or ElementType.Int8)
                     QuantizeRun.Run8(xs, scales[p], zps[p], qmin, qmax, y.Bytes().Slice(start, length));
@@ -228,10 +227,10 @@ internal static class QuantizeLinearKernels
             var zps = ZeroPointsAsInt(zp, scales.Length);
             bool half = scale.Type == ElementType.Float16;
             var y = ctx.Output(0, half ? ElementType.Float16 : ElementType.Float, x.Shape);
-            float[] dst = half ? new float[x.Length] : (float[])y.Buffer;
+            float[]? widened = half ? new float[x.Length] : null;
             ForEachRun(ctx, plan, layout.BlockSize, (start, length, p) =>
-                DequantizeRun.Run(x, start, length, scales[p], zps[p], dst.AsSpan(start, length)));
-            if (half) TensorPrimitives.ConvertToHalf(dst, y.Span<Half>());
+                DequantizeRun.Run(x, start, length, scales[p], zps[p], widened is not null ? widened.AsSpan(start, length) : y.Span<float>().Slice(start, length)));
+            if (widened is not null) TensorPrimitives.ConvertToHalf(widened, y.Span<Half>());
         }
     }
 }

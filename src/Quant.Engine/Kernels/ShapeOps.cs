@@ -194,7 +194,8 @@ internal static class ShapeUtil
     public static void CopyReshaped(KernelContext ctx, Tensor x, int[] shape)
     {
         var y = ctx.Output(0, x.Type, shape);
-        Array.Copy(x.Buffer, y.Buffer, x.Length);
+        if (x.Type == ElementType.String) Array.Copy(x.Buffer, y.Buffer, x.Length);
+        else x.Bytes().CopyTo(y.Bytes());
     }
 }
 

@@ -51,6 +51,12 @@ internal sealed class BufferPool
         Track(t.Type, t.Buffer.Length, -1);
     }
 
+    /// <summary>A rented tensor handed to the caller (a graph output): no longer live in this pool, never reused.</summary>
+    public void Forget(Tensor t)
+    {
+        if (t.Type != ElementType.String) Track(t.Type, t.Buffer.Length, -1);
+    }
+
     public float[] RentScratch(int length)
     {
         lock (_scratch)

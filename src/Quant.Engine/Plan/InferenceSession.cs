@@ -12,6 +12,11 @@ public sealed class InferenceSession
 {
     private sealed record Step(Node Node, IKernel Kernel, int[] Inputs, int[] Outputs, int[] ReleaseAfter);
 
+    /// <summary>Per step of <see cref="_steps"/>, per output: its arena byte range (Bytes 0: not in the arena).</summary>
+    private readonly (long Offset, long Bytes)[][]? _arenaPlaces;
+    private readonly long _arenaBytes;
+    private ArenaBuffer? _idleArena;
+
     private readonly SessionOptions _options;
     private readonly Dictionary<string, int> _slotOf = new(StringComparer.Ordinal);
     private readonly List<string> _slotNames = [];
@@ -24,6 +29,7 @@ public sealed class InferenceSession
     private readonly bool[] _isGraphOutput;
     private readonly object _poolLock = new();
     private BufferPool? _idlePool = new();
+    private readonly PackedWeightsStore _packed;
 
     public InferenceSession(OnnxModel model, SessionOptions? options = null)
     {
@@ -58,6 +64,7 @@ public sealed class InferenceSession
         _inputs = runtimeInputs.Select(vi => (_slotOf[vi.Name], vi)).ToArray();
         var overridable = new HashSet<int>(_inputs.Select(i => i.Slot));
 
+        _packed = new PackedWeightsStore(_options.PackedWeights);
         var steps = new List<Step>();
         var foldPool = new BufferPool();
         foreach (var node in order)
@@ -70,7 +77,7 @@ public sealed class InferenceSession
             IKernel kernel;
             try
             {
-                kernel = factory(new KernelSetup(node, opset, name => _slotOf.TryGetValue(name, out var s) && !overridable.Contains(s) ? constants[s] : null));
+                kernel = factory(new KernelSetup(node, opset, name => _slotOf.TryGetValue(name, out var s) && !overridable.Contains(s) ? constants[s] : null, _packed));
             }
             catch (EngineException e) { throw new EngineException($"{modelName}: {e.Message}", e); }
             var inputs = node.Inputs.Select(i => i.Length == 0 ? -1 : _slotOf[i]).ToArray();
@@ -94,6 +101,14 @@ public sealed class InferenceSession
         _steps = WithLifetimes(steps, constants, overridable);
         _fastSteps = _options.FuseElementwise ? WithLifetimes(Fuse(model, steps, constants), constants, overridable) : _steps;
         _outputs = graph.Outputs.Select(o => (_slotOf[o.Name], o.Name)).ToArray();
+        if (_options.Arena is { } arena && arena.Bytes > 0 && arena.Bytes <= Array.MaxLength - ArenaBuffer.Alignment)
+        {
+            _arenaPlaces = PlaceInArena(arena, constants, overridable);
+            _arenaBytes = arena.Bytes;
+            _idleArena = new ArenaBuffer(arena.Bytes);
+        }
+        if (_packed.Unclaimed.FirstOrDefault() is ({ } unclaimedNode, { } slot))
+            throw new PackedWeightsException($"{modelName}: packed weights '{slot}' are given for {unclaimedNode.Describe()}, whose kernel has no such weights");
     }
 
     /// <summary>
@@ -116,6 +131,47 @@ public sealed class InferenceSession
             releases[lastUse[slot]].Add(slot);
         }
         return steps.Select((st, i) => st with { ReleaseAfter = [.. releases[i]] }).ToArray();
+    }
+
+    /// <summary>
+    /// The arena placements the session can honour: a value produced by a planned step, whose producer and readers all
+    /// touch tensors through spans only (<see cref="ArenaOps"/>), whose lifetime over <see cref="_steps"/> is exactly the
+    /// plan's (so the plan's no-overlap guarantee holds for this schedule) and whose range lies in the arena. Every other
+    /// value keeps the buffer pool.
+    /// </summary>
+    private (long, long)[][] PlaceInArena(ArenaPlan arena, Tensor?[] constants, HashSet<int> overridable)
+    {
+        var producer = Enumerable.Repeat(-1, _slotNames.Count).ToArray();
+        var output = new int[_slotNames.Count];
+        var lastUse = Enumerable.Repeat(-1, _slotNames.Count).ToArray();
+        var spansOnly = Enumerable.Repeat(true, _slotNames.Count).ToArray();
+        for (int st = 0; st < _steps.Length; st++)
+        {
+            bool supported = ArenaOps.Supports(_steps[st].Node);
+            var outs = _steps[st].Outputs;
+            for (int k = 0; k < outs.Length; k++)
+            {
+                if (outs[k] < 0) continue;
+                producer[outs[k]] = st;
+                output[outs[k]] = k;
+                lastUse[outs[k]] = Math.Max(lastUse[outs[k]], st);
+                spansOnly[outs[k]] &= supported;
+            }
+            foreach (var i in _steps[st].Inputs)
+                if (i >= 0) { lastUse[i] = st; spansOnly[i] &= supported; }
+        }
+        var places = _steps.Select(st => new (long, long)[st.Outputs.Length]).ToArray();
+        foreach (var p in arena.Placements)
+        {
+            if (!_slotOf.TryGetValue(p.Value, out int slot) || producer[slot] < 0 || !spansOnly[slot]
+                || constants[slot] is not null || overridable.Contains(slot)) continue;
+            int last = _isGraphOutput[slot] ? _steps.Length - 1 : lastUse[slot];
+            if (producer[slot] != p.FirstStep || last != p.LastStep) continue;
+            if (p.Offset < 0 || p.Bytes <= 0 || p.Offset % ArenaBuffer.Alignment != 0 || p.Offset > arena.Bytes - p.Bytes) continue;
+            places[producer[slot]][output[slot]] = (p.Offset, p.Bytes);
+            ArenaValueCount++;
+        }
+        return places;
     }
 
     private List<Step> Fuse(OnnxModel model, List<Step> steps, Tensor?[] constants)
@@ -151,10 +207,24 @@ public sealed class InferenceSession
     internal IReadOnlyList<Node> FastPlanNodes => _fastSteps.Select(s => s.Node).ToList();
     /// <summary>Nodes that run per call, in plan order (folded constant nodes excluded).</summary>
     public IReadOnlyList<Node> PlannedNodes => _steps.Select(s => s.Node).ToList();
-    /// <summary>Peak bytes of live tensors and scratch during the most recent run.</summary>
+    /// <summary>
+    /// Peak bytes of live tensors and scratch during the most recent run: with an arena (<see cref="SessionOptions.Arena"/>)
+    /// its size plus the buffer pool's peak (the values kept out of the arena, and kernel scratch).
+    /// </summary>
     public long LastRunPeakBytes { get; private set; }
+    /// <summary>How many values of <see cref="SessionOptions.Arena"/> the session places in the arena (0 without one).</summary>
+    public int ArenaValueCount { get; private set; }
     /// <summary>How many nodes the most recent run executed (fewer than planned for a downstream re-run).</summary>
     public int LastRunNodeCount { get; private set; }
+
+    /// <summary>
+    /// The packed integer GEMM weights of the planned nodes that their kernels have packed or taken so far (those of the
+    /// paths a run used): what a compiler stores so that loading does not pack.
+    /// </summary>
+    public IReadOnlyList<PackedWeightsEntry> PackedWeights() => _packed.Materialized(_steps.Select(s => s.Node));
+
+    /// <summary>How many weight sets the kernels have packed themselves so far (0 when every one they used was given pre-packed).</summary>
+    public int WeightsPackedLazily => _packed.Packings;
 
     /// <summary>The value of <paramref name="name"/> if it is known at plan time (initializer or folded).</summary>
     public Tensor? ConstantValue(string name) => _slotOf.TryGetValue(name, out var s) ? _constants[s] : null;
@@ -191,6 +261,8 @@ public sealed class InferenceSession
             if (values[slot] is { } t) Observe(options, info.Name, slot, null, values, owned);
 
         bool watched = options.Observer is not null || options.KeepValues is not null;
+        // The arena runs the unfused steps: the plan's lifetimes are those of the program's own step order.
+        if (!watched && _arenaPlaces is not null) return Execute(_steps, values, owned, options, stepFilter: null, arena: true);
         return Execute(watched ? _steps : _fastSteps, values, owned, options, stepFilter: null);
     }
 
@@ -238,9 +310,10 @@ public sealed class InferenceSession
         return Execute(_steps, values, owned, options, run);
     }
 
-    private IReadOnlyDictionary<string, Tensor> Execute(Step[] plan, Tensor?[] values, bool[] owned, RunOptions options, bool[]? stepFilter)
+    private IReadOnlyDictionary<string, Tensor> Execute(Step[] plan, Tensor?[] values, bool[] owned, RunOptions options, bool[]? stepFilter, bool arena = false)
     {
         var pool = TakePool();
+        var arenaBuffer = arena ? TakeArena() : null;
         int executed = 0;
         try
         {
@@ -250,7 +323,8 @@ public sealed class InferenceSession
                 executed++;
                 var st = plan[i];
                 long started = options.Timings is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-                var produced = Execute(st.Node, st.Kernel, st.Inputs, st.Outputs, values, pool, _options.Threads);
+                var produced = Execute(st.Node, st.Kernel, st.Inputs, st.Outputs, values, pool, _options.Threads,
+                    arenaBuffer, arenaBuffer is null ? null : _arenaPlaces![i]);
                 options.Timings?.Add(st.Node, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 for (int k = 0; k < st.Outputs.Length; k++)
                 {
@@ -263,27 +337,33 @@ public sealed class InferenceSession
                 if (options.KeepValues is not null) continue;
                 foreach (var slot in st.ReleaseAfter)
                 {
-                    if (owned[slot] && values[slot] is { } dead) pool.Return(dead);
+                    if (owned[slot] && values[slot] is { IsArenaView: false } dead) pool.Return(dead);
                     values[slot] = null;
                     owned[slot] = false;
                 }
             }
             var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            var outputGiven = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
             foreach (var (slot, name) in _outputs)
             {
                 var t = values[slot] ?? throw new EngineException($"graph output '{name}' was not computed");
-                result[name] = owned[slot] && options.KeepValues is null ? t : t.Clone();
+                // An arena view is overwritten by the next run: the caller gets a copy. A pooled buffer the caller gets
+                // leaves the pool's live bytes (before, every run's outputs stayed counted in later runs' peaks).
+                bool handOver = owned[slot] && options.KeepValues is null && !t.IsArenaView;
+                result[name] = handOver ? t : t.Clone();
+                if (handOver && outputGiven.Add(t)) pool.Forget(t);
             }
             if (options.KeepValues is { } keep)
                 for (int s = 0; s < values.Length; s++)
                     if (values[s] is { } v) keep.Set(_slotNames[s], v);
-            LastRunPeakBytes = pool.PeakBytes;
+            LastRunPeakBytes = pool.PeakBytes + (arenaBuffer is null ? 0 : _arenaBytes);
             LastRunNodeCount = executed;
             return result;
         }
         finally
         {
             ReturnPool(pool);
+            if (arenaBuffer is not null) ReturnArena(arenaBuffer);
         }
     }
 
@@ -296,14 +376,15 @@ public sealed class InferenceSession
         owned[slot] = false; // the observer owns it; never recycle its buffer
     }
 
-    private static Tensor?[] Execute(Node node, IKernel kernel, int[] inputSlots, int[] outputSlots, Tensor?[] values, BufferPool pool, int threads)
+    private static Tensor?[] Execute(Node node, IKernel kernel, int[] inputSlots, int[] outputSlots, Tensor?[] values, BufferPool pool, int threads,
+        ArenaBuffer? arena = null, (long Offset, long Bytes)[]? places = null)
     {
         var inputs = new Tensor?[inputSlots.Length];
         for (int k = 0; k < inputSlots.Length; k++)
             inputs[k] = inputSlots[k] < 0 ? null : values[inputSlots[k]]
                 ?? throw new EngineException($"{node.Describe()}: input '{node.Inputs[k]}' has no value");
         var outputs = new Tensor?[outputSlots.Length];
-        var ctx = new KernelContext(node, inputs, outputs, pool, threads);
+        var ctx = new KernelContext(node, inputs, outputs, pool, threads, arena, places);
         try
         {
             kernel.Run(ctx);
@@ -345,5 +426,21 @@ public sealed class InferenceSession
     private void ReturnPool(BufferPool pool)
     {
         lock (_poolLock) _idlePool ??= pool;
+    }
+
+    /// <summary>The idle arena, or a new one when another run holds it (concurrent runs each need their own).</summary>
+    private ArenaBuffer TakeArena()
+    {
+        lock (_poolLock)
+        {
+            var a = _idleArena ?? new ArenaBuffer(_arenaBytes);
+            _idleArena = null;
+            return a;
+        }
+    }
+
+    private void ReturnArena(ArenaBuffer arena)
+    {
+        lock (_poolLock) _idleArena ??= arena;
     }
 }

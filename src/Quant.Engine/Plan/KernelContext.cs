@@ -8,14 +8,19 @@ public sealed class KernelContext
     private readonly Tensor?[] _inputs;
     private readonly Tensor?[] _outputs;
     private readonly BufferPool _pool;
+    private readonly ArenaBuffer? _arena;
+    private readonly (long Offset, long Bytes)[]? _places;
 
-    internal KernelContext(Node node, Tensor?[] inputs, Tensor?[] outputs, BufferPool pool, int threads)
+    internal KernelContext(Node node, Tensor?[] inputs, Tensor?[] outputs, BufferPool pool, int threads,
+        ArenaBuffer? arena = null, (long Offset, long Bytes)[]? places = null)
     {
         Node = node;
         _inputs = inputs;
         _outputs = outputs;
         _pool = pool;
         Threads = threads;
+        _arena = arena;
+        _places = places;
     }
 
     public Node Node { get; }
@@ -37,6 +42,17 @@ public sealed class KernelContext
     /// <summary>Allocates output <paramref name="index"/>. Contents are undefined: write every element.</summary>
     public Tensor Output(int index, ElementType type, ReadOnlySpan<int> shape)
     {
+        // At its planned place in the arena when it has one and fits (inputs larger than planned fall back to the pool).
+        if (_arena is not null && _places is not null && index < _places.Length && _places[index].Bytes > 0 && type != ElementType.String)
+        {
+            int n = Tensor.ElementCount(shape);
+            if ((long)n * type.SizeOf() <= _places[index].Bytes)
+            {
+                var view = new Tensor(type, shape.ToArray(), _arena.Bytes, _arena.Base + (int)_places[index].Offset, n);
+                _outputs[index] = view;
+                return view;
+            }
+        }
         var t = _pool.Rent(type, shape);
         _outputs[index] = t;
         return t;
@@ -46,7 +62,8 @@ public sealed class KernelContext
     public Tensor OutputZeroed(int index, ElementType type, ReadOnlySpan<int> shape)
     {
         var t = Output(index, type, shape);
-        Array.Clear(t.Buffer, 0, t.Length);
+        if (type == ElementType.String) Array.Clear(t.Buffer, 0, t.Length);
+        else t.Bytes().Clear();
         return t;
     }
 

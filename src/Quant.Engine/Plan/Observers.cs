@@ -72,4 +72,17 @@ public sealed class SessionOptions
     /// (no observer, no kept values). Results are bit-identical either way.
     /// </summary>
     public bool FuseElementwise { get; init; } = true;
+    /// <summary>
+    /// Integer GEMM weights already in the kernels' packed layout (a compiled model's), by node and slot: the kernels
+    /// take them as they are instead of packing. Ones that do not fit their node fail the session's construction
+    /// with <see cref="PackedWeightsException"/>, and so do ones no kernel asks for.
+    /// </summary>
+    public IReadOnlyList<PackedWeightsEntry>? PackedWeights { get; init; }
+    /// <summary>
+    /// A static memory plan (a compiled model's): unobserved runs place the values it covers at its offsets in one
+    /// 64-byte-aligned arena, allocated with the session (another for each run that overlaps one in progress), and
+    /// run the unfused steps the plan was made for. Values whose kernels need arrays, or whose lifetime differs from
+    /// the plan's, keep the buffer pool. Outputs are copied out of the arena.
+    /// </summary>
+    public ArenaPlan? Arena { get; init; }
 }

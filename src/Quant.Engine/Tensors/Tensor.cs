@@ -4,17 +4,33 @@ using Quant.Onnx;
 namespace Quant.Engine;
 
 /// <summary>
-/// A dense, row-major tensor. The elements live in <see cref="Buffer"/>, a CLR array of the element
-/// type whose capacity may exceed <see cref="Length"/> (buffers are reused across values).
-/// Shapes are immutable once the tensor exists.
+/// A dense, row-major tensor. The elements live either in <see cref="Buffer"/>, a CLR array of the element type whose
+/// capacity may exceed <see cref="Length"/> (buffers are reused across values), or in a region of a byte arena (a
+/// compiled model's static memory plan places values there; <see cref="IsArenaView"/>), which has no array: read and
+/// write the elements through <see cref="Span{T}"/>. Shapes are immutable once the tensor exists.
 /// </summary>
 public sealed class Tensor
 {
+    private readonly Array? _buffer;
+    private readonly byte[]? _arena;
+    private readonly int _arenaOffset;
+
     internal Tensor(ElementType type, int[] shape, Array buffer, int length)
     {
         Type = type;
         Shape = shape;
-        Buffer = buffer;
+        _buffer = buffer;
+        Length = length;
+    }
+
+    /// <summary>A view of <paramref name="length"/> elements at byte <paramref name="byteOffset"/> of <paramref name="arena"/> (not for strings).</summary>
+    internal Tensor(ElementType type, int[] shape, byte[] arena, int byteOffset, int length)
+    {
+        if (type == ElementType.String) throw new ArgumentException("string tensors cannot live in a byte arena");
+        Type = type;
+        Shape = shape;
+        _arena = arena;
+        _arenaOffset = byteOffset;
         Length = length;
     }
 
@@ -22,13 +38,20 @@ public sealed class Tensor
     public int[] Shape { get; }
     public int Rank => Shape.Length;
     public int Length { get; }
-    public Array Buffer { get; }
+
+    /// <summary>The CLR array holding the elements; an arena view has none (use <see cref="Span{T}"/>).</summary>
+    public Array Buffer => _buffer ?? throw new InvalidOperationException(
+        $"this {this} is a view of a compiled model's arena and has no array; read it through Span<T>()");
+
+    /// <summary>True when the elements live in a shared arena that the next run overwrites (copy them to keep them).</summary>
+    public bool IsArenaView => _arena is not null;
 
     public Span<T> Span<T>() where T : unmanaged
     {
-        if (Buffer is not T[] arr)
-            throw new InvalidOperationException($"tensor holds {Type.OnnxName()}, not {typeof(T).Name}");
-        return new Span<T>(arr, 0, Length);
+        if (_buffer is T[] arr) return new Span<T>(arr, 0, Length);
+        if (_arena is not null && typeof(T) == ClrType(Type))
+            return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(_arena.AsSpan(_arenaOffset, Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>()));
+        throw new InvalidOperationException($"tensor holds {Type.OnnxName()}, not {typeof(T).Name}");
     }
 
     public ReadOnlySpan<T> ReadOnlySpan<T>() where T : unmanaged => Span<T>();
@@ -149,7 +172,8 @@ public sealed class Tensor
     public Tensor Clone()
     {
         var t = Zeros(Type, Shape);
-        Array.Copy(Buffer, t.Buffer, Length);
+        if (Type == ElementType.String) Array.Copy(Buffer, t.Buffer, Length);
+        else Bytes().CopyTo(t.Bytes());
         return t;
     }
 

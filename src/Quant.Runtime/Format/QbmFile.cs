@@ -1,3 +1,4 @@
+using Quant.Engine;
 using Quant.Onnx;
 
 namespace Quant.Runtime;
@@ -19,6 +20,12 @@ public sealed record QbmOp(string Name, string OpType, string Domain, int[] Inpu
 
 /// <summary>The bytes of a constant value (little-endian, dense).</summary>
 public sealed record QbmConstant(int Value, byte[] Data);
+
+/// <summary>
+/// One weight matrix of an op, stored in its kernel's packed layout (loading hands it to the kernel without packing):
+/// the op's <paramref name="Step"/>, the kernel's slot name (e.g. QConv's <c>int8</c>, one matrix per group) and the group.
+/// </summary>
+public sealed record QbmPackedWeights(int Step, string Slot, int Group, PackedGemmWeights Weights);
 
 /// <summary>Where an intermediate value lives in the arena and for which steps (inclusive) it is live.</summary>
 public sealed record QbmPlacement(int Value, int FirstStep, int LastStep, long Offset, long Bytes);
@@ -59,4 +66,6 @@ public sealed class QbmFile
     public required IReadOnlyList<QbmConstant> Constants { get; init; }
     public required QbmMemoryPlan MemoryPlan { get; init; }
     public required QbmCost Cost { get; init; }
+    /// <summary>Integer GEMM weights pre-packed for their kernels (each op's constant weights are also in <see cref="Constants"/>).</summary>
+    public IReadOnlyList<QbmPackedWeights> PackedWeights { get; init; } = [];
 }

@@ -5,11 +5,11 @@ public static class QbmLayout
 {
     /// <summary>"\x89QBM\r\n\x1A\n": a non-ASCII first byte and the line-ending bytes catch text-mode transfers.</summary>
     public static ReadOnlySpan<byte> Magic => [0x89, (byte)'Q', (byte)'B', (byte)'M', 0x0D, 0x0A, 0x1A, 0x0A];
-    public const uint FormatVersion = 2;
+    public const uint FormatVersion = 3;
     public const int HeaderBytes = 64;
     public const int HashOffset = 24;
     public const int SectionEntryBytes = 24;
-    public const int SectionCount = 8;
+    public const int SectionCount = 9;
     public const int ConstantAlignment = 64;
     public const int ArenaAlignment = 64;
     public const uint NoValue = 0xFFFFFFFF;
@@ -17,7 +17,7 @@ public static class QbmLayout
     /// <summary>The sections, in the order they appear (the section table lists them in this order).</summary>
     public enum Section : uint
     {
-        Strings = 1, Values = 2, Io = 3, Program = 4, ConstantTable = 5, ConstantData = 6, MemoryPlan = 7, Cost = 8,
+        Strings = 1, Values = 2, Io = 3, Program = 4, ConstantTable = 5, ConstantData = 6, MemoryPlan = 7, Cost = 8, PackedWeights = 9,
     }
 
     public static long Align(long n, int alignment) => (n + alignment - 1) / alignment * alignment;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using Quant.Engine;
 using Quant.Onnx;
 using static Quant.Runtime.QbmLayout;
 
@@ -45,10 +46,11 @@ public static class QbmReader
         var constants = Constants(readers[4], readers[5], file);
         var plan = MemoryPlan(readers[6]);
         var cost = Cost(readers[7], strings);
+        var packed = PackedWeights(readers[8], readers[5], file, strings);
         return new QbmFile
         {
             Opsets = opsets, Values = values, Inputs = inputs, Outputs = outputs, Ops = ops,
-            Constants = constants, MemoryPlan = plan, Cost = cost,
+            Constants = constants, MemoryPlan = plan, Cost = cost, PackedWeights = packed,
         };
     }
 
@@ -296,6 +298,41 @@ public static class QbmReader
                 throw table.Error(QbmError.BadConstant,
                     $"constant {i} spans bytes {offset}..{offset + length} of ConstantData, which has {dataLength} bytes (offsets must be multiples of {ConstantAlignment})", at);
             result[i] = new QbmConstant(value, file.AsSpan((int)(data.Position + offset), (int)length).ToArray());
+        }
+        table.End();
+        return result;
+    }
+
+    /// <summary>The PackedWeights table: each entry's layout is known and its bytes are exactly its layout's size for its K × N.</summary>
+    private static QbmPackedWeights[] PackedWeights(SectionReader table, SectionReader data, byte[] file, string[] strings)
+    {
+        int n = table.Count("packed weights count", 40);
+        var result = new QbmPackedWeights[n];
+        long dataLength = data.Remaining;
+        for (int i = 0; i < n; i++)
+        {
+            long entry = table.Position;
+            uint step = table.U32($"packed weights {i} step");
+            string slot = Str(table, strings, $"packed weights {i} slot");
+            uint group = table.U32($"packed weights {i} group");
+            long at = table.Position;
+            var layout = (PackedLayout)table.U8($"packed weights {i} layout");
+            table.Zero(table.U8($"packed weights {i} reserved"), $"packed weights {i} reserved byte", 1);
+            table.Zero(table.U16($"packed weights {i} reserved"), $"packed weights {i} reserved field", 2);
+            uint k = table.U32($"packed weights {i} K"), cols = table.U32($"packed weights {i} N");
+            long offset = table.U64($"packed weights {i} offset");
+            long length = table.U64($"packed weights {i} length");
+            if (!PackedGemmWeights.IsKnown(layout))
+                throw table.Error(QbmError.BadPackedWeights, $"packed weights {i} have layout {(int)layout}, which this runtime does not know; recompile the model with this toolchain", at);
+            long need = PackedGemmWeights.Bytes(layout, k, cols);
+            if (need < 0 || length != need)
+                throw table.Error(QbmError.BadPackedWeights,
+                    $"packed weights {i} (step {step}, slot '{slot}', group {group}) are {layout} [K {k}, N {cols}], which takes {need} bytes, but the entry says {length}", entry);
+            if (step > int.MaxValue || group > int.MaxValue || offset % ConstantAlignment != 0 || offset > dataLength || length > dataLength - offset)
+                throw table.Error(QbmError.BadPackedWeights,
+                    $"packed weights {i} (step {step}, group {group}) span bytes {offset}..{offset + length} of ConstantData, which has {dataLength} bytes (offsets must be multiples of {ConstantAlignment})", entry);
+            var bytes = file.AsSpan((int)(data.Position + offset), (int)length).ToArray();
+            result[i] = new QbmPackedWeights((int)step, slot, (int)group, new PackedGemmWeights(layout, (int)k, (int)cols, bytes));
         }
         table.End();
         return result;

@@ -100,9 +100,26 @@ public static class QbmValidator
                 throw Fail(QbmError.BadValueReference, "Program", $"{Describe(v)} is an intermediate that no op produces");
 
         ValidatePlan(f, Fail);
+        ValidatePackedWeights(f, Fail);
 
         if (f.Cost.Ops.Count != f.Ops.Count)
             throw Fail(QbmError.BadCost, "Cost", $"{f.Cost.Ops.Count} op estimates for {f.Ops.Count} ops");
+    }
+
+    /// <summary>Each (op, slot) has groups 0..G−1 exactly once, in order; whether they fit the op is the kernel's check at load.</summary>
+    private static void ValidatePackedWeights(QbmFile f, Func<QbmError, string, string, QbmFormatException> fail)
+    {
+        var next = new Dictionary<(int Step, string Slot), int>();
+        for (int i = 0; i < f.PackedWeights.Count; i++)
+        {
+            var p = f.PackedWeights[i];
+            if (p.Step >= f.Ops.Count)
+                throw fail(QbmError.BadPackedWeights, "PackedWeights", $"packed weights {i} are for step {p.Step}, but the program has {f.Ops.Count} ops");
+            next.TryGetValue((p.Step, p.Slot), out int expected);
+            if (p.Group != expected)
+                throw fail(QbmError.BadPackedWeights, "PackedWeights", $"packed weights {i} (op {p.Step} '{f.Ops[p.Step].Name}', slot '{p.Slot}') are group {p.Group}, expected group {expected}");
+            next[(p.Step, p.Slot)] = expected + 1;
+        }
     }
 
     private static void ValidatePlan(QbmFile f, Func<QbmError, string, string, QbmFormatException> fail)

@@ -67,6 +67,25 @@ public static class QbmWriter
             offsets[i] = dataBytes;
             dataBytes = Align(dataBytes + f.Constants[i].Data.Length, ConstantAlignment);
         }
+        // Pre-packed weights follow the constants in ConstantData, each 64-aligned as well.
+        var packedOffsets = new long[f.PackedWeights.Count];
+        for (int i = 0; i < f.PackedWeights.Count; i++)
+        {
+            packedOffsets[i] = dataBytes;
+            dataBytes = Align(dataBytes + f.PackedWeights[i].Weights.Data.Length, ConstantAlignment);
+        }
+        var packed = Encode(w =>
+        {
+            w.U32((uint)f.PackedWeights.Count);
+            for (int i = 0; i < f.PackedWeights.Count; i++)
+            {
+                var p = f.PackedWeights[i];
+                w.U32((uint)p.Step); w.U32(strings.Id(p.Slot)); w.U32((uint)p.Group);
+                w.U8((byte)p.Weights.Layout); w.U8(0); w.U16(0);
+                w.U32((uint)p.Weights.K); w.U32((uint)p.Weights.N);
+                w.U64((ulong)packedOffsets[i]); w.U64((ulong)p.Weights.Data.Length);
+            }
+        });
         var constantTable = Encode(w =>
         {
             w.U32((uint)f.Constants.Count);
@@ -74,6 +93,7 @@ public static class QbmWriter
         });
         var constantData = new byte[dataBytes];
         for (int i = 0; i < f.Constants.Count; i++) f.Constants[i].Data.CopyTo(constantData, offsets[i]);
+        for (int i = 0; i < f.PackedWeights.Count; i++) f.PackedWeights[i].Weights.Data.CopyTo(constantData, packedOffsets[i]);
         var plan = Encode(w =>
         {
             var p = f.MemoryPlan;
@@ -108,7 +128,7 @@ public static class QbmWriter
             }
         });
 
-        byte[][] sections = [stringBytes, values, io, program, constantTable, constantData, plan, cost];
+        byte[][] sections = [stringBytes, values, io, program, constantTable, constantData, plan, cost, packed];
         var sectionOffsets = new long[SectionCount];
         long at = HeaderBytes + SectionCount * SectionEntryBytes;
         for (int s = 0; s < SectionCount; s++)

@@ -100,7 +100,11 @@ public class QbmBadInputTests(ClsQbm cls) : IClassFixture<ClsQbm>
         // Version 1 (a roofline cost section) is refused as any other version: its Cost section is laid out differently.
         var v1 = cls.Copy();
         BinaryPrimitives.WriteUInt32LittleEndian(v1.AsSpan(8), 1);
-        Rejects(v1, QbmError.UnsupportedVersion, "format version 1; this runtime reads version 2");
+        Rejects(v1, QbmError.UnsupportedVersion, "format version 1; this runtime reads version 3");
+        // Version 2 (weights not pre-packed, eight sections) is refused too: recompile.
+        var v2 = cls.Copy();
+        BinaryPrimitives.WriteUInt32LittleEndian(v2.AsSpan(8), 2);
+        Rejects(v2, QbmError.UnsupportedVersion, "format version 2; this runtime reads version 3");
     }
 
     [Fact]

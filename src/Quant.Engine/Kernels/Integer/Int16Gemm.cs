@@ -12,7 +12,7 @@ namespace Quant.Engine.Kernels.Integer;
 /// (lane j: the 2 words of column n + j). int8 weights are sign-extended (docs/quantization-spec.md §5.2). K is padded
 /// to even and N to a multiple of 16 with zero weights, which contribute nothing whatever the activation.
 /// </summary>
-internal sealed class Int16Weights
+internal sealed class Int16Weights : IPackedGemm<Int16Weights>
 {
     public const int Lanes = 16;
 
@@ -27,15 +27,33 @@ internal sealed class Int16Weights
     /// <summary>[block][k / 2][lane][k % 2] words.</summary>
     internal short[] Data { get; }
 
-    private Int16Weights(int k, int n, bool fromInt8)
+    private Int16Weights(int k, int n, bool fromInt8, short[]? data = null)
     {
         K = k;
         N = n;
         FromInt8 = fromInt8;
         PaddedK = (k + 1) & ~1;
         Blocks = (n + Lanes - 1) / Lanes;
-        Data = new short[Blocks * PaddedK * Lanes];
+        Data = data ?? new short[Blocks * PaddedK * Lanes];
     }
+
+    /// <summary>
+    /// Weights stored already packed (a compiled model), taken as they are. Words claimed to come from int8 are checked
+    /// to be within int8 (the 16 × 8 paths rely on |w| ≤ 128).
+    /// </summary>
+    public static Int16Weights FromPacked(PackedGemmWeights packed)
+    {
+        if (packed.Layout is not (PackedLayout.Int16Vnni or PackedLayout.Int16VnniFromInt8))
+            throw new ArgumentException($"int16 GEMM weights cannot use the {packed.Layout} layout");
+        var data = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, short>(packed.Data).ToArray();
+        bool fromInt8 = packed.Layout == PackedLayout.Int16VnniFromInt8;
+        if (fromInt8 && Array.Exists(data, v => v is < sbyte.MinValue or > sbyte.MaxValue))
+            throw new ArgumentException("weights packed from int8 hold a value outside int8");
+        return new Int16Weights(packed.K, packed.N, fromInt8, data);
+    }
+
+    public PackedGemmWeights ToPacked() => new(FromInt8 ? PackedLayout.Int16VnniFromInt8 : PackedLayout.Int16Vnni, K, N,
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(Data.AsSpan()).ToArray());
 
     /// <summary>Packs row-major int8 B[K, N] (16 × 8), sign-extending every weight.</summary>
     public static Int16Weights Pack(ReadOnlySpan<sbyte> b, int k, int n) => Pack(b, k, n, fromInt8: true);

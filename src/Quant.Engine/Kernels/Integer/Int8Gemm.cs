@@ -12,7 +12,7 @@ namespace Quant.Engine.Kernels.Integer;
 /// which contribute nothing whatever the activation. <see cref="Correction"/> is −128·Σ_k B[k, n]: it removes the
 /// +128 offset that makes signed activations unsigned (docs/quantization-spec.md §5.1, with z_x = 0 and no bias).
 /// </summary>
-internal sealed class Int8Weights
+internal sealed class Int8Weights : IPackedGemm<Int8Weights>
 {
     public const int Lanes = 16;
 
@@ -27,14 +27,39 @@ internal sealed class Int8Weights
     /// <summary>−128·Σ_k B[k, n] for every padded column; exact (|Σ| ≤ 128·K).</summary>
     internal int[] Correction { get; }
 
-    private Int8Weights(int k, int n)
+    private Int8Weights(int k, int n, sbyte[]? data = null)
     {
         K = k;
         N = n;
         PaddedK = (k + 3) & ~3;
         Blocks = (n + Lanes - 1) / Lanes;
-        Data = new sbyte[Blocks * PaddedK * Lanes];
+        Data = data ?? new sbyte[Blocks * PaddedK * Lanes];
         Correction = new int[Blocks * Lanes];
+    }
+
+    /// <summary>Weights stored already packed (a compiled model): the bytes are copied as they are, only the correction is summed.</summary>
+    public static Int8Weights FromPacked(PackedGemmWeights packed)
+    {
+        if (packed.Layout != PackedLayout.Int8Vnni) throw new ArgumentException($"int8 GEMM weights cannot use the {packed.Layout} layout");
+        var w = new Int8Weights(packed.K, packed.N, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(packed.Data).ToArray());
+        // Data is [block][k / 4][lane][k % 4]: walk it in order, summing each lane's bytes into its column.
+        int at = 0;
+        for (int block = 0; block < w.Blocks; block++)
+            for (int k4 = 0; k4 < w.PaddedK / 4; k4++)
+                for (int lane = 0; lane < Lanes; lane++, at += 4)
+                    w.Correction[block * Lanes + lane] -= 128 * (w.Data[at] + w.Data[at + 1] + w.Data[at + 2] + w.Data[at + 3]);
+        return w;
+    }
+
+    public PackedGemmWeights ToPacked() =>
+        new(PackedLayout.Int8Vnni, K, N, System.Runtime.InteropServices.MemoryMarshal.AsBytes(Data.AsSpan()).ToArray());
+
+    /// <summary>Σ_k B[k, n] per column n &lt; N (the correction is −128 times it).</summary>
+    public long[] ColumnSums()
+    {
+        var sums = new long[N];
+        for (int col = 0; col < N; col++) sums[col] = -Correction[col] / 128;
+        return sums;
     }
 
     /// <summary>Packs row-major B[K, N].</summary>

@@ -73,10 +73,10 @@ internal sealed class QConvPlan
         _colSum = new long[_m];
         for (int m = 0; m < _m; m++)
             for (int t = 0; t < k; t++) _colSum[m] += _w[m * k + t];
-        _w8 = new Lazy<Int8Weights[]>(() => PackGroups(b => Int8Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)));
+        _w8 = s.Packed("int8", _group, K, Mg, () => PackGroups(b => Int8Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)));
         _cp = (_cg + 3) & ~3;
-        _w8Last = new Lazy<Int8Weights>(PackChannelsLast);
-        _w16 = new Lazy<Int16Weights[]>(() => PackGroups(b => _wType == ElementType.Int8
+        _w8Last = s.Packed("int8.channels_last", _kh * _kw * _cp, _m, PackChannelsLast);
+        _w16 = s.Packed("int16", _group, K, Mg, () => PackGroups(b => _wType == ElementType.Int8
             ? Int16Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)
             : Int16Weights.Pack(b.Select(v => (short)v).ToArray(), K, Mg)));
     }

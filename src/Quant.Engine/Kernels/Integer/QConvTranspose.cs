@@ -59,7 +59,8 @@ internal sealed class QConvTransposePlan
         _w = QGemmOutput.Widen(w);
         _bias = QGemmOutput.Bias(s, 2, M);
         _wType = w.Type;
-        _packed = new Lazy<(Int8Weights, long[])[]>(Pack);
+        var packed = s.Packed("int8", _group, _c / _group, _mg * _kh * _kw, Pack);
+        _packed = new Lazy<(Int8Weights, long[])[]>(() => packed.Value.Select(w => (w, w.ColumnSums())).ToArray());
     }
 
     private int M => _mg * _group;
@@ -115,21 +116,16 @@ internal sealed class QConvTransposePlan
         return _rank == 2 ? [x.Shape[0], M, g.OH, g.OW] : [x.Shape[0], M, g.OW];
     }
 
-    /// <summary>Per group: W[C/g, (M/g)·taps] (the group's weight rows as stored) packed for <see cref="Int8Gemm"/>, and its column sums.</summary>
-    private (Int8Weights, long[])[] Pack()
+    /// <summary>Per group: W[C/g, (M/g)·taps] (the group's weight rows as stored) packed for <see cref="Int8Gemm"/>.</summary>
+    private Int8Weights[] Pack()
     {
         int cg = _c / _group, n = _mg * _kh * _kw;
-        var result = new (Int8Weights, long[])[_group];
+        var result = new Int8Weights[_group];
         for (int grp = 0; grp < _group; grp++)
         {
             var b = new sbyte[cg * n];
-            var sums = new long[n];
-            for (int i = 0; i < cg * n; i++)
-            {
-                b[i] = (sbyte)_w[grp * cg * n + i];
-                sums[i % n] += b[i];
-            }
-            result[grp] = (Int8Weights.Pack(b, cg, n), sums);
+            for (int i = 0; i < cg * n; i++) b[i] = (sbyte)_w[grp * cg * n + i];
+            result[grp] = Int8Weights.Pack(b, cg, n);
         }
         return result;
     }

@@ -82,8 +82,8 @@ internal sealed class QMatMulPlan
             for (int j = 0; j < _n; j++) _colSum[j] += _b[k * _n + j];
         var bw = _b;
         int kk = _k, nn = _n;
-        _b8 = new Lazy<Int8Weights>(() => Int8Weights.Pack(bw.Select(v => (sbyte)v).ToArray(), kk, nn));
-        _b16 = new Lazy<Int16Weights>(() => _bType == ElementType.Int8
+        _b8 = s.Packed("int8", kk, nn, () => Int8Weights.Pack(bw.Select(v => (sbyte)v).ToArray(), kk, nn));
+        _b16 = s.Packed("int16", kk, nn, () => _bType == ElementType.Int8
             ? Int16Weights.Pack(bw.Select(v => (sbyte)v).ToArray(), kk, nn)
             : Int16Weights.Pack(bw.Select(v => (short)v).ToArray(), kk, nn));
     }
