@@ -14,6 +14,7 @@ using Quant.TestSupport;
 // "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
+if (args is ["drift", .. var driftArgs]) return NodeDrift.Run(driftArgs);
 if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
 if (args is ["chain", .. var chainArgs]) return ChainTable.Run(chainArgs);
 if (args is ["costmodel", .. var fitArgs]) return CostModelCalibration.Fit(fitArgs);

@@ -92,8 +92,10 @@ public static class PrecisionPlanner
                 req.Set(gemm ? QType.Int8 : QType.Float16, "preset base");
                 break;
             case Preset.Precision:
-                // Weights of int16 GEMM-type nodes default to int8, which is exactly this template.
-                req.Set(gemm ? QType.Int16 : QType.Int8, "preset precision");
+                // J6's precision template: GEMM-type ops read int16 activations (both inputs of an activation x
+                // activation MatMul, since both are activations) with int8 weights — the default for int16 GEMM-type
+                // nodes — and every other op stays float16, as in base; int8 elsewhere would make it worse than base.
+                req.Set(gemm ? QType.Int16 : QType.Float16, "preset precision");
                 break;
             case Preset.UpperBound:
                 req.Set(gemm ? QType.Int16 : QType.Float16, "preset upper_bound");
