@@ -11,7 +11,9 @@ using Quant.TestSupport;
 // (or "presets REC_DIR DET_DIR": the preset table of docs/export.md, see PresetTable.cs;
 // "compiled [--repeat N] [--models det,rec] [--keep DIR]": the compiled int8 model vs ORT and the float engine, CompiledBench.cs;
 // "chain DATASETS_DIR": float -> qat -> quantized -> compiled consistency per model and preset, ChainTable.cs;
-// "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs)
+// "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs;
+// "drift rec|det CONFIG": per-GEMM cosine float vs qat for one export, NodeDrift.cs;
+// "weights REC_CALIB REC_HELDOUT DET_CALIB DET_HELDOUT": ec and bias correction, WeightRefinementTable.cs / build/measure-weights.sh)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 if (args is ["drift", .. var driftArgs]) return NodeDrift.Run(driftArgs);
