@@ -28,8 +28,8 @@ internal static class WeightRefinementTable
         var work = TestAssets.TempDir("weights");
         try
         {
-            Model("rec", TestAssets.RecModel, args[0], args[1], PresetTable.RecPreprocessing, work);
-            Model("det", TestAssets.DetModel, args[2], args[3], PresetTable.DetPreprocessing, work);
+            if (args[0] != "-") Model("rec", TestAssets.RecModel, args[0], args[1], PresetTable.RecPreprocessing, work);
+            if (args[2] != "-") Model("det", TestAssets.DetModel, args[2], args[3], PresetTable.DetPreprocessing, work);
             return 0;
         }
         finally
