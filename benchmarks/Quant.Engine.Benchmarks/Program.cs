@@ -12,9 +12,13 @@ using Quant.TestSupport;
 // "compiled [--repeat N] [--models det,rec] [--keep DIR]": the compiled int8 model vs ORT and the float engine, CompiledBench.cs;
 // "chain DATASETS_DIR": float -> qat -> quantized -> compiled consistency per model and preset, ChainTable.cs;
 // "quality DATASETS_DIR": rec/cls accuracy and det IoU of the qat models per preset, QualityTable.cs;
-// "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs)
+// "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs;
+// "drift rec|det CONFIG": per-GEMM cosine float vs qat for one export, NodeDrift.cs;
+// "weights REC_CALIB REC_HELDOUT DET_CALIB DET_HELDOUT": ec and bias correction, WeightRefinementTable.cs / build/measure-weights.sh)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
+if (args is ["drift", .. var driftArgs]) return NodeDrift.Run(driftArgs);
+if (args is ["weights", .. var weightArgs]) return WeightRefinementTable.Run(weightArgs);
 if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
 if (args is ["chain", .. var chainArgs]) return ChainTable.Run(chainArgs);
 if (args is ["quality", .. var qualityArgs]) return QualityTable.Run(qualityArgs);

@@ -85,13 +85,14 @@ public sealed class WeightConfig
     public bool PerChannel { get; init; } = true;
     /// <summary>bias_correction: true, or a mapping (HMCT's <c>{metric: mae, num_sample: 8}</c>), which also enables it.</summary>
     public bool BiasCorrection { get; init; }
-    /// <summary>bias_correction.metric when given as a mapping (recorded as written, e.g. mae).</summary>
+    /// <summary>bias_correction.metric when given as a mapping: cosine, mse or mae (how each layer's correction is judged).</summary>
     public string? BiasCorrectionMetric { get; init; }
     /// <summary>bias_correction.num_sample when given as a mapping.</summary>
     public int? BiasCorrectionSamples { get; init; }
     public SourcePosition Position { get; init; }
     public SourcePosition PerChannelPosition { get; init; }
     public SourcePosition BiasCorrectionPosition { get; init; }
+    public SourcePosition BiasCorrectionSamplesPosition { get; init; }
 }
 
 /// <summary>op_config entry.</summary>

@@ -21,6 +21,8 @@ public static partial class QuantConfigLoader
     private static readonly string[] ActivationKeys = ["calibration_type", "max_percentile", "per_channel", "asymmetric", "num_bin"];
     private static readonly string[] WeightKeys = ["per_channel", "bias_correction"];
     private static readonly string[] BiasCorrectionKeys = ["metric", "num_sample"];
+    /// <summary>bias_correction.metric values: how a layer's correction is judged (kept only where it improves it).</summary>
+    public static readonly string[] BiasCorrectionMetrics = ["cosine", "mse", "mae"];
     private static readonly string[] OpKeys = ["qtype"];
     private static readonly string[] NodeKeyCandidates = ["qtype", "scale", "threshold", "input0", "input1", "input2", "input3"];
     private static readonly string[] SubgraphKeys = ["inputs", "outputs", "qtype"];
@@ -212,7 +214,7 @@ public static partial class QuantConfigLoader
         bool perChannel = true, bias = false;
         string? metric = null;
         int? biasSamples = null;
-        SourcePosition perChannelAt = default, biasAt = default;
+        SourcePosition perChannelAt = default, biasAt = default, biasSamplesAt = default;
         foreach (var (key, _, v) in r.Entries(r.Mapping(node, path), path, WeightKeys))
         {
             var p = $"{path}.{key}";
@@ -224,9 +226,16 @@ public static partial class QuantConfigLoader
                 bias = true;
                 foreach (var (bk, _, bv) in r.Entries(bm, p, BiasCorrectionKeys))
                 {
-                    if (bk == "metric") metric = r.String(bv, $"{p}.metric");
+                    if (bk == "metric")
+                    {
+                        metric = r.String(bv, $"{p}.metric");
+                        // The metric judges each layer's correction on the samples (Calibration/BiasCorrection).
+                        if (!BiasCorrectionMetrics.Contains(metric))
+                            throw r.Error(ErrorCode.ConfigInvalidValue, bv, $"{p}.metric: '{metric}' is not one of {string.Join(", ", BiasCorrectionMetrics)}");
+                    }
                     else
                     {
+                        biasSamplesAt = r.At(bv);
                         biasSamples = r.Integer(bv, $"{p}.num_sample");
                         if (biasSamples < 1) throw r.Error(ErrorCode.ConfigInvalidValue, bv, $"{p}.num_sample: {biasSamples} must be at least 1");
                     }
@@ -239,6 +248,7 @@ public static partial class QuantConfigLoader
         {
             PerChannel = perChannel, BiasCorrection = bias, BiasCorrectionMetric = metric, BiasCorrectionSamples = biasSamples,
             Position = r.At(node), PerChannelPosition = perChannelAt, BiasCorrectionPosition = biasAt,
+            BiasCorrectionSamplesPosition = biasSamplesAt,
         };
     }
 

@@ -198,7 +198,8 @@ public static class QdqExporter
                     for (int i = 0; i < node.Inputs.Count; i++)
                         if (node.Inputs[i].Length > 0 && _produced.TryGetValue(node.Inputs[i], out var p)) node.Inputs[i] = p.Name;
                 }
-                _nodes.AddRange(upgrader.Upgrade(node));
+                if (!np.ShapeOnly && np.Inputs.FirstOrDefault(i => i.ErrorCompensation) is { } ec) EmitCompensated(np, node, ec, upgrader);
+                else _nodes.AddRange(upgrader.Upgrade(node));
                 if (!np.ShapeOnly) FinishOutputs(np);
             }
 
@@ -363,6 +364,46 @@ public static class QdqExporter
             if (p.Axis is { } a) dq.Set(AttributeValue.Of("axis", (long)a));
             _nodes.Add(dq);
             _replacedWeights.Add(name);
+            return dqName;
+        }
+
+        /// <summary>
+        /// Error compensation: <paramref name="node"/> (already reading the high int8 weight) writes NAME_split_high, a copy
+        /// named NODE_split_low reads the residual low weight over the same input (no bias), and an Add writes the
+        /// node's original output.
+        /// </summary>
+        private void EmitCompensated(NodePrecision np, Node node, InputPrecision ec, OpsetUpgrader upgrader)
+        {
+            var output = node.Outputs[0];
+            var origin = _origin.GetValueOrDefault(output, output);
+            var high = Unique(origin + "_split_high");
+            var low = Unique(origin + "_split_low");
+            _origin[high] = origin;
+            _origin[low] = origin;
+            node.Outputs[0] = high;
+            var lowNode = new Node(Unique(ErrorCompensationNames.LowNode(np.Name)), node.OpType, node.Domain,
+                node.Inputs.Take(2).ToList(), [low]) { DocString = node.DocString };
+            foreach (var (k, v) in node.Attributes) lowNode.Attributes[k] = v;
+            lowNode.Inputs[ec.Index] = LowWeight(np, ec);
+            _nodes.AddRange(upgrader.Upgrade(node));
+            _nodes.AddRange(upgrader.Upgrade(lowNode));
+            _nodes.Add(new Node(Unique(ErrorCompensationNames.AddNode(np.Name)), "Add", "", [high, low], [output]));
+        }
+
+        /// <summary>The residual of an ec weight as an int8 initializer read through DequantizeLinear (<c>w_split_low_q</c>).</summary>
+        private string LowWeight(NodePrecision np, InputPrecision ip)
+        {
+            var name = ip.Tensor;
+            if (!_weights.TryGetValue(name, out var p))
+                throw new InvalidOperationException($"no quantization parameters for weight '{name}' of {np.Node.Describe()}");
+            var split = ErrorCompensation.Of(_src.Graph.Initializers[name], ConvertTo(p, QType.Int8), name + "_split_low");
+            var (scale, zp) = AddScaleAndZeroPoint(name + "_split_low", "", QType.Int8, split.Low);
+            var qName = Unique($"{name}_split_low_q");
+            _g.Initializers[qName] = QuantizeWeight(qName, split.Residual, split.Low, QType.Int8);
+            var dqName = Unique($"{name}_split_low_dq");
+            var dq = new Node(dqName, "DequantizeLinear", "", [qName, scale, zp], [dqName]);
+            if (split.Low.Axis is { } a) dq.Set(AttributeValue.Of("axis", (long)a));
+            _nodes.Add(dq);
             return dqName;
         }
 

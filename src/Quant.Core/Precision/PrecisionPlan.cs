@@ -21,6 +21,11 @@ public sealed class InputPrecision
     public bool Fused { get; internal set; }
     /// <summary>True when node_config set this input explicitly (inputN).</summary>
     public bool Explicit { get; internal set; }
+    /// <summary>
+    /// node_config asked for <c>ec</c> (error compensation): this int8 weight is exported as a high part and the
+    /// residual low part, two GEMM nodes and an Add (<see cref="Export.ErrorCompensation"/>).
+    /// </summary>
+    public bool ErrorCompensation { get; internal set; }
 }
 
 /// <summary>The resolved precision of one output of a node.</summary>

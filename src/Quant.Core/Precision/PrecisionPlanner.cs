@@ -24,6 +24,8 @@ public static class PrecisionPlanner
         public string Source = "default";
         public readonly Dictionary<int, QType> Inputs = [];
         public readonly HashSet<int> ExplicitInputs = [];
+        /// <summary>Inputs node_config set to <c>ec</c>, with the position of the setting.</summary>
+        public readonly Dictionary<int, SourcePosition> ErrorCompensation = [];
 
         public void Set(QType q, string source)
         {
@@ -31,6 +33,7 @@ public static class PrecisionPlanner
             Source = source;
             Inputs.Clear();
             ExplicitInputs.Clear();
+            ErrorCompensation.Clear();
         }
     }
 
@@ -68,10 +71,10 @@ public static class PrecisionPlanner
             var req = Resolve(node, config, subgraphNodes, graphOutputs);
             var np = Describe(node, ni, g, types, graphOutputs, req);
             result[node] = np;
-            if (np.ShapeOnly) continue;
             void Log(ChangeSite site, int i, string tensor, QType from, QType to, string why) =>
                 changes.Add((ni, new ChangeLogEntry(node.Name, node.OpType, site, i, tensor, from, to, why)));
-            ApplyTargetRules(np, config, fusedInto, result, Log);
+            if (!np.ShapeOnly) ApplyTargetRules(np, config, fusedInto, result, Log);
+            ErrorCompensationRules.Check(np, req.ErrorCompensation, Log);
         }
 
         var nodes = result.Values.OrderBy(n => n.NodeIndex).ToList();
@@ -92,8 +95,10 @@ public static class PrecisionPlanner
                 req.Set(gemm ? QType.Int8 : QType.Float16, "preset base");
                 break;
             case Preset.Precision:
-                // Weights of int16 GEMM-type nodes default to int8, which is exactly this template.
-                req.Set(gemm ? QType.Int16 : QType.Int8, "preset precision");
+                // J6's precision template: GEMM-type ops read int16 activations (both inputs of an activation x
+                // activation MatMul, since both are activations) with int8 weights — the default for int16 GEMM-type
+                // nodes — and every other op stays float16, as in base; int8 elsewhere would make it worse than base.
+                req.Set(gemm ? QType.Int16 : QType.Float16, "preset precision");
                 break;
             case Preset.UpperBound:
                 req.Set(gemm ? QType.Int16 : QType.Float16, "preset upper_bound");
@@ -114,11 +119,17 @@ public static class PrecisionPlanner
                 if (i < 0 || i >= node.Inputs.Count)
                     throw new QuantException(ErrorCode.ConfigInvalidValue, iq.Position,
                         $"node_config '{node.Name}': input{i} does not exist; {node.Describe()} has {node.Inputs.Count} input(s) (input0..input{node.Inputs.Count - 1})");
-                // "ec" leaves the input at the node's qtype; error compensation decides later.
                 if (iq.QType is { } q)
                 {
                     req.Inputs[i] = q;
                     req.ExplicitInputs.Add(i);
+                }
+                else if (iq.ErrorCompensation)
+                {
+                    // ec: an int8 weight split into high and low parts (checked in ErrorCompensationRules).
+                    req.Inputs[i] = QType.Int8;
+                    req.ExplicitInputs.Add(i);
+                    req.ErrorCompensation[i] = iq.Position;
                 }
             }
         }
@@ -147,7 +158,8 @@ public static class PrecisionPlanner
                 InputRole.Weight => req.Inputs.TryGetValue(i, out var w) ? w : gemm && req.Q == QType.Int16 ? QType.Int8 : req.Q,
                 _ => null,
             };
-            inputs.Add(new InputPrecision { Index = i, Tensor = t, Role = role, QType = q, Explicit = req.ExplicitInputs.Contains(i) });
+            inputs.Add(new InputPrecision { Index = i, Tensor = t, Role = role, QType = q, Explicit = req.ExplicitInputs.Contains(i),
+                ErrorCompensation = req.ErrorCompensation.ContainsKey(i) });
         }
         var outputs = new List<OutputPrecision>(node.Outputs.Count);
         for (int i = 0; i < node.Outputs.Count; i++)

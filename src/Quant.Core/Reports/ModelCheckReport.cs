@@ -28,8 +28,11 @@ public sealed class ModelCheckReport(
     IReadOnlyList<(string Method, double Score)> candidates,
     SimilarityTable similarity,
     IReadOnlyList<LastBitStability.OutputStability> stability,
-    IReadOnlyList<Int32BiasFit.Adjustment> biasFit)
+    IReadOnlyList<Int32BiasFit.Adjustment> biasFit,
+    BiasCorrection.Result? biasCorrection = null)
 {
+    private readonly WeightRefinementReport _refinements = new(prepared.Model, plan, weights, biasCorrection);
+
     /// <summary>Consumers of one weight whose input ranges differ by more than this factor are flagged.</summary>
     public const double SharedRangeRatio = 4.0;
 
@@ -176,6 +179,8 @@ public sealed class ModelCheckReport(
         foreach (var a in biasFit)
             sb.Append($"{a.Node}: {a.Weight}, {a.Channels.ToString(Inv)} channel(s), scale up to {a.LargestFactor.ToString("G4", Inv)}x\n");
 
+        _refinements.RenderText(sb);
+
         Section(sb, "Input/output dtypes per op type");
         var dt = DtypeStatistics();
         var rows = dt.Select(d => new[] { d.OpType, d.Nodes.ToString(Inv),
@@ -257,6 +262,7 @@ public sealed class ModelCheckReport(
                 w.WriteNumber("channels", a.Channels); w.WriteNumber("largest_factor", Round(a.LargestFactor)); w.WriteEndObject();
             }
             w.WriteEndArray();
+            _refinements.RenderJson(w);
             w.WriteStartArray("layers");
             foreach (var l in Layers())
             {

@@ -174,6 +174,14 @@ public static class ExportStage
         }
 
         qatModel ??= QdqExporter.Export(model, plan, activations, weights);
+        BiasCorrection.Result? biasCorrection = null;
+        if (config.Model.Weight.BiasCorrection)
+        {
+            progress?.Report(new StageProgress("bias correction", 0, 1));
+            biasCorrection = BiasCorrection.Run(model, plan, qatModel, config.Model.Weight, data.SampleCount, data.Samples(), sessionOptions);
+            qatModel = biasCorrection.Apply(qatModel);
+            progress?.Report(new StageProgress("bias correction", 1, 1));
+        }
         var qatPath = Path.Combine(request.OutputDirectory, QdqExporter.FileName(name));
         OnnxModelWriter.Save(qatModel, qatPath);
 
@@ -204,7 +212,7 @@ public static class ExportStage
         // The weight scales as exported (the exporter applies the same deterministic int32-bias fit).
         var biasFit = Int32BiasFit.Apply(model, plan, activations, weights);
         var report = new ModelCheckReport(name, original, prepared, plan, activations, biasFit.Weights, stats, chosen, scores, similarity, stability,
-            biasFit.Adjusted);
+            biasFit.Adjusted, biasCorrection);
         var txtPath = Path.Combine(request.OutputDirectory, name + ".model_check.txt");
         var jsonPath = Path.Combine(request.OutputDirectory, name + ".model_check.json");
         qatPlan?.NoteBiasFit(biasFit.Adjusted);

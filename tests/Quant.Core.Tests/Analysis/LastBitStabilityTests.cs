@@ -25,9 +25,9 @@ public class LastBitStabilityTests
     [Fact]
     public void A_fragile_int8_model_moves_under_last_bit_noise_the_same_way_every_time()
     {
-        // rec with the precision preset and max calibration: int8 LayerNorm pieces amplify rounding flips.
+        // rec with the performance preset and max calibration: int8 LayerNorm pieces amplify rounding flips.
         var dir = TestAssets.TempDir("stability");
-        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.RecData, "precision", "max", ExportConfigs.RecPreprocessing));
+        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.RecData, "performance", "max", ExportConfigs.RecPreprocessing));
         var result = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = dir, Name = "rec" });
         var session = new InferenceSession(OnnxModelReader.Load(result.QatModelPath));
         var first = Assert.Single(LastBitStability.Measure(session, RecSample()));

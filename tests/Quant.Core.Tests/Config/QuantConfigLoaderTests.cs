@@ -268,6 +268,7 @@ public sealed class QuantConfigLoaderTests : IDisposable
     [InlineData("node_config: {a: {scale: 0.1, threshold: 3}}", 1, 42, "give either scale or threshold")]
     [InlineData("subgraph_config: {s: {inputs: [a], qtype: int16}}", 1, 19, "subgraph_config.s: 'outputs' is required")]
     [InlineData("model_config: {weight: {bias_correction: {metric: mae, num_sample: 0}}}", 1, 68, "num_sample: 0 must be at least 1")]
+    [InlineData("model_config: {weight: {bias_correction: {metric: sqnr}}}", 1, 51, "bias_correction.metric: 'sqnr' is not one of cosine, mse, mae")]
     [InlineData("quant_config: {model_config: {}}\nmodel_config: {}", 1, 16, "repeats the top-level 'model_config' at line 2")]
     public void InvalidValuesArePositionedAtTheValue(string yaml, int line, int column, string message) =>
         Fails(yaml + "\n", ErrorCode.ConfigInvalidValue, line, column, message);

@@ -240,10 +240,12 @@ public class QdqExporterTests(ITestOutputHelper output)
         // cls: a 2-class softmax, so cosine saturates near 1 and only a loose order check is meaningful.
         // rec with all-int8 absmax scales is far from float (0.80, see docs/config-reference.md, "Measured"): its decomposed
         // LayerNorm/HardSwish and heavy-tailed Conv inputs need better calibration and fusion; these floors guard
-        // the present state, not the goal.
+        // the present state, not the goal. precision (base with int16 GEMM activations) lands below base here (0.949 vs
+        // 0.992 on this one probe with one-sample absmax scales and no graph preparation); through the export stage
+        // (graph preparation, max calibration) it is above base on every probe measured (0.970 vs 0.949, ORT plain).
         var floor = which == "cls"
             ? new Dictionary<Preset, double> { [Preset.Performance] = 0.999, [Preset.Base] = 0.999, [Preset.Precision] = 0.999, [Preset.UpperBound] = 0.999 }
-            : new Dictionary<Preset, double> { [Preset.Performance] = 0.75, [Preset.Base] = 0.98, [Preset.Precision] = 0.88, [Preset.UpperBound] = 0.995 };
+            : new Dictionary<Preset, double> { [Preset.Performance] = 0.75, [Preset.Base] = 0.98, [Preset.Precision] = 0.93, [Preset.UpperBound] = 0.995 };
         Assert.All(cosines, kv => Assert.True(kv.Value > floor[kv.Key], $"{which} {kv.Key} cosine {kv.Value} <= {floor[kv.Key]}"));
         Assert.True(cosines[Preset.UpperBound] >= cosines[Preset.Performance] - 1e-6, $"{which}: upper_bound {cosines[Preset.UpperBound]} < performance {cosines[Preset.Performance]}");
         Assert.True(cosines[Preset.Precision] >= cosines[Preset.Performance] - 1e-6, $"{which}: precision {cosines[Preset.Precision]} < performance {cosines[Preset.Performance]}");

@@ -1,0 +1,51 @@
+using Quant.Core.Analysis;
+using Quant.Core.Conversion;
+using Quant.Core.Stages;
+using Quant.Core.Tests.Stages;
+using Quant.Engine;
+using Quant.Onnx;
+using Quant.TestSupport;
+
+namespace Quant.Core.Tests.Precision;
+
+/// <summary>
+/// The J6 precision preset (int16 GEMM activations with int8 weights, int16 x int16 attention MatMuls, float16 elsewhere)
+/// through the real export and convert stages on PaddleOCR rec: every GEMM becomes an integer op and the quantized
+/// model computes what the qat model computes.
+/// </summary>
+public class PrecisionPresetConvertTests(Xunit.Abstractions.ITestOutputHelper output)
+{
+    [Fact]
+    public void Rec_precision_preset_converts_to_integer_gemms_matching_the_qat_model()
+    {
+        var dir = TestAssets.TempDir("precision-convert");
+        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.RecData, "precision", "max", ExportConfigs.RecPreprocessing));
+        var export = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.RecModel, ConfigPath = cfg, OutputDirectory = dir, Name = "rec" });
+        var quantized = Path.Combine(dir, ConvertStage.FileName("rec"));
+        var summary = ConvertStage.Run(export.QatModelPath, quantized);
+        var gemms = summary.Nodes.Where(n => n.OpType is "Conv" or "MatMul" or "Gemm").ToList();
+        output.WriteLine($"{summary.IntegerGroups} integer groups, {summary.FloatIslands} float islands; GEMMs: " +
+            string.Join(", ", gemms.GroupBy(n => n.FloatIsland is null ? string.Join("+", n.Became) : "float island: " + n.FloatIsland).Select(g => $"{g.Key} x{g.Count()}")));
+        Assert.Equal(51, gemms.Count);
+        Assert.All(gemms, n => Assert.Null(n.FloatIsland));
+
+        var qat = new InferenceSession(OnnxModelReader.Load(export.QatModelPath));
+        var ours = new InferenceSession(OnnxModelReader.Load(quantized));
+        foreach (var file in OcrSamples.RecFiles)
+        {
+            var feeds = new Dictionary<string, Tensor> { ["x"] = OcrSamples.Rec(file) };
+            var reference = qat.Run(feeds);
+            // The quantized_vs_qat check's default bound: requantization ties flip whole integer steps (spec §14), so
+            // the floor is the lower of the last-bit floor and the 1-LSB flip floor, here measured on each sample.
+            var flips = LastBitStability.MeasureRequantizationFlips(qat, feeds);
+            foreach (var (name, t) in ours.Run(feeds))
+            {
+                double floor = Math.Min(export.Stability.First(s => s.Output == name).MinCosine, flips.First(s => s.Output == name).MinCosine);
+                double bound = Math.Min(0.9999, 1 - 2 * (1 - floor)), cos = Similarity.Of(t, reference[name]).Cosine;
+                output.WriteLine($"{file} '{name}': quantized vs qat {cos:F7} (floor {floor:F7}, bound {bound:F7})");
+                Assert.True(cos >= bound, $"{file} '{name}': quantized vs qat cosine {cos} < {bound}");
+            }
+        }
+        Directory.Delete(dir, true);
+    }
+}
