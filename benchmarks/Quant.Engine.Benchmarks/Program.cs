@@ -15,6 +15,7 @@ using Quant.TestSupport;
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
+if (args is ["nodes", .. var nodeArgs]) return NodeProfile.Run(nodeArgs);
 if (args is ["chain", .. var chainArgs]) return ChainTable.Run(chainArgs);
 if (args is ["costmodel", .. var fitArgs]) return CostModelCalibration.Fit(fitArgs);
 if (args is ["estimate", .. var compiled]) return CostModelCalibration.Estimate(compiled);
