@@ -13,7 +13,8 @@ namespace Quant.Core.Conversion;
 /// engine on a tensor holding every int8 value, so each entry is what the unfolded chain computes, bit for bit.
 /// <para>A node belongs to the chain of root r when it is QAdd, QSub, QMul, QDiv, QRequantize or QTable, every
 /// data input is either r, a tensor of r's chain, or a one-element integer initializer no higher in rank than r
-/// (so broadcasting leaves r's shape unchanged), and its parameters are initializers.</para>
+/// (so broadcasting leaves r's shape unchanged), and its parameters are initializers. A per-tensor DequantizeLinear
+/// of a chain tensor joins the chain too: its table is float (the det model's Sigmoid → DequantizeLinear output).</para>
 /// </summary>
 internal static class TableChains
 {
@@ -60,9 +61,12 @@ internal static class TableChains
                 var producer = chain.First(n => n.Outputs[0] == outputs[k]);
                 var table = tables[k];
                 var tableName = reserve(producer.Name + "_table");
-                g.Initializers[tableName] = table.Type == ElementType.Int8
-                    ? TensorData.From(tableName, ElementType.Int8, [256], table.ReadOnlySpan<sbyte>()[..256])
-                    : TensorData.From(tableName, ElementType.Int16, [256], table.ReadOnlySpan<short>()[..256]);
+                g.Initializers[tableName] = table.Type switch
+                {
+                    ElementType.Int8 => TensorData.From(tableName, ElementType.Int8, [256], table.ReadOnlySpan<sbyte>()[..256]),
+                    ElementType.Int16 => TensorData.From(tableName, ElementType.Int16, [256], table.ReadOnlySpan<short>()[..256]),
+                    _ => TensorData.From(tableName, ElementType.Float, [256], table.ReadOnlySpan<float>()[..256]),
+                };
                 // The producer is gone: its name is free for the table that now writes its tensor.
                 g.Nodes.Insert(Math.Min(at, g.Nodes.Count), new Node(producer.Name, "QTable", QuantBuildOps.Domain, [root, tableName], [outputs[k]]));
                 names.Add(producer.Name);
@@ -79,11 +83,17 @@ internal static class TableChains
     /// <summary>The int8 root <paramref name="node"/> is a function of, or null when it is not a chain member.</summary>
     private static string? Root(Node node, Graph g, IReadOnlyDictionary<string, ElementType> formats, Func<string, int?> rank, Dictionary<string, string> rootOf)
     {
-        if (node.Domain != QuantBuildOps.Domain || !DataInputs.TryGetValue(node.OpType, out int data) || node.Outputs.Count != 1) return null;
+        bool dequantize = IsDequantize(node);
+        if (node.Outputs.Count != 1) return null;
+        int data = 1;
+        if (!dequantize && (node.Domain != QuantBuildOps.Domain || !DataInputs.TryGetValue(node.OpType, out data))) return null;
         if (node.Inputs.Count < data) return null;
-        // Multipliers, shifts and tables must be constants, so the node is the same function on every run.
+        // Multipliers, shifts, tables and a DequantizeLinear's scale and zero point must be constants, so the node is
+        // the same function on every run (and per tensor, for DequantizeLinear).
         for (int i = data; i < node.Inputs.Count; i++)
-            if (node.Inputs[i].Length > 0 && !g.Initializers.ContainsKey(node.Inputs[i])) return null;
+            if (node.Inputs[i].Length > 0 && (!g.Initializers.TryGetValue(node.Inputs[i], out var p) || dequantize && p.ElementCount != 1)) return null;
+        // A DequantizeLinear joins a chain (its float table replaces one more pass), it does not start one.
+        if (dequantize && !rootOf.ContainsKey(node.Inputs[0])) return null;
         string? root = null;
         var constants = new List<TensorData>();
         for (int i = 0; i < data; i++)
@@ -104,6 +114,8 @@ internal static class TableChains
         if (constants.Count > 0 && (rank(root) is not { } rr || constants.Any(c => c.Dims.Length > rr))) return null;
         return root;
     }
+
+    private static bool IsDequantize(Node n) => n.OpType == "DequantizeLinear" && n.IsDefaultDomain;
 
     /// <summary>Runs the chain on the 256 int8 values and returns each output's 256 entries (in the engine's layout).</summary>
     private static List<Tensor> Tables(OnnxModel model, string root, List<Node> chain, List<string> outputs)
@@ -129,8 +141,8 @@ internal static class TableChains
         foreach (var o in outputs)
         {
             var t = result[o];
-            if (t.Length != 256 || t.Type is not (ElementType.Int8 or ElementType.Int16))
-                throw new InvalidOperationException($"the chain of '{root}' gave {t} for '{o}', not 256 int8/int16 entries");
+            if (t.Length != 256 || t.Type is not (ElementType.Int8 or ElementType.Int16 or ElementType.Float))
+                throw new InvalidOperationException($"the chain of '{root}' gave {t} for '{o}', not 256 int8/int16/float entries");
             tables.Add(t);
         }
         return tables;
