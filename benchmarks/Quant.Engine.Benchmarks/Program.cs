@@ -20,6 +20,7 @@ if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 if (args is ["drift", .. var driftArgs]) return NodeDrift.Run(driftArgs);
 if (args is ["weights", .. var weightArgs]) return WeightRefinementTable.Run(weightArgs);
 if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
+if (args is ["nodes", .. var nodeArgs]) return NodeProfile.Run(nodeArgs);
 if (args is ["chain", .. var chainArgs]) return ChainTable.Run(chainArgs);
 if (args is ["quality", .. var qualityArgs]) return QualityTable.Run(qualityArgs);
 if (args is ["costmodel", .. var fitArgs]) return CostModelCalibration.Fit(fitArgs);

@@ -44,6 +44,7 @@ internal static class ConvertReport
                     foreach (var b in n.Became) w.WriteStringValue(b);
                     w.WriteEndArray();
                     if (n.FloatCopyKept) w.WriteBoolean("float_copy_kept", true);
+                    if (n.FoldedInto is not null) w.WriteString("folded_into", n.FoldedInto);
                 }
                 if (n.Fused is not null) w.WriteString("fused", n.Fused);
                 w.WriteEndObject();

@@ -7,7 +7,13 @@ using Quant.Onnx.Shapes;
 namespace Quant.Core.Conversion;
 
 /// <summary>What one computing node of the qat model became (a row of NAME.convert.json).</summary>
-public sealed record ConvertedNode(string Node, string OpType, IReadOnlyList<string> Became, string? Fused, bool FloatCopyKept, string? FloatIsland);
+public sealed record ConvertedNode(string Node, string OpType, IReadOnlyList<string> Became, string? Fused, bool FloatCopyKept, string? FloatIsland)
+{
+    /// <summary>The names of the nodes the rule emitted (before table chains were folded).</summary>
+    public IReadOnlyList<string> Emitted { get; init; } = [];
+    /// <summary>The QTable node(s) that now compute what this node's emitted nodes computed (a folded table chain), or null.</summary>
+    public string? FoldedInto { get; init; }
+}
 
 /// <summary>
 /// The rewrite of docs/quantized-model.md: integer groups are handed to their op's rule; a rule's replacement writes
@@ -18,7 +24,7 @@ internal static class Converter
 {
     private static readonly HashSet<string> GemmOps = new(StringComparer.Ordinal) { "Conv", "ConvTranspose", "MatMul", "Gemm" };
 
-    public static (OnnxModel Model, List<ConvertedNode> Report) Convert(OnnxModel model, string modelFile)
+    public static (OnnxModel Model, List<ConvertedNode> Report) Convert(OnnxModel model, string modelFile, bool foldTables = true)
     {
         var g = model.Graph;
         var qdq = new QdqGraph(model, modelFile);
@@ -33,6 +39,9 @@ internal static class Converter
         // Readers of a group's output change only when that group is rewritten (its Q readers go), so one map serves
         // the whole pass.
         var consumers = g.Consumers();
+        // The integer type of every activation tensor of the quantized graph: each is the output name of a qat Q node.
+        var formats = new Dictionary<string, ElementType>(StringComparer.Ordinal);
+        foreach (var q in g.Nodes.Where(QdqGraph.IsQ)) formats[q.Outputs[0]] = qdq.Params(q).Type;
         foreach (var node in g.Nodes.ToList())
         {
             if (QdqGraph.IsQ(node) || QdqGraph.IsDq(node) || fusedInto.Contains(node)) continue;
@@ -106,7 +115,8 @@ internal static class Converter
             foreach (var t in emitter.Initializers) g.Initializers[t.Name] = t;
             removable.Add(node);
             if (fused is not null) removable.Add(fused);
-            report.Add(new ConvertedNode(originalName, node.OpType, emitter.Nodes.Select(n => n.OpType).ToList(), fused?.Name, keepFloat, null));
+            report.Add(new ConvertedNode(originalName, node.OpType, emitter.Nodes.Select(n => n.OpType).ToList(), fused?.Name, keepFloat, null)
+            { Emitted = emitter.Nodes.Select(n => n.Name).ToList() });
         }
         int requantized = Requantizations(g, qdq, emitter);
         RemoveDead(g, removable);
@@ -116,6 +126,11 @@ internal static class Converter
         g.Nodes.Clear();
         g.Nodes.AddRange(order);
         _ = requantized;
+        var folded = !foldTables ? [] : TableChains.Fold(model, formats, t => shapes.TryGetValue(t, out var s) ? s.Length : null, qdq.Reserve);
+        RemoveUnused(g);
+        for (int i = 0; i < report.Count; i++)
+            if (report[i].Emitted.Count > 0 && report[i].Emitted.All(folded.ContainsKey))
+                report[i] = report[i] with { FoldedInto = string.Join(", ", report[i].Emitted.Select(e => folded[e]).Distinct()) };
         return (model, report);
     }
 

@@ -168,11 +168,18 @@ internal sealed class QConvPlan
             }
             else if (!Output.Wide && _cg == 1 && Mg == 1)
             {
+                int xAt = n * c * plane;
                 forEach(_m, m =>
                 {
+                    if (x8)
+                    {
+                        var shape = new QConvDepthwise.Shape(g.H, g.W, g.OH, g.OW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL, _kh, _kw);
+                        QConvDepthwise.Run(x.ReadOnlySpan<sbyte>().Slice(xAt + m * plane, plane), shape, _w.AsSpan(m * _kh * _kw, _kh * _kw),
+                            unchecked((int)_bias[m]), _zx, true, (acc, row) => Output.Write(acc, m, y, yOffset + m * ohw + row * g.OW, true));
+                        return;
+                    }
                     var acc = ArrayPool<int>.Shared.Rent(ohw);
-                    if (x8) Depthwise<sbyte, int>(x.ReadOnlySpan<sbyte>().Slice(n * c * plane, c * plane), g, m, acc.AsSpan(0, ohw));
-                    else Depthwise<int, int>(xn.Span, g, m, acc.AsSpan(0, ohw));
+                    Depthwise<int, int>(xn.Span, g, m, acc.AsSpan(0, ohw));
                     Output.Write(acc.AsSpan(0, ohw), m, y, yOffset + m * ohw, true);
                     ArrayPool<int>.Shared.Return(acc);
                 });
@@ -251,12 +258,12 @@ internal sealed class QConvPlan
         var hwc = ArrayPool<byte>.Shared.Rent(plane * cp);
         QConvChannelsLast.Write(x, xOffset, _cg, plane, cp, hwc, forEach);
         bool direct = _kh == 1 && _kw == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H && g.OW == g.W;
-        var acc = ArrayPool<int>.Shared.Rent(_m * ohw);
         int panels = (ohw + RowsPerPanel - 1) / RowsPerPanel;
         forEach(panels, job =>
         {
             int p0 = job * RowsPerPanel, rows = Math.Min(RowsPerPanel, ohw - p0);
             var tmp = ArrayPool<int>.Shared.Rent(rows * _m);
+            var channel = ArrayPool<int>.Shared.Rent(rows);
             byte[]? col = null;
             if (direct) Int8Gemm.RunOffset(hwc.AsSpan(p0 * cp, rows * cp), weights, rows, tmp.AsSpan(0, rows * _m));
             else
@@ -266,17 +273,18 @@ internal sealed class QConvPlan
                 Int8Gemm.RunOffset(col.AsSpan(0, rows * kp), weights, rows, tmp.AsSpan(0, rows * _m));
                 ArrayPool<byte>.Shared.Return(col);
             }
+            // Each channel's column of the panel, with its constant, requantized straight into Y: no int32 plane.
+            var dst = channel.AsSpan(0, rows);
             for (int m = 0; m < _m; m++)
             {
                 int corr = unchecked((int)(_bias[m] - _zx * _colSum[m]));
-                var dst = acc.AsSpan(m * ohw + p0, rows);
                 for (int r = 0; r < rows; r++) dst[r] = unchecked(tmp[r * _m + m] + corr);
+                Output.Write(dst, m, y, yOffset + m * ohw + p0, true);
             }
+            ArrayPool<int>.Shared.Return(channel);
             ArrayPool<int>.Shared.Return(tmp);
         });
         ArrayPool<byte>.Shared.Return(hwc);
-        forEach(_m, m => Output.Write(acc.AsSpan(m * ohw, ohw), m, y, yOffset + m * ohw, true));
-        ArrayPool<int>.Shared.Return(acc);
     }
 
     /// <summary>Rows [p0, p0 + rows) of the channels-last panel [pixels, (kh, kw, c)]; padding taps hold z_x + 128.</summary>

@@ -186,6 +186,11 @@ internal sealed class QConvTransposePlan
     private void RunGemm(Tensor x, Tensor y, Action<int, Action<int>> forEach)
     {
         var g = Resolve(x, m => new EngineException(m));
+        if (Tiles(g))
+        {
+            RunTiled(x, y, g, forEach);
+            return;
+        }
         int batch = x.Shape[0], plane = g.H * g.W, ohw = g.OH * g.OW, cg = _c / _group, taps = _kh * _kw, n = _mg * taps;
         forEach = QGemmOutput.Threading(forEach, (long)plane * _c * n);
         var packed = _packed.Value;
@@ -208,6 +213,96 @@ internal sealed class QConvTransposePlan
                 int first = grp * _mg;
                 forEach(_mg, j => Scatter(col, sums, g, j, first + j, y, yOffset));
                 ArrayPool<int>.Shared.Return(col);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The upsampling form (det's 2x2 stride-2 layers): kernel equal to the stride, no dilation, padding or extra output,
+    /// so every output pixel receives exactly one tap of exactly one input pixel and input row ih alone makes output rows
+    /// ih·SH … ih·SH + SH − 1.
+    /// </summary>
+    private bool Tiles(Geometry g) =>
+        g.DH == 1 && g.DW == 1 && _kh == g.SH && _kw == g.SW && g.PT == 0 && g.PL == 0 && g.OH == g.H * g.SH && g.OW == g.W * g.SW;
+
+    /// <summary>Input channels per group from which the GEMM pays (below it, the taps are summed directly).</summary>
+    private const int GemmChannels = 4;
+
+    /// <summary>
+    /// <see cref="Tiles"/> geometry, one job per input row (parallel; each job owns its output rows): the row's
+    /// columns col[iw, (j, tap)] (the VNNI GEMM on the channels-last row, or the direct sum for a few channels per
+    /// group), then per output channel and output row the interleave of its taps with bias and zero-point constants,
+    /// requantized straight into Y. The row's columns stay in cache, and no int32 plane is written.
+    /// </summary>
+    private void RunTiled(Tensor x, Tensor y, Geometry g, Action<int, Action<int>> forEach)
+    {
+        int batch = x.Shape[0], plane = g.H * g.W, ohw = g.OH * g.OW, cg = _c / _group, taps = _kh * _kw, n = _mg * taps;
+        bool gemm = cg >= GemmChannels;
+        var packed = gemm ? _packed.Value : null;
+        forEach = QGemmOutput.Threading(forEach, (long)plane * _c * n);
+        for (int b = 0; b < batch; b++)
+        {
+            int yOffset = b * M * ohw, xOffset = b * _c * plane;
+            var hwc = new byte[gemm ? _group : 0][];
+            for (int grp = 0; grp < hwc.Length; grp++)
+            {
+                hwc[grp] = ArrayPool<byte>.Shared.Rent(plane * packed![grp].W.PaddedK);
+                QConvChannelsLast.Write(x, xOffset + grp * cg * plane, cg, plane, packed[grp].W.PaddedK, hwc[grp], forEach);
+            }
+            forEach(g.H, ih =>
+            {
+                var col = ArrayPool<int>.Shared.Rent(g.W * n);
+                var row = ArrayPool<int>.Shared.Rent(g.OW);
+                Span<int> corr = stackalloc int[n];
+                for (int grp = 0; grp < _group; grp++)
+                {
+                    if (gemm)
+                    {
+                        var (w, sums) = packed![grp];
+                        Int8Gemm.RunOffset(hwc[grp].AsSpan(ih * g.W * w.PaddedK, g.W * w.PaddedK), w, g.W, col.AsSpan(0, g.W * n));
+                        for (int t = 0; t < n; t++) corr[t] = unchecked((int)(-(long)_zx * sums[t]));
+                    }
+                    else
+                    {
+                        DirectColumns(x, xOffset + grp * cg * plane + ih * g.W, plane, g.W, grp * cg, cg, n, col);
+                        corr.Clear();
+                    }
+                    for (int j = 0; j < _mg; j++)
+                    {
+                        int m = grp * _mg + j, bias = unchecked((int)_bias[m]);
+                        for (int kh = 0; kh < _kh; kh++)
+                        {
+                            int first = j * taps + kh * _kw;
+                            for (int iw = 0; iw < g.W; iw++)
+                            {
+                                int src = iw * n + first, dst = iw * _kw;
+                                for (int kw = 0; kw < _kw; kw++) row[dst + kw] = unchecked(col[src + kw] + corr[first + kw] + bias);
+                            }
+                            Output.Write(row.AsSpan(0, g.OW), m, y, yOffset + m * ohw + (ih * _kh + kh) * g.OW, true);
+                        }
+                    }
+                }
+                ArrayPool<int>.Shared.Return(row);
+                ArrayPool<int>.Shared.Return(col);
+            });
+            foreach (var h in hwc) ArrayPool<byte>.Shared.Return(h);
+        }
+    }
+
+    /// <summary>col[iw, jt] = Σ_c (x[c, iw] − z_x)·W[c, jt] over the group's <paramref name="cg"/> channels, for one input row.</summary>
+    private void DirectColumns(Tensor x, int at, int plane, int width, int c0, int cg, int n, int[] col)
+    {
+        var xs = x.ReadOnlySpan<sbyte>();
+        col.AsSpan(0, width * n).Clear();
+        for (int c = 0; c < cg; c++)
+        {
+            var src = xs.Slice(at + c * plane, width);
+            var w = _w.AsSpan((c0 + c) * n, n);
+            for (int iw = 0; iw < width; iw++)
+            {
+                int v = src[iw] - _zx;
+                var dst = col.AsSpan(iw * n, n);
+                for (int t = 0; t < n; t++) dst[t] += v * w[t];
             }
         }
     }

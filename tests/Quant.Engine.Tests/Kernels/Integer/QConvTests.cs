@@ -115,6 +115,17 @@ public class QConvTests
     }
 
     [Fact]
+    public void Int8_depthwise_row_blocks_equal_the_exact_result_on_odd_sizes()
+    {
+        // The int8 depthwise path works in blocks of 8 output rows with 16-lane rows: a partial last block, rows
+        // narrower than 16 (scalar), a width just past 16 (the overlapping last vector), strides, dilation, asymmetric cuts.
+        int seed = 400;
+        foreach (var (h, w, k, stride, dil, pad) in new[] { (21, 37, 3, 1, 1, 1), (19, 33, 3, 2, 1, 1), (9, 9, 3, 1, 1, 1), (17, 17, 5, 2, 1, 2), (12, 40, 3, 1, 2, 0), (3, 80, 3, 1, 1, 1) })
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: 3, M: 3, Group: 3, H: h, W: w, k, stride, dil, pad, seed % 2 == 0 ? -128 : 7,
+                Bias: true, PerChannel: true, Wide: false), seed++);
+    }
+
+    [Fact]
     public void Depthwise_and_grouped_convolutions_equal_the_exact_result_on_every_path()
     {
         int seed = 100;
@@ -144,7 +155,8 @@ public class QConvTests
     public void Conv_transpose_equals_the_exact_scatter_on_both_paths()
     {
         var rng = new Random(300);
-        foreach (var (group, stride, pad, k) in new[] { (1, 2, 0, 2), (1, 2, 1, 3), (2, 1, 1, 3), (1, 3, 0, 2) })
+        // (1, 2, 0, 2), (1, 3, 0, 3) and (2, 2, 0, 2): kernel = stride, the row-tiled path (GEMM, and direct sums for 2 channels per group).
+        foreach (var (group, stride, pad, k) in new[] { (1, 2, 0, 2), (1, 2, 1, 3), (2, 1, 1, 3), (1, 3, 0, 2), (1, 3, 0, 3), (2, 2, 0, 2) })
         {
             // Group 1 with stride 2: an odd channel count (padded pitch) and more pixels than one GEMM panel.
             bool large = group == 1 && stride == 2;

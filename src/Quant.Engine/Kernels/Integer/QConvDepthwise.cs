@@ -1,0 +1,116 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Quant.Engine.Kernels.Integer;
+
+/// <summary>
+/// One int8 depthwise channel (one input and one output channel per group) with int32 sums (acc_bits 32), in blocks of
+/// output rows so that everything a block touches stays in L1: the block's padded input rows as x − z_x (zero border;
+/// with a column stride the row is split into stride phases, so every tap reads one contiguous run), then per output
+/// row all taps accumulated in registers (16 lanes) and one store, then the block requantized straight into Y.
+/// The exact sums are those of the reference, so the bits are the same.
+/// </summary>
+internal static class QConvDepthwise
+{
+    /// <summary>Output rows per block.</summary>
+    private const int BlockRows = 8;
+
+    /// <summary>Most taps the register path takes (a larger kernel runs the scalar loop).</summary>
+    public const int MaxTaps = 64;
+
+    public readonly record struct Shape(int H, int W, int OH, int OW, int SH, int SW, int DH, int DW, int PT, int PL, int KH, int KW);
+
+    /// <summary>
+    /// Channel <paramref name="m"/>: <paramref name="x"/> is its H·W input plane, <paramref name="w"/> its KH·KW taps;
+    /// the accumulators go through <paramref name="write"/>(block, first output row) for the requantization.
+    /// </summary>
+    public static void Run(ReadOnlySpan<sbyte> x, Shape g, ReadOnlySpan<int> w, int bias, int zx, bool vector, SpanWriter write)
+    {
+        int sw = g.SW, pw = (g.OW - 1) * sw + (g.KW - 1) * g.DW + 1, qw = (pw + sw - 1) / sw, pitch = sw * qw;
+        int rows = Math.Min(BlockRows, g.OH), taps = g.KH * g.KW;
+        int bufRows = (rows - 1) * g.SH + (g.KH - 1) * g.DH + 1;
+        var buf = ArrayPool<int>.Shared.Rent(bufRows * pitch);
+        var acc = ArrayPool<int>.Shared.Rent(rows * g.OW);
+        // Where tap (kh, kw) starts within the block buffer, relative to the output row's first padded row.
+        Span<int> off = stackalloc int[taps];
+        for (int t = 0; t < taps; t++)
+        {
+            int kh = t / g.KW, e = t % g.KW * g.DW;
+            off[t] = kh * g.DH * pitch + e % sw * qw + e / sw;
+        }
+        for (int oh0 = 0; oh0 < g.OH; oh0 += rows)
+        {
+            int r = Math.Min(rows, g.OH - oh0), need = (r - 1) * g.SH + (g.KH - 1) * g.DH + 1;
+            for (int i = 0; i < need; i++)
+                PadRow(x, g, oh0 * g.SH + i - g.PT, zx, pw, qw, buf.AsSpan(i * pitch, pitch));
+            for (int rr = 0; rr < r; rr++)
+                Taps(buf.AsSpan(0, bufRows * pitch), rr * g.SH * pitch, off, w, bias, acc.AsSpan(rr * g.OW, g.OW), vector);
+            write(acc.AsSpan(0, r * g.OW), oh0);
+        }
+        ArrayPool<int>.Shared.Return(acc);
+        ArrayPool<int>.Shared.Return(buf);
+    }
+
+    public delegate void SpanWriter(ReadOnlySpan<int> acc, int firstRow);
+
+    /// <summary>Padded row <paramref name="ih"/> (input row, or border) as x − z_x, its columns split into stride phases.</summary>
+    private static void PadRow(ReadOnlySpan<sbyte> x, Shape g, int ih, int zx, int pw, int qw, Span<int> dst)
+    {
+        dst.Clear();
+        if ((uint)ih >= (uint)g.H) return;
+        var src = x.Slice(ih * g.W, g.W);
+        int c0 = Math.Max(0, g.PL), c1 = Math.Min(pw, g.PL + g.W);
+        if (c1 <= c0) return;
+        if (g.SW == 1)
+        {
+            var d = dst.Slice(c0, c1 - c0);
+            TensorPrimitives.ConvertTruncating(src.Slice(c0 - g.PL, c1 - c0), d);
+            if (zx != 0) TensorPrimitives.Subtract(d, zx, d);
+            return;
+        }
+        // Phase f holds columns f, f + SW, …: one strided pass per phase, no division per element.
+        for (int f = 0; f < g.SW; f++)
+        {
+            int first = c0 + ((f - c0) % g.SW + g.SW) % g.SW;
+            var d = dst.Slice(f * qw, qw);
+            for (int c = first, q = first / g.SW; c < c1; c += g.SW, q++) d[q] = src[c - g.PL] - zx;
+        }
+    }
+
+    /// <summary>One output row: bias + Σ_t w[t]·buf[base + off[t] + ow], all taps in registers per 16 outputs.</summary>
+    private static void Taps(ReadOnlySpan<int> buf, int start, ReadOnlySpan<int> off, ReadOnlySpan<int> w, int bias, Span<int> row, bool vector)
+    {
+        int n = row.Length, taps = w.Length, i = 0;
+        if (vector && Vector512.IsHardwareAccelerated && taps <= MaxTaps && n >= 16)
+        {
+            Span<Vector512<int>> wv = stackalloc Vector512<int>[taps];
+            for (int t = 0; t < taps; t++) wv[t] = Vector512.Create(w[t]);
+            ref int b = ref MemoryMarshal.GetReference(buf);
+            ref int o = ref MemoryMarshal.GetReference(row);
+            var vb = Vector512.Create(bias);
+            for (; i <= n - 16; i += 16)
+            {
+                var s = vb;
+                for (int t = 0; t < taps; t++) s += Vector512.LoadUnsafe(ref b, (nuint)(start + off[t] + i)) * wv[t];
+                s.StoreUnsafe(ref o, (nuint)i);
+            }
+            // The tail: the last 16 outputs again (same sums), so no scalar loop is needed.
+            if (i < n)
+            {
+                i = n - 16;
+                var s = vb;
+                for (int t = 0; t < taps; t++) s += Vector512.LoadUnsafe(ref b, (nuint)(start + off[t] + i)) * wv[t];
+                s.StoreUnsafe(ref o, (nuint)i);
+                return;
+            }
+        }
+        for (; i < n; i++)
+        {
+            int s = bias;
+            for (int t = 0; t < taps; t++) s += buf[start + off[t] + i] * w[t];
+            row[i] = s;
+        }
+    }
+}
