@@ -21,9 +21,10 @@ public class ArenaRunTests(CompiledModels models) : IClassFixture<CompiledModels
         var expected = source.Run(feeds);
 
         var compiled = QbmModel.Load(qbm);
-        // Every value but those a float kernel (Resize, float Add/Mul/...) produces or reads is in the arena.
+        // Every value but those a float kernel (Resize, float Add/Mul/...) produces or reads is in the arena: rec keeps
+        // 27 such values of 235 once its elementwise chains are folded into tables (det 12 of 145).
         int planned = compiled.File.MemoryPlan.Placements.Count;
-        Assert.InRange(compiled.ArenaValueCount, planned * 9 / 10, planned);
+        Assert.InRange(compiled.ArenaValueCount, planned * 4 / 5, planned);
         var first = compiled.Run(feeds);
         var second = compiled.Run(feeds);
         foreach (var (name, e) in expected)
