@@ -22,7 +22,7 @@ public class ArenaRunTests(CompiledModels models) : IClassFixture<CompiledModels
 
         var compiled = QbmModel.Load(qbm);
         // Every value but those a float kernel (Resize, float Add/Mul/...) produces or reads is in the arena: rec keeps
-        // 27 such values of 235 once its elementwise chains are folded into tables (det 12 of 145).
+        // 27 such values of 235 once its elementwise chains are folded into tables.
         int planned = compiled.File.MemoryPlan.Placements.Count;
         Assert.InRange(compiled.ArenaValueCount, planned * 4 / 5, planned);
         var first = compiled.Run(feeds);
