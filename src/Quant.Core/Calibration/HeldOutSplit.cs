@@ -16,7 +16,7 @@ namespace Quant.Core.Calibration;
 public sealed class HeldOutSplit
 {
     public const int MinSamplesToHoldOut = 16;
-    public const int MaxHeldOutSamples = 8;
+    public const int MaxHeldOutSamples = 16;
 
     private HeldOutSplit(IReadOnlyList<int> scored, bool heldOut)
     {
@@ -35,7 +35,7 @@ public sealed class HeldOutSplit
         int samples = batchSamples.Sum(b => b.Count);
         if (samples < MinSamplesToHoldOut)
         {
-            // Too few to spare any: score on the first batches (at most MaxHeldOutSamples samples, at least one batch).
+            // Too few to spare any: score on the first batches (at most maxScored samples, at least one batch).
             var first = new List<int>();
             int taken = 0;
             for (int b = 0; b < batchSamples.Count && (first.Count == 0 || taken + batchSamples[b].Count <= maxScored); b++)

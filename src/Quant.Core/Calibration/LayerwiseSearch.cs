@@ -135,7 +135,7 @@ public static class LayerwiseSearch
     }
 
     /// <summary>The activation QuantizeLinear nodes of the export by the tensor they quantize (<c>T_q</c>, <c>T_q16</c>).</summary>
-    private static List<(string Tensor, List<Node> Quantizers)> QuantizationPairs(OnnxModel exported)
+    internal static List<(string Tensor, List<Node> Quantizers)> QuantizationPairs(OnnxModel exported)
     {
         var byTensor = new Dictionary<string, List<Node>>(StringComparer.Ordinal);
         var order = new List<string>();
@@ -152,7 +152,7 @@ public static class LayerwiseSearch
     }
 
     /// <summary>New scale and zero-point values for every quantizer of a tensor (each in its own qtype).</summary>
-    private static Dictionary<string, Tensor> Changes(OnnxModel exported, List<Node> quantizers, QuantParams p)
+    internal static Dictionary<string, Tensor> Changes(OnnxModel exported, List<Node> quantizers, QuantParams p)
     {
         var changed = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var q in quantizers)

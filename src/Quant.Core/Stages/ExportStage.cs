@@ -46,6 +46,8 @@ public sealed class ExportResult
     public required string ChosenMethod { get; init; }
     /// <summary>Candidate → its score (the worst output's pooled cosine vs float on the held-out samples) when several were compared.</summary>
     public required IReadOnlyList<(string Method, double Score)> Candidates { get; init; }
+    /// <summary>What the per-tensor calibration choice (model_config.layerwise_search) did; null when it did not run.</summary>
+    public LayerwiseResult? Layerwise { get; init; }
     public required SimilarityTable Similarity { get; init; }
     /// <summary>Per output: the qat model's cosine against itself with last-bit noise in its float ops (first sample).</summary>
     public required IReadOnlyList<LastBitStability.OutputStability> Stability { get; init; }
@@ -156,6 +158,7 @@ public static class ExportStage
             CalibrationFromCache = fromCache,
             ChosenMethod = chosen,
             Candidates = scores,
+            Layerwise = outcome.Layerwise,
             Similarity = similarity,
             Stability = stability,
             Plan = plan,

@@ -12,11 +12,12 @@ public class CalibrationChoiceTests
             .Select(b => (IReadOnlyList<int>)Enumerable.Range(b * perBatch, Math.Min(perBatch, samples - b * perBatch)).ToList()).ToList();
 
     [Fact]
-    public void A_quarter_of_the_samples_at_most_eight_is_held_out_spread_over_the_data()
+    public void A_quarter_of_the_samples_at_most_sixteen_is_held_out_spread_over_the_data()
     {
         var split = HeldOutSplit.Choose(Batches(64, 1));
         Assert.True(split.IsHeldOut);
-        Assert.Equal([4, 12, 20, 28, 36, 44, 52, 60], split.ScoredBatches);
+        Assert.Equal(Enumerable.Range(0, 16).Select(j => 2 + 4 * j), split.ScoredBatches);
+        Assert.Equal([5, 15, 25, 35, 45, 55, 65, 75, 85, 95, 105, 115, 125, 135, 145, 155], HeldOutSplit.Choose(Batches(160, 1)).ScoredBatches);
         var small = HeldOutSplit.Choose(Batches(16, 1));
         Assert.Equal([1, 5, 8], HeldOutSplit.Choose(Batches(20, 2)).ScoredBatches); // 5 samples wanted: 3 batches of 2
         Assert.Equal(4, small.ScoredBatches.Count);
@@ -28,9 +29,9 @@ public class CalibrationChoiceTests
     {
         var split = HeldOutSplit.Choose(Batches(12, 1));
         Assert.False(split.IsHeldOut);
-        Assert.Equal(Enumerable.Range(0, 8), split.ScoredBatches);
+        Assert.Equal(Enumerable.Range(0, 12), split.ScoredBatches);
         // Batches larger than the scored budget: still one batch is scored.
-        Assert.Equal([0], HeldOutSplit.Choose(Batches(12, 10)).ScoredBatches);
+        Assert.Equal([0], HeldOutSplit.Choose(Batches(12, 10), maxScored: 4).ScoredBatches);
         Assert.Equal([0, 1], HeldOutSplit.Choose(Batches(12, 1), maxScored: 2).ScoredBatches);
     }
 
