@@ -113,6 +113,49 @@ public class ActivationSearchRealModelTests(Xunit.Abstractions.ITestOutputHelper
     }
 
     [Fact]
+    public void With_sixteen_samples_a_quarter_is_held_out_and_both_statistics_are_cached()
+    {
+        var dir = TestAssets.TempDir("heldout");
+        var data = Path.Combine(dir, "data");
+        Directory.CreateDirectory(data);
+        // 16 real lines: the 4 committed ones, each also mirrored left-right and/or flipped upside down.
+        int k = 0;
+        foreach (var f in OcrSamples.ClsFiles)
+        {
+            var u8 = Npy.Read(TestAssets.Data("ppocr-cls", f));
+            foreach (var (flipX, flipY) in new[] { (false, false), (true, false), (false, true), (true, true) })
+                Npy.Write(Path.Combine(data, $"s{k++:D2}.npy"), Flip(u8, flipX, flipY));
+        }
+        string glob = Path.Combine(data, "*.npy").Replace('\\', '/');
+        var request = new ExportRequest
+        {
+            ModelPath = TestAssets.ClsModel, OutputDirectory = Path.Combine(dir, "out"), Name = "m",
+            ConfigPath = WriteConfig(dir, glob, "performance", "default", ""),
+        };
+        var first = ExportStage.Run(request);
+        Assert.False(first.CalibrationFromCache);
+        Assert.True(File.Exists(Path.Combine(dir, "out", "m.calibration.fit.qcs")), "the statistics without the held-out samples are cached");
+        Assert.Equal(4, first.Candidates.Count);
+        var again = ExportStage.Run(request);
+        Assert.True(again.CalibrationFromCache);
+        Assert.Equal(first.Candidates, again.Candidates);
+        Assert.Equal(File.ReadAllBytes(first.QatModelPath), File.ReadAllBytes(again.QatModelPath));
+    }
+
+    private static Tensor Flip(Tensor u8, bool x, bool y)
+    {
+        var src = u8.ReadOnlySpan<byte>();
+        var result = Tensor.Zeros(u8.Type, u8.Shape);
+        var dst = result.Span<byte>();
+        int h = u8.Shape[2], w = u8.Shape[3];
+        for (int c = 0; c < u8.Shape[1]; c++)
+            for (int i = 0; i < h; i++)
+                for (int j = 0; j < w; j++)
+                    dst[(c * h + i) * w + j] = src[(c * h + (y ? h - 1 - i : i)) * w + (x ? w - 1 - j : j)];
+        return result;
+    }
+
+    [Fact]
     public void Every_entry_of_the_search_lists_is_a_scored_candidate_and_the_best_one_is_exported()
     {
         var dir = TestAssets.TempDir("lists");
