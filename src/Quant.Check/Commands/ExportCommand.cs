@@ -55,7 +55,10 @@ internal static class ExportCommand
         foreach (var w in result.Warnings) Console.WriteLine(w);
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine($"calibration: {(result.CalibrationFromCache ? "statistics from cache" : "collected")} in {result.CalibrationTime.TotalSeconds.ToString("F1", inv)} s; method {result.ChosenMethod}");
-        foreach (var (m, s) in result.Candidates) Console.WriteLine($"  candidate {m}: mean output cosine {s.ToString("F6", inv)}");
+        foreach (var (m, s) in result.Candidates) Console.WriteLine($"  candidate {m}: worst output's cosine {s.ToString("F6", inv)}");
+        if (result.Layerwise is { } lw)
+            Console.WriteLine($"  per-tensor choice: {lw.TensorsSearched} tensors, {lw.ReRuns} downstream re-runs on {lw.Samples} samples in " +
+                $"{lw.Elapsed.TotalSeconds.ToString("F1", inv)} s; {lw.Changes.Count} changed; score {lw.BaseScore.ToString("F6", inv)} -> {lw.FinalScore.ToString("F6", inv)}");
         var counts = result.Plan.CountByQType();
         Console.WriteLine("precision: " + string.Join(", ", counts.Select(kv => $"{kv.Key.ToString().ToLowerInvariant()} {kv.Value}")));
         Console.WriteLine();

@@ -6,7 +6,7 @@ namespace Quant.Core.Calibration;
 /// <summary>How activation scales are derived from statistics (one calibration method, HMCT's activation block).</summary>
 public sealed record ActivationOptions
 {
-    /// <summary>Max, Percentile, Kl or Mse (Default is the caller's search over <see cref="ActivationScales.Candidates"/>; Fixed comes from <see cref="ActivationScales.Fixed"/>).</summary>
+    /// <summary>Max, Percentile, Kl or Mse (Default is the search over <see cref="CalibrationCandidates"/>; Fixed comes from <see cref="ActivationScales.Fixed"/>).</summary>
     public CalibrationMethod Method { get; init; } = CalibrationMethod.Max;
     /// <summary>max_percentile: the quantile of |x| used by the percentile method.</summary>
     public double MaxPercentile { get; init; } = 0.99995;
@@ -201,25 +201,6 @@ public static class ActivationScales
         return result;
     }
 
-    /// <summary>
-    /// The candidate parameter sets of HMCT's <c>default</c> method, one per method: max, one
-    /// percentile per entry of <paramref name="percentiles"/> (default: the options' max_percentile), kl, mse.
-    /// Each set is computed when enumerated. The caller exports each, compares its output with the
-    /// float model, and keeps the best.
-    /// </summary>
-    public static IEnumerable<(string Name, IReadOnlyDictionary<string, QuantParams> Params)> Candidates(
-        CalibrationStatistics stats, IReadOnlyDictionary<string, QType> tensors, ActivationOptions baseOptions,
-        IReadOnlyList<double>? percentiles = null, IReadOnlyDictionary<string, QuantParams>? fixedParams = null)
-    {
-        var options = new List<ActivationOptions> { baseOptions with { Method = CalibrationMethod.Max } };
-        foreach (var p in percentiles ?? [baseOptions.MaxPercentile])
-            options.Add(baseOptions with { Method = CalibrationMethod.Percentile, MaxPercentile = p });
-        options.Add(baseOptions with { Method = CalibrationMethod.Kl });
-        options.Add(baseOptions with { Method = CalibrationMethod.Mse });
-        foreach (var o in options)
-            yield return (MethodName(o), DeriveAll(stats, tensors, o, fixedParams));
-    }
-
     public static string MethodName(ActivationOptions o) => o.Method switch
     {
         CalibrationMethod.Max => "max",
@@ -227,7 +208,7 @@ public static class ActivationScales
         CalibrationMethod.Kl => "kl",
         CalibrationMethod.Mse => "mse",
         CalibrationMethod.Fixed => "fixed",
-        _ => throw new ArgumentException($"calibration method {o.Method} is chosen by the caller from ActivationScales.Candidates"),
+        _ => throw new ArgumentException($"calibration method {o.Method} is a search over CalibrationCandidates, not one method"),
     };
 
     /// <summary>Symmetric parameters from thresholds: scale = T / qmax (at least <see cref="MinScale"/>).</summary>

@@ -57,6 +57,17 @@ public sealed class ModelConfig
     public SourcePosition ModelOutputTypePosition { get; init; }
     public ActivationConfig Activation { get; init; } = new();
     public WeightConfig Weight { get; init; } = new();
+    /// <summary>layerwise_search: the per-tensor calibration choice; null when not asked for.</summary>
+    public LayerwiseSearchConfig? LayerwiseSearch { get; init; }
+}
+
+/// <summary>
+/// model_config.layerwise_search (<c>true</c> or <c>{samples: N}</c>): after the model-wise choice, each activation
+/// tensor's calibration method is chosen by its effect on the model output, on at most <see cref="Samples"/> scored samples.
+/// </summary>
+public sealed record LayerwiseSearchConfig(int Samples, SourcePosition Position)
+{
+    public const int DefaultSamples = 4;
 }
 
 /// <summary>model_config.activation. Lists are the candidates HMCT searches when several are given.</summary>

@@ -17,7 +17,7 @@ public static partial class QuantConfigLoader
 {
     private static readonly string[] HmctSections = ["model_config", "op_config", "node_config", "subgraph_config"];
     private static readonly string[] TopKeys = ["preset", "inputs", "calibration", "checks", "quant_config", .. HmctSections];
-    private static readonly string[] ModelKeys = ["all_node_type", "model_output_type", "activation", "weight"];
+    private static readonly string[] ModelKeys = ["all_node_type", "model_output_type", "activation", "weight", "layerwise_search"];
     private static readonly string[] ActivationKeys = ["calibration_type", "max_percentile", "per_channel", "asymmetric", "num_bin"];
     private static readonly string[] WeightKeys = ["per_channel", "bias_correction"];
     private static readonly string[] BiasCorrectionKeys = ["metric", "num_sample"];
@@ -34,7 +34,6 @@ public static partial class QuantConfigLoader
     private static readonly Dictionary<string, string> UnsupportedModelKeys = new(StringComparer.Ordinal)
     {
         ["modelwise_search"] = "HMCT's model-wise calibration search is not implemented; list calibration_type candidates instead",
-        ["layerwise_search"] = "HMCT's layer-wise search is not implemented; use node_config for sensitive nodes",
     };
     private static readonly Dictionary<string, string> UnsupportedActivationKeys = new(StringComparer.Ordinal)
     {
@@ -144,6 +143,7 @@ public static partial class QuantConfigLoader
         SourcePosition allAt = default, outputAt = default;
         var activation = new ActivationConfig();
         var weight = new WeightConfig();
+        LayerwiseSearchConfig? layerwise = null;
         foreach (var (key, _, v) in r.Entries(r.Mapping(node, path), path, ModelKeys, UnsupportedModelKeys))
         {
             var p = $"{path}.{key}";
@@ -153,12 +153,13 @@ public static partial class QuantConfigLoader
                 case "model_output_type": output = r.Choice(v, p, QTypes); outputAt = r.At(v); break;
                 case "activation": activation = ReadActivation(r, v, p); break;
                 case "weight": weight = ReadWeight(r, v, p); break;
+                case "layerwise_search": layerwise = ReadLayerwiseSearch(r, v, p); break;
             }
         }
         return new ModelConfig
         {
             AllNodeType = all, AllNodeTypePosition = allAt, ModelOutputType = output, ModelOutputTypePosition = outputAt,
-            Activation = activation, Weight = weight,
+            Activation = activation, Weight = weight, LayerwiseSearch = layerwise,
         };
     }
 
@@ -193,7 +194,8 @@ public static partial class QuantConfigLoader
                     bins = r.OneOrMany(v, p, (n, q) =>
                     {
                         var x = r.Integer(n, q);
-                        if (x < 1) throw r.Error(ErrorCode.ConfigInvalidValue, n, $"{q}: {x} bins is not a histogram; give a positive count, e.g. 2048");
+                        if (x < 2 || x > 1 << 20)
+                            throw r.Error(ErrorCode.ConfigInvalidValue, n, $"{q}: {x} bins is not a usable histogram; give a count from 2 to 1048576, e.g. 2048");
                         return x;
                     });
                     binsAt = r.At(v);

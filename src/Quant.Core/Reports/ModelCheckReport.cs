@@ -139,7 +139,7 @@ public sealed class ModelCheckReport(
         sb.Append("precision: ").Append(string.Join(", ", counts.Select(kv => $"{Text(kv.Key)} {kv.Value.ToString(Inv)}"))).Append('\n');
         sb.Append("calibration: ").Append(chosenMethod);
         if (candidates.Count > 1)
-            sb.Append(" (chosen by mean output cosine vs float over the first calibration samples: ")
+            sb.Append(" (chosen by the worst output's pooled cosine vs float on the scored calibration samples, held out from the statistics when there are 16 or more: ")
               .Append(string.Join(", ", candidates.Select(c => $"{c.Method} {c.Score.ToString("F6", Inv)}"))).Append(')');
         sb.Append('\n');
 

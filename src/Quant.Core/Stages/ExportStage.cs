@@ -27,8 +27,8 @@ public sealed class ExportRequest
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Calibration data globs replacing the config's for a single-input model (MSBuild CalibrationData); null: the config's.</summary>
     public IReadOnlyList<string>? CalibrationData { get; init; }
-    /// <summary>How many samples the <c>default</c> method compares candidates on (the first N).</summary>
-    public int SelectionSamples { get; init; } = 8;
+    /// <summary>At most how many samples calibration candidates are scored on (held out from the statistics when there are enough).</summary>
+    public int SelectionSamples { get; init; } = HeldOutSplit.MaxHeldOutSamples;
 }
 
 /// <summary>A step of the stage with its progress, for a progress bar.</summary>
@@ -44,8 +44,10 @@ public sealed class ExportResult
     public required string CalibrationCachePath { get; init; }
     public required bool CalibrationFromCache { get; init; }
     public required string ChosenMethod { get; init; }
-    /// <summary>Candidate method → its score (mean over outputs of the average output cosine vs float) when <c>default</c> searched.</summary>
+    /// <summary>Candidate → its score (the worst output's pooled cosine vs float on the held-out samples) when several were compared.</summary>
     public required IReadOnlyList<(string Method, double Score)> Candidates { get; init; }
+    /// <summary>What the per-tensor calibration choice (model_config.layerwise_search) did; null when it did not run.</summary>
+    public LayerwiseResult? Layerwise { get; init; }
     public required SimilarityTable Similarity { get; init; }
     /// <summary>Per output: the qat model's cosine against itself with last-bit noise in its float ops (first sample).</summary>
     public required IReadOnlyList<LastBitStability.OutputStability> Stability { get; init; }
@@ -90,31 +92,15 @@ public static class ExportStage
         CalibrationDataOverride.Apply(config, request.CalibrationData, model.Graph.RuntimeInputs, "--calibration-data");
         var data = CalibrationDataSet.Create(config, model.Graph.RuntimeInputs);
 
-        // Calibration statistics: from the cache when model, data and statistics settings are unchanged.
+        // Calibration statistics (CalibrationPass): from the cache when model, data and statistics settings are unchanged.
         var activation = config.Model.Activation;
-        bool perChannel = activation.PerChannel.Count > 0 && activation.PerChannel[0];
         // Hashed once: the calibration cache and the float-vs-qat cache both key on it.
         string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
-        string cacheKey = CacheKey(floatSha256, data.Fingerprint(), activation.NumBins, perChannel);
-        var cachePath = Path.Combine(cacheDir, name + ".calibration.qcs");
+        string dataFingerprint = data.Fingerprint();
         var calibrationTime = Stopwatch.StartNew();
-        var stats = CalibrationStatistics.TryLoad(cachePath, cacheKey);
-        bool fromCache = stats is not null;
-        if (stats is null)
-        {
-            var collector = new CalibrationCollector(numBins: activation.NumBins, perChannel: perChannel, threads: request.Threads);
-            int done = 0, count = data.BatchSamples.Count;
-            progress?.Report(new StageProgress("calibration", 0, count));
-            foreach (var batch in data.Batches())
-            {
-                cancel.ThrowIfCancellationRequested();
-                StageModels.Run(floatSession, batch, request.ModelPath, new RunOptions { Observer = collector });
-                done++;
-                progress?.Report(new StageProgress("calibration", done, count));
-            }
-            stats = collector.ToStatistics(cacheKey);
-            stats.Save(cachePath);
-        }
+        var run = CalibrationPass.Run(floatSession, request.ModelPath, data, cacheDir, name, $"model={floatSha256};data={dataFingerprint}",
+            activation.NumBinCandidates, activation.PerChannel.Contains(true), request.SelectionSamples, request.Threads,
+            (done, count) => progress?.Report(new StageProgress("calibration", done, count)), cancel);
         calibrationTime.Stop();
 
         var plan = PrecisionPlanner.Plan(model, config, FusedPairs(model, prepared));
@@ -122,58 +108,20 @@ public static class ExportStage
         var tensorTypes = ActivationTensors(plan);
         var fixedParams = FixedParams(config, plan);
         var weights = WeightParams(model, plan, config.Model.Weight.PerChannel);
+        // A QDQ input model's own scales win over calibration (QatInputPlan warns where the config asks otherwise).
         if (qatPlan is not null) (fixedParams, weights) = qatPlan.Overlay(tensorTypes, fixedParams, weights);
+        // The candidates of `default` and the search lists, scored on held-out samples (CalibrationChoice).
+        var context = new CalibrationContext(model, plan, tensorTypes, fixedParams, weights, sessionOptions, request.ModelPath);
+        var outcome = CalibrationChoice.Choose(context, run, CalibrationCandidates.Of(activation), floatSession, config.Model.LayerwiseSearch,
+            (phase, done, total) => progress?.Report(new StageProgress(phase, done, total)), cancel);
+        string chosen = outcome.Label;
+        var activations = outcome.Activations;
+        var scores = outcome.Scores.Select(c => (c.Label, c.Score)).ToList();
+        var stats = run.Of(outcome.Chosen.NumBins).All;
+        bool fromCache = run.FromCache;
+        var cachePath = run.CachePath;
 
-        // One candidate set per method; `default` (or several listed methods) compares them on the float outputs.
-        var baseOptions = new ActivationOptions
-        {
-            MaxPercentile = activation.MaxPercentiles.Count > 0 ? activation.MaxPercentiles[0] : 0.99995,
-            PerChannel = perChannel,
-            Asymmetric = activation.Asymmetric.Count > 0 && activation.Asymmetric[0],
-        };
-        // Model inputs keep their full range under every method: their range is the preprocessing's, and
-        // clipping it (rec pads lines with -1, exactly its minimum) shifts whole regions of the image.
-        var inputParams = new Dictionary<string, QuantParams>(fixedParams, StringComparer.Ordinal);
-        var maxOptions = baseOptions with { Method = CalibrationMethod.Max };
-        foreach (var input in model.Graph.RuntimeInputs)
-            if (tensorTypes.TryGetValue(input.Name, out var qt) && !inputParams.ContainsKey(input.Name) && stats.TryGet(input.Name, out var st))
-                inputParams[input.Name] = ActivationScales.Derive(st, qt, maxOptions);
-        var candidates = CandidateSets(stats, tensorTypes, baseOptions, activation, inputParams).ToList();
-        string chosen;
-        IReadOnlyDictionary<string, QuantParams> activations;
-        var scores = new List<(string, double)>();
-        OnnxModel? qatModel = null;
-        // Float outputs of the samples the candidates were compared on: the final comparison reuses them.
-        var floatOutputs = new List<IReadOnlyDictionary<string, Tensor>>();
-        if (candidates.Count == 1)
-        {
-            (chosen, activations) = candidates[0];
-        }
-        else
-        {
-            var reference = data.Samples().Take(request.SelectionSamples)
-                .Select(s => (Inputs: s, Outputs: StageModels.Run(floatSession, s, request.ModelPath))).ToList();
-            floatOutputs.AddRange(reference.Select(r => r.Outputs));
-            double best = double.NegativeInfinity;
-            (chosen, activations) = candidates[0];
-            int k = 0;
-            foreach (var (method, parameters) in candidates)
-            {
-                cancel.ThrowIfCancellationRequested();
-                progress?.Report(new StageProgress("choosing calibration method", k, candidates.Count));
-                k++;
-                var exported = QdqExporter.Export(model, plan, parameters, weights);
-                var qat = StageModels.Session(exported, sessionOptions, request.ModelPath);
-                var table = new SimilarityTable();
-                foreach (var (inputs, outputs) in reference) Compare(table, outputs, StageModels.Run(qat, inputs, request.ModelPath));
-                double score = table.Outputs.Average(o => table.Of(o, s => s.Cosine).Avg);
-                scores.Add((method, score));
-                if (score > best) { best = score; chosen = method; activations = parameters; qatModel = exported; }
-            }
-            progress?.Report(new StageProgress("choosing calibration method", candidates.Count, candidates.Count));
-        }
-
-        qatModel ??= QdqExporter.Export(model, plan, activations, weights);
+        var qatModel = QdqExporter.Export(model, plan, activations, weights);
         BiasCorrection.Result? biasCorrection = null;
         if (config.Model.Weight.BiasCorrection)
         {
@@ -196,7 +144,7 @@ public static class ExportStage
             // On the first sample: how much the qat model's outputs move under last-bit float differences,
             // i.e. how closely any two runtimes can agree on it.
             if (seen == 0) stability = StageModels.Stability(qatSession, sample, qatPath);
-            var reference = seen < floatOutputs.Count ? floatOutputs[seen] : StageModels.Run(floatSession, sample, request.ModelPath);
+            var reference = StageModels.Run(floatSession, sample, request.ModelPath);
             Compare(similarity, reference, StageModels.Run(qatSession, sample, qatPath));
             // Not inside the Report call: `progress?.` skips evaluating its arguments when there is no progress sink.
             seen++;
@@ -204,7 +152,7 @@ public static class ExportStage
         }
 
         // What a check of the same models and samples would measure again: it reads this instead (FloatVsQatCache).
-        FloatVsQatCache.Write(qatPath, FloatVsQatCache.KeyOf(floatSha256, qatPath, data.Fingerprint()),
+        FloatVsQatCache.Write(qatPath, FloatVsQatCache.KeyOf(floatSha256, qatPath, dataFingerprint),
             Enumerable.Range(0, sampleCount).Select(data.SampleLabel).ToList(), similarity, stability);
 
         var changeLogPath = Path.Combine(request.OutputDirectory, name + ".qconfig_changelogs.txt");
@@ -229,6 +177,7 @@ public static class ExportStage
             CalibrationFromCache = fromCache,
             ChosenMethod = chosen,
             Candidates = scores,
+            Layerwise = outcome.Layerwise,
             Similarity = similarity,
             Stability = stability,
             Plan = plan,
@@ -239,38 +188,6 @@ public static class ExportStage
             Config = config,
             Warnings = qatPlan?.Warnings ?? [],
         };
-    }
-
-    private static IEnumerable<(string, IReadOnlyDictionary<string, QuantParams>)> CandidateSets(CalibrationStatistics stats,
-        IReadOnlyDictionary<string, QType> tensors, ActivationOptions baseOptions, ActivationConfig activation,
-        IReadOnlyDictionary<string, QuantParams> fixedParams)
-    {
-        var methods = activation.CalibrationTypes.Distinct().ToList();
-        if (methods.Contains(CalibrationMethod.Default))
-        {
-            foreach (var c in ActivationScales.Candidates(stats, tensors, baseOptions, activation.MaxPercentiles, fixedParams)) yield return c;
-            yield break;
-        }
-        foreach (var m in methods)
-        {
-            if (m == CalibrationMethod.Fixed)
-            {
-                // Every activation must then have a node_config scale or threshold; others keep max.
-                yield return ("fixed", ActivationScales.DeriveAll(stats, tensors, baseOptions with { Method = CalibrationMethod.Max }, fixedParams));
-                continue;
-            }
-            if (m == CalibrationMethod.Percentile && activation.MaxPercentiles.Count > 1)
-            {
-                foreach (var p in activation.MaxPercentiles)
-                {
-                    var o = baseOptions with { Method = m, MaxPercentile = p };
-                    yield return (ActivationScales.MethodName(o), ActivationScales.DeriveAll(stats, tensors, o, fixedParams));
-                }
-                continue;
-            }
-            var opt = baseOptions with { Method = m };
-            yield return (ActivationScales.MethodName(opt), ActivationScales.DeriveAll(stats, tensors, opt, fixedParams));
-        }
     }
 
     /// <summary>Every activation tensor some node reads or writes as int8/int16, with the qtype it is calibrated for.</summary>
@@ -341,7 +258,4 @@ public static class ExportStage
             if (r.Type is ElementType.Float or ElementType.Float16 or ElementType.Double)
                 table.Add(output, Similarity.Of(actual[output], r));
     }
-
-    private static string CacheKey(string modelSha256, string dataFingerprint, int numBins, bool perChannel) =>
-        $"model={modelSha256};data={dataFingerprint};num_bin={numBins};per_channel={perChannel}";
 }

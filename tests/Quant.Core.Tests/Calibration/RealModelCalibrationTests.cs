@@ -51,8 +51,9 @@ public class RealModelCalibrationTests(ITestOutputHelper output)
 
         // Every method derives finite positive scales for every tensor, from the file alone.
         var tensors = loaded.Tensors.ToDictionary(t => t.Name, _ => QType.Int8);
-        foreach (var (name, set) in ActivationScales.Candidates(loaded, tensors, new ActivationOptions()))
-            Assert.All(set.Values, q => Assert.True(q.Scales.All(s => s > 0 && float.IsFinite(s)), name));
+        foreach (var c in CalibrationCandidates.Of(new ActivationConfig { Asymmetric = [false, true] }))
+            Assert.All(c.Derive(loaded, tensors, new Dictionary<string, QuantParams>()).Values,
+                q => Assert.True(q.Scales.All(s => s > 0 && float.IsFinite(s)), c.Label));
     }
 
     [Fact]

@@ -186,12 +186,13 @@ public class ScaleDerivationTests
         var (s, _) = GaussianWithOutliers();
         var stats = new CalibrationStatistics("k", s.NumBins, [s]);
         var tensors = new Dictionary<string, QType> { ["x"] = QType.Int8 };
-        var candidates = ActivationScales.Candidates(stats, tensors, new ActivationOptions(), [0.9999, 0.99995]).ToList();
-        Assert.Equal(["max", "percentile(0.9999)", "percentile(0.99995)", "kl", "mse"], candidates.Select(c => c.Name));
-        Assert.Equal(100f / 127, candidates[0].Params["x"].Scales[0]);
-        Assert.True(candidates[3].Params["x"].Scales[0] < candidates[0].Params["x"].Scales[0] / 4);
+        var none = new Dictionary<string, QuantParams>();
+        var candidates = CalibrationCandidates.Of(new ActivationConfig { MaxPercentiles = [0.9999, 0.99995] });
+        Assert.Equal(["max", "percentile(0.9999)", "percentile(0.99995)", "kl", "mse"], candidates.Select(c => c.Label));
+        Assert.Equal(100f / 127, candidates[0].Derive(stats, tensors, none)["x"].Scales[0]);
+        Assert.True(candidates[3].Derive(stats, tensors, none)["x"].Scales[0] < candidates[0].Derive(stats, tensors, none)["x"].Scales[0] / 4);
         var pinned = new Dictionary<string, QuantParams> { ["x"] = f };
-        Assert.All(ActivationScales.Candidates(stats, tensors, new ActivationOptions(), fixedParams: pinned), c => Assert.Same(f, c.Params["x"]));
+        Assert.All(candidates, c => Assert.Same(f, c.Derive(stats, tensors, pinned)["x"]));
         Assert.Throws<KeyNotFoundException>(() => ActivationScales.DeriveAll(stats, new Dictionary<string, QType> { ["nope"] = QType.Int8 }, new ActivationOptions()));
     }
 

@@ -232,6 +232,17 @@ public sealed class QuantConfigLoaderTests : IDisposable
     }
 
     [Fact]
+    public void LayerwiseSearchIsOffUnlessAskedForAndTakesASampleCount()
+    {
+        Assert.Null(LoadYaml("model_config: {all_node_type: int8}\n").Model.LayerwiseSearch);
+        Assert.Null(LoadYaml("model_config: {layerwise_search: false}\n").Model.LayerwiseSearch);
+        Assert.Equal(LayerwiseSearchConfig.DefaultSamples, LoadYaml("model_config: {layerwise_search: true}\n").Model.LayerwiseSearch!.Samples);
+        Assert.Equal(2, LoadYaml("model_config:\n  layerwise_search: {samples: 2}\n").Model.LayerwiseSearch!.Samples);
+        // HMCT's own options for its search are not ours: rejected, not ignored.
+        Fails("model_config:\n  layerwise_search: {metric: cosine}\n", ErrorCode.ConfigUnknownKey, 2, 22, "unknown key 'metric'", "Allowed keys: samples");
+    }
+
+    [Fact]
     public void WrongTypesNameTheExpectedType()
     {
         Fails("model_config:\n  activation:\n    max_percentile: abc\n", ErrorCode.ConfigWrongType, 3, 21,
@@ -253,7 +264,9 @@ public sealed class QuantConfigLoaderTests : IDisposable
     [InlineData("model_config: {activation: {calibration_type: [max, entropy]}}", 1, 53, "calibration_type[1]: 'entropy' is not one of default, max, percentile, kl, mse, fixed")]
     [InlineData("model_config: {activation: {max_percentile: 1.5}}", 1, 45, "1.5 is outside (0, 1]")]
     [InlineData("model_config: {activation: {max_percentile: 0}}", 1, 45, "0 is outside (0, 1]")]
-    [InlineData("model_config: {activation: {num_bin: -5}}", 1, 38, "-5 bins is not a histogram")]
+    [InlineData("model_config: {activation: {num_bin: -5}}", 1, 38, "-5 bins is not a usable histogram")]
+    [InlineData("model_config: {activation: {num_bin: [2048, 1]}}", 1, 45, "num_bin[1]: 1 bins is not a usable histogram; give a count from 2 to 1048576")]
+    [InlineData("model_config: {layerwise_search: {samples: 0}}", 1, 44, "model_config.layerwise_search.samples: 0 must be from 1 to 64")]
     [InlineData("model_config: {activation: {calibration_type: []}}", 1, 47, "the list is empty")]
     [InlineData("calibration: {batch_size: 0}", 1, 27, "calibration.batch_size: 0 must be at least 1")]
     [InlineData("calibration: {samples: -1}", 1, 24, "calibration.samples: -1 must be at least 1")]
