@@ -67,6 +67,15 @@ public class RealModelPreparationTests
         return prepared;
     }
 
+    /// <summary>All decomposed HardSwish became HardSwish nodes: no Clip 0..6 pieces are left and the opset has the op.</summary>
+    private static void AssertHardSwishFused(PreparedModel p, int count)
+    {
+        Assert.Equal(count, p.Composites.Count(c => c is { OpType: "HardSwish", Fused: true }));
+        Assert.Equal(count, p.Model.Graph.Nodes.Count(n => n.OpType == "HardSwish"));
+        Assert.DoesNotContain(p.Model.Graph.Nodes, n => n.OpType == "Clip");
+        Assert.True(p.Model.OpsetFor("") >= 14);
+    }
+
     [Fact]
     public void Det_prepared_model_matches_original()
     {
@@ -87,6 +96,7 @@ public class RealModelPreparationTests
         Assert.All(p.Fusions.Where(f => f.Activation == "HardSigmoid"), f => Assert.Contains("not supported for fusion", f.Reason));
         Assert.Equal(10, p.Fusions.Count(f => f.Activation == "HardSigmoid"));
         Assert.Empty(p.DeadNodes);
+        AssertHardSwishFused(p, 24);
     }
 
     [Fact]
@@ -96,16 +106,20 @@ public class RealModelPreparationTests
         Assert.Contains(p.FoldedBatchNorms, f => f is { Node: "p2o.BatchNormalization.0", IntoNode: "p2o.Conv.0" });
         // Shape(x) arithmetic depends on the runtime input and must stay.
         Assert.Equal(4, p.Model.Graph.Nodes.Count(n => n.OpType == "Shape"));
+        AssertHardSwishFused(p, 28);
     }
 
     [Fact]
     public void Cls_prepared_model_matches_original()
     {
         var p = CheckModel(TestAssets.ClsModel, OcrSamples.ClsFiles.Take(2).Select(OcrSamples.Cls).ToList(), batchNorms: 35, foldedBatchNorms: 35, constants: 250);
-        // Conv + BN + decomposed HardSwish (Add 3, Clip 0..6, Mul, Div 6) is recognised as HardSwish and fused.
+        // Every decomposed HardSwish (Add 3, Clip 0..6, Mul, Div 6) became one HardSwish node named after its output.
+        AssertHardSwishFused(p, 18);
+        Assert.Contains(p.Composites, c => c is { Node: "hardswish_0.tmp_0", Input: "batch_norm_0.tmp_3", Fused: true }
+            && c.FromNodes.SequenceEqual(["p2o.Add.0", "p2o.Clip.0", "p2o.Mul.0", "p2o.Div.0"]));
+        // Conv + BN + HardSwish: the BN folds and the conv fuses with the one HardSwish node.
         var hs = p.Fusions.Where(f => f.Activation == "HardSwish").ToList();
-        Assert.NotEmpty(hs);
-        Assert.Contains(hs, f => f is { ProducerNode: "p2o.Conv.0", Fused: true } && f.ActivationNodes.Count == 4 && f.OutputValue.Length > 0);
+        Assert.Contains(hs, f => f is { ProducerNode: "p2o.Conv.0", Fused: true, OutputValue: "hardswish_0.tmp_0" } && f.ActivationNodes.SequenceEqual(["hardswish_0.tmp_0"]));
         Assert.Contains(p.Fusions, f => f is { Activation: "Relu", Fused: true });
     }
 }
