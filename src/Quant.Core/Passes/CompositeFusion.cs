@@ -1,4 +1,5 @@
 using Quant.Onnx;
+using Quant.Onnx.Shapes;
 
 namespace Quant.Core.Passes;
 
@@ -23,12 +24,16 @@ internal static class CompositeFusion
     {
         var matches = new List<CompositeMatch>();
         var taken = new HashSet<Node>(ReferenceEqualityComparer.Instance);
+        var shapes = new Lazy<Dictionary<string, ValueInfo>>(() => Shapes(s.Model));
+        Dim[]? ShapeOf(string v) => shapes.Value.TryGetValue(v, out var vi) ? vi.Shape : s.Graph.Inputs.FirstOrDefault(i => i.Name == v)?.Shape;
         foreach (var n in s.Graph.TopologicalOrder())
         {
             if (taken.Contains(n) || !n.IsDefaultDomain) continue;
             var m = n.OpType switch
             {
                 "Clip" or "HardSigmoid" => HardSwishPattern.At(s, n),
+                "ReduceMean" => LayerNormPattern.At(s, n, ShapeOf),
+                "Erf" => GeluPattern.At(s, n),
                 _ => null,
             };
             if (m is null || m.Nodes.Any(taken.Contains) || !SelfContained(s, m)) continue;
@@ -40,9 +45,11 @@ internal static class CompositeFusion
         long opset = s.Model.OpsetFor("");
         long need = matches.Max(m => m.SinceOpset);
         long target = OpsetRaise.Target(need);
-        var raise = new OpsetRaise(s);
+        // Ranks as the model has them before fusion (fused values keep their names and ranks).
+        var raise = new OpsetRaise(s, v => ShapeOf(v)?.Length);
         string? refused = need > opset ? raise.WhyNot(target) : null;
         var records = new List<CompositeRecord>();
+        var fusedNodes = new HashSet<Node>(ReferenceEqualityComparer.Instance);
         foreach (var m in matches)
         {
             var pieces = m.Nodes.Select(Label).ToList();
@@ -53,11 +60,19 @@ internal static class CompositeFusion
                 continue;
             }
             var fused = Apply(s, m, pieces);
+            fusedNodes.Add(fused);
             records.Add(new CompositeRecord(fused.Name, m.OpType, pieces, m.Inputs[0], m.Output, true,
                 $"{pieces.Count} nodes computing {m.OpType} replaced by one {m.OpType} node"));
         }
-        if (refused is null && need > opset) raise.Run(target);
+        if (refused is null && need > opset) raise.Run(target, fusedNodes);
         return records;
+    }
+
+    /// <summary>Inferred value shapes; none when inference refuses the model (then nothing shape-dependent is fused).</summary>
+    private static Dictionary<string, ValueInfo> Shapes(OnnxModel model)
+    {
+        try { return ShapeInference.Run(model); }
+        catch (OnnxFormatException) { return []; }
     }
 
     private static string Label(Node n) => n.Name.Length > 0 ? n.Name : $"{n.OpType} -> {n.Outputs[0]}";
@@ -83,7 +98,14 @@ internal static class CompositeFusion
         for (int k = 1; used.Contains(name); k++) name = $"{m.Output}_{k}";
         var fused = new Node(name, m.OpType, "", m.Inputs, [m.Output]);
         foreach (var a in m.Attributes) fused.Set(a);
-        foreach (var c in m.Constants) s.Graph.Initializers[c.Name] = c;
+        foreach (var c in m.Constants)
+        {
+            // Names were chosen when the match was found; an earlier fusion may have taken one since.
+            var at = fused.Inputs.IndexOf(c.Name);
+            if (s.Graph.Initializers.ContainsKey(c.Name)) c.Name = s.FreshName(c.Name);
+            fused.Inputs[at] = c.Name;
+            s.Graph.Initializers[c.Name] = c;
+        }
 
         var last = m.Nodes.Single(n => n.Outputs.Contains(m.Output));
         s.Graph.Nodes.Insert(s.Graph.Nodes.IndexOf(last), fused);

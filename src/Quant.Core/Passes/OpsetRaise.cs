@@ -1,6 +1,5 @@
 using Quant.Core.Export;
 using Quant.Onnx;
-using Quant.Onnx.Shapes;
 
 namespace Quant.Core.Passes;
 
@@ -9,11 +8,8 @@ namespace Quant.Core.Passes;
 /// HardSwish is opset 14, LayerNormalization 17, Gelu 20). Every node is rewritten to mean the same under the new
 /// opset by the exporter's <see cref="OpsetUpgrader"/>, the one place that knows the schema changes.
 /// </summary>
-internal sealed class OpsetRaise(PassState s)
+internal sealed class OpsetRaise(PassState s, Func<string, int?> rankOf)
 {
-    /// <summary>Value ranks of the model as it was when first asked (fused values keep their names and ranks).</summary>
-    private Dictionary<string, int>? _ranks;
-
     /// <summary>
     /// The opset to raise to for an op introduced at <paramref name="since"/>: at least 13 (what QDQ export needs
     /// anyway); 21 for Gelu, since the exporter raises int16 models to 21 and its upgrader has no rule for Gelu.
@@ -33,11 +29,14 @@ internal sealed class OpsetRaise(PassState s)
         catch (InvalidOperationException e) { return e.Message; }
     }
 
-    /// <summary>Rewrites every node for opset <paramref name="to"/>; <see cref="WhyNot"/> must have returned null.</summary>
-    public void Run(long to)
+    /// <summary>
+    /// Rewrites every node for opset <paramref name="to"/> except <paramref name="written"/> (the fused nodes, already
+    /// written for it); <see cref="WhyNot"/> must have returned null.
+    /// </summary>
+    public void Run(long to, IReadOnlySet<Node> written)
     {
         var upgrader = Upgrader(to, s.Graph, s.FreshName);
-        var nodes = s.Graph.Nodes.SelectMany(upgrader.Upgrade).ToList();
+        var nodes = s.Graph.Nodes.SelectMany(n => written.Contains(n) ? [n] : upgrader.Upgrade(n)).ToList();
         s.Graph.Nodes.Clear();
         s.Graph.Nodes.AddRange(nodes);
         s.Model.Opsets[""] = to;
@@ -45,20 +44,8 @@ internal sealed class OpsetRaise(PassState s)
         s.Model.IrVersion = Math.Max(s.Model.IrVersion, to >= 21 ? 10 : to >= 15 ? 8 : 7);
     }
 
-    private OpsetUpgrader Upgrader(long to, Graph graph, Func<string, string> unique)
-    {
-        int? RankOf(string name)
-        {
-            if (_ranks is null)
-            {
-                _ranks = ShapeInference.Run(s.Model).Where(kv => kv.Value.Shape is not null)
-                    .ToDictionary(kv => kv.Key, kv => kv.Value.Shape!.Length, StringComparer.Ordinal);
-                foreach (var i in s.Graph.Inputs) if (i.Shape is not null) _ranks[i.Name] = i.Shape.Length;
-            }
-            return _ranks.TryGetValue(name, out var r) ? r : null;
-        }
-        return new OpsetUpgrader(s.Model.OpsetFor(""), to, graph, unique, RankOf);
-    }
+    private OpsetUpgrader Upgrader(long to, Graph graph, Func<string, string> unique) =>
+        new(s.Model.OpsetFor(""), to, graph, unique, rankOf);
 
     private static Node Copy(Node n)
     {

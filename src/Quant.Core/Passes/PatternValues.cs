@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Quant.Onnx;
 
 namespace Quant.Core.Passes;
@@ -23,7 +24,7 @@ internal static class PatternValues
     public static Node? SingleReader(PassState s, string value) =>
         s.ConsumersOf(value) is [var only] && !s.IsGraphOutput(value) ? only : null;
 
-    public static bool Is(Node? n, string opType, int inputs) => n is { IsDefaultDomain: true } && n.OpType == opType && n.Inputs.Count == inputs;
+    public static bool Is([NotNullWhen(true)] Node? n, string opType, int inputs) => n is { IsDefaultDomain: true } && n.OpType == opType && n.Inputs.Count == inputs;
 
     /// <summary>The Clip node's (min, max) when known at preparation time (attributes before opset 11, constant inputs after).</summary>
     public static (float Min, float Max)? ClipBounds(PassState s, Node clip)

@@ -50,6 +50,28 @@ public sealed record CompositeRecord(string Node, string OpType, IReadOnlyList<s
               : $"{OpType} [{string.Join(", ", FromNodes)}] not fused: {Reason}";
 }
 
+/// <summary>
+/// A convolution pair considered for cross-layer equalization: <see cref="First"/>'s output reaches <see cref="Second"/>
+/// through <see cref="Activation"/> ("" when directly). When equalized, the spreads (largest over smallest
+/// output-channel weight range) of both layers before and after.
+/// </summary>
+public sealed record EqualizationRecord(string First, string Activation, string Second, bool Equalized, string Reason)
+{
+    public double FirstSpreadBefore { get; init; }
+    public double FirstSpreadAfter { get; init; }
+    public double SecondSpreadBefore { get; init; }
+    public double SecondSpreadAfter { get; init; }
+
+    public override string ToString()
+    {
+        string through = Activation.Length > 0 ? $" -{Activation}-> " : " -> ";
+        return Equalized
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{First}{through}{Second}: equalized (channel range spread {FirstSpreadBefore:G4} -> {FirstSpreadAfter:G4} and {SecondSpreadBefore:G4} -> {SecondSpreadAfter:G4})")
+            : $"{First}{through}{(Second.Length > 0 ? Second : "?")}: not equalized ({Reason})";
+    }
+}
+
 /// <summary>What the preparation may do. The defaults are what the export stage uses.</summary>
 public sealed class PreparationOptions
 {
@@ -57,6 +79,8 @@ public sealed class PreparationOptions
     public bool FoldBatchNormalization { get; init; } = true;
     /// <summary>Replace HardSwish, LayerNormalization and Gelu written out in smaller ops by the one op (<see cref="CompositeRecord"/>).</summary>
     public bool FuseCompositeOps { get; init; } = true;
+    /// <summary>Cross-layer equalization of convolution pairs (<c>model_config.weight.equalization</c>); off by default.</summary>
+    public bool Equalize { get; init; }
     /// <summary>
     /// Activations the target runs fused with a preceding Conv/ConvTranspose. "HardSwish" also covers the
     /// decomposed form x * Clip(x + 3, 0, 6) / 6 that Paddle exports. Others get "activation not supported
@@ -75,7 +99,7 @@ public sealed class PreparationOptions
 public sealed class PreparedModel
 {
     internal PreparedModel(OnnxModel model, List<RemovedNode> removed, List<FoldRecord> folds, List<FusionRecord> fusions,
-        List<CompositeRecord> composites, List<RemovedNode> dead, int constantsConverted, List<RemovedNode> constantFolded, List<string> removedInitializers,
+        List<CompositeRecord> composites, List<EqualizationRecord> equalizations, List<RemovedNode> dead, int constantsConverted, List<RemovedNode> constantFolded, List<string> removedInitializers,
         Dictionary<string, string> aliases, Dictionary<string, string> vanished, HashSet<string> originalValues)
     {
         _originalValues = originalValues;
@@ -84,6 +108,7 @@ public sealed class PreparedModel
         Folds = folds;
         Fusions = fusions;
         Composites = composites;
+        Equalizations = equalizations;
         DeadNodes = dead;
         ConstantNodesConverted = constantsConverted;
         ConstantFoldedNodes = constantFolded;
@@ -115,6 +140,8 @@ public sealed class PreparedModel
     public IReadOnlyList<FusionRecord> Fusions { get; }
     /// <summary>Composite ops found written out in smaller ops, fused or (with the reason) not.</summary>
     public IReadOnlyList<CompositeRecord> Composites { get; }
+    /// <summary>Convolution pairs considered for cross-layer equalization (empty unless it was asked for).</summary>
+    public IReadOnlyList<EqualizationRecord> Equalizations { get; }
     /// <summary>Nodes of the original model none of whose outputs reach a graph output (removed).</summary>
     public IReadOnlyList<RemovedNode> DeadNodes { get; }
     /// <summary>How many Constant nodes became initializers.</summary>

@@ -131,4 +131,39 @@ public class CompositeFusionTests
         Assert.Equal(8, p.Model.OpsetFor(""));
         Assert.Equal(["Upsample", "HardSigmoid", "Mul"], p.Model.Graph.Nodes.Select(n => n.OpType));
     }
+
+    [Theory]
+    [InlineData(13)] // ReduceMean axes as an attribute
+    [InlineData(18)] // ReduceMean axes as an input
+    public void Transformer_layer_norms_and_gelus_become_one_node_each(int opset)
+    {
+        var model = TransformerFixture.Build(opset);
+        var p = GraphPreparation.Prepare(model);
+        var g = p.Model.Graph;
+
+        Assert.Equal(21, p.Model.OpsetFor("")); // Gelu is opset 20; the exporter writes 21 at most
+        Assert.Equal(["ln1.out", "ln2.out", "ln3.n"], g.Nodes.Where(n => n.OpType == "LayerNormalization").Select(n => n.Outputs[0]));
+        Assert.Equal(3, g.Nodes.Count(n => n.OpType == "Gelu"));
+        Assert.DoesNotContain(g.Nodes, n => n.OpType is "ReduceMean" or "Sqrt" or "Pow" or "Erf" or "Reciprocal" or "Div" or "Sub");
+        Assert.All(p.Composites, c => Assert.True(c.Fused, c.ToString()));
+        Assert.Equal(["ln1.mean", "ln1.sub", "ln1.sq", "ln1.var", "ln1.eps", "ln1.sqrt", "ln1.div", "ln1.scale", "ln1.shift"],
+            p.Composites.Single(c => c.Node == "ln1.out").FromNodes);
+        Assert.Equal(["ln2.mean", "ln2.sub", "ln2.sq", "ln2.var", "ln2.eps", "ln2.sqrt", "ln2.rcp", "ln2.div", "ln2.scale", "ln2.shift"],
+            p.Composites.Single(c => c.Node == "ln2.out").FromNodes);
+        Assert.Equal(["gelu2.half", "gelu2.scale", "gelu2.erf", "gelu2.one", "gelu2.mul"], p.Composites.Single(c => c.Output == "gelu2.out").FromNodes);
+
+        var ln1 = g.Nodes.Single(n => n.Name == "ln1.out");
+        Assert.Equal(["x", "ln1.gamma", "ln1.beta"], ln1.Inputs);
+        Assert.Equal(2, ln1.GetInt("axis", -1));
+        Assert.Equal(1e-5f, ln1.GetFloat("epsilon", 0));
+        // γ [1, 1, 16] takes the normalized shape [16]; a LayerNorm without γ and β gets Scale = ones and no B.
+        var ln2 = g.Nodes.Single(n => n.Name == "ln2.out");
+        Assert.Equal([16L], g.Initializers[ln2.Inputs[1]].Dims);
+        Assert.Equal(model.Graph.Initializers["ln2.gamma"].As<float>().ToArray(), g.Initializers[ln2.Inputs[1]].As<float>().ToArray());
+        var ln3 = g.Nodes.Single(n => n.Name == "ln3.n");
+        Assert.Equal(2, ln3.Inputs.Count);
+        Assert.All(g.Initializers[ln3.Inputs[1]].As<float>().ToArray(), v => Assert.Equal(1f, v));
+
+        AssertSameEverywhere(model, p, new() { ["x"] = Random(21, 2, TransformerFixture.Tokens, TransformerFixture.Width) });
+    }
 }

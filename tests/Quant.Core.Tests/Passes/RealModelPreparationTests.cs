@@ -107,6 +107,15 @@ public class RealModelPreparationTests
         // Shape(x) arithmetic depends on the runtime input and must stay.
         Assert.Equal(4, p.Model.Graph.Nodes.Count(n => n.OpType == "Shape"));
         AssertHardSwishFused(p, 28);
+        // The SVTR neck's five LayerNorms (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) are one op each.
+        var ln = p.Composites.Where(c => c.OpType == "LayerNormalization").ToList();
+        Assert.Equal(5, ln.Count);
+        Assert.All(ln, c => Assert.True(c.Fused, c.ToString()));
+        Assert.Equal(["p2o.ReduceMean.0", "p2o.Sub.0", "p2o.Pow.0", "p2o.ReduceMean.2", "p2o.Add.232", "p2o.Sqrt.0", "p2o.Div.28", "p2o.Mul.178", "p2o.Add.234"],
+            ln[0].FromNodes);
+        Assert.Equal(5, p.Model.Graph.Nodes.Count(n => n.OpType == "LayerNormalization"));
+        Assert.DoesNotContain(p.Model.Graph.Nodes, n => n.OpType is "Pow" or "Sqrt" or "ReduceMean");
+        Assert.Equal(17, p.Model.OpsetFor(""));
     }
 
     [Fact]
