@@ -19,7 +19,7 @@ public static partial class QuantConfigLoader
     private static readonly string[] TopKeys = ["preset", "inputs", "calibration", "checks", "quant_config", .. HmctSections];
     private static readonly string[] ModelKeys = ["all_node_type", "model_output_type", "activation", "weight"];
     private static readonly string[] ActivationKeys = ["calibration_type", "max_percentile", "per_channel", "asymmetric", "num_bin"];
-    private static readonly string[] WeightKeys = ["per_channel", "bias_correction"];
+    private static readonly string[] WeightKeys = ["per_channel", "bias_correction", "equalization"];
     private static readonly string[] BiasCorrectionKeys = ["metric", "num_sample"];
     private static readonly string[] OpKeys = ["qtype"];
     private static readonly string[] NodeKeyCandidates = ["qtype", "scale", "threshold", "input0", "input1", "input2", "input3"];
@@ -209,7 +209,7 @@ public static partial class QuantConfigLoader
 
     private static WeightConfig ReadWeight(YamlReader r, YamlNode node, string path)
     {
-        bool perChannel = true, bias = false;
+        bool perChannel = true, bias = false, equalization = false;
         string? metric = null;
         int? biasSamples = null;
         SourcePosition perChannelAt = default, biasAt = default;
@@ -217,6 +217,7 @@ public static partial class QuantConfigLoader
         {
             var p = $"{path}.{key}";
             if (key == "per_channel") { perChannel = r.Bool(v, p); perChannelAt = r.At(v); continue; }
+            if (key == "equalization") { equalization = r.Bool(v, p); continue; }
             biasAt = r.At(v);
             if (v is YamlMappingNode bm)
             {
@@ -237,7 +238,7 @@ public static partial class QuantConfigLoader
         }
         return new WeightConfig
         {
-            PerChannel = perChannel, BiasCorrection = bias, BiasCorrectionMetric = metric, BiasCorrectionSamples = biasSamples,
+            PerChannel = perChannel, BiasCorrection = bias, Equalization = equalization, BiasCorrectionMetric = metric, BiasCorrectionSamples = biasSamples,
             Position = r.At(node), PerChannelPosition = perChannelAt, BiasCorrectionPosition = biasAt,
         };
     }

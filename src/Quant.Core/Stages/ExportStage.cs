@@ -78,7 +78,7 @@ public static class ExportStage
         var config = QuantConfigLoader.Load(request.ConfigPath);
         var original = StageModels.Load(request.ModelPath);
 
-        var prepared = GraphPreparation.Prepare(original);
+        var prepared = GraphPreparation.Prepare(original, new PreparationOptions { Equalize = config.Model.Weight.Equalization });
         var model = prepared.Model;
         var sessionOptions = new SessionOptions { Threads = request.Threads };
         var floatSession = StageModels.Session(model, sessionOptions, request.ModelPath);
@@ -91,6 +91,8 @@ public static class ExportStage
         // Hashed once: the calibration cache and the float-vs-qat cache both key on it.
         string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
         string cacheKey = CacheKey(floatSha256, data.Fingerprint(), activation.NumBins, perChannel);
+        // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa).
+        if (config.Model.Weight.Equalization) cacheKey += ";equalization=true";
         var cachePath = Path.Combine(cacheDir, name + ".calibration.qcs");
         var calibrationTime = Stopwatch.StartNew();
         var stats = CalibrationStatistics.TryLoad(cachePath, cacheKey);
