@@ -21,6 +21,8 @@ internal static class CrossLayerEqualization
         "HardSwish", "HardSigmoid", "Clip", "Sigmoid", "Tanh", "Elu", "Selu", "Gelu", "Softplus", "Mish", "Swish",
     };
     private const int MaxIterations = 50;
+    /// <summary>A channel whose range is below this fraction of its layer's largest is treated as dead.</summary>
+    private const double DeadChannel = 1e-6;
 
     private sealed class Layer(Node node, double[] w, double[]? b, long[] dims)
     {
@@ -63,13 +65,18 @@ internal static class CrossLayerEqualization
         {
             foreach (var (start, len) in at) for (int k = start; k < start + len; k++) W[k] *= f;
         }
+    }
 
-        /// <summary>Largest over smallest nonzero output-channel range: how much one channel sets a per-tensor scale.</summary>
-        public double Spread()
+    /// <summary>Largest ratio between a channel's range in the first layer and in the second (dead channels skipped).</summary>
+    private static double Imbalance(Layer l1, Layer l2)
+    {
+        double worst = 1, max1 = l1.Range([(0, l1.W.Length)]), max2 = l2.Range([(0, l2.W.Length)]);
+        for (int c = 0; c < l1.OutputChannels; c++)
         {
-            var r = Enumerable.Range(0, OutputChannels).Select(c => Range(Output(c))).Where(v => v > 0).ToList();
-            return r.Count == 0 ? 1 : r.Max() / r.Min();
+            double r1 = l1.Range(l1.Output(c)), r2 = l2.Range(l2.Input(c));
+            if (r1 > DeadChannel * max1 && r2 > DeadChannel * max2) worst = Math.Max(worst, Math.Max(r1 / r2, r2 / r1));
         }
+        return worst;
     }
 
     public static List<EqualizationRecord> Run(PassState s)
@@ -83,48 +90,49 @@ internal static class CrossLayerEqualization
         {
             if (!first.IsDefaultDomain || first.OpType is not ("Conv" or "ConvTranspose")) continue;
             var (act, second, why) = Follow(s, first);
-            if (second is null) { if (why is not null) records.Add(Record(first, act, null, why)); continue; }
-            why = CannotScale(s, first, output: true) ?? CannotScale(s, second, output: false);
+            if (second is null) continue;
+            why ??= CannotScale(s, first, output: true) ?? CannotScale(s, second, output: false);
             if (why is null && Get(first).OutputChannels != Get(second).InputChannels)
                 why = $"{first.OpType} '{first.Name}' has {Get(first).OutputChannels} output channels but {second.OpType} '{second.Name}' reads {Get(second).InputChannels}";
             if (why is not null) { records.Add(Record(first, act, second, why)); continue; }
             pairs.Add((Get(first), act, Get(second)));
         }
 
-        var before = pairs.Select(p => (p.First.Spread(), p.Second.Spread())).ToList();
+        var before = pairs.Select(p => Imbalance(p.First, p.Second)).ToList();
         for (int iteration = 0; iteration < MaxIterations; iteration++)
         {
             double largest = 0;
             foreach (var (l1, _, l2) in pairs)
+            {
+                double max1 = l1.Range([(0, l1.W.Length)]), max2 = l2.Range([(0, l2.W.Length)]);
                 for (int c = 0; c < l1.OutputChannels; c++)
                 {
                     double r1 = l1.Range(l1.Output(c)), r2 = l2.Range(l2.Input(c));
-                    if (r1 == 0 || r2 == 0) continue; // a dead channel: nothing to balance
+                    // A dead channel (PaddleOCR has some with weights ~1e-38): nothing to balance, and a scale of
+                    // ~1e19 would multiply its bias, and so its activation, by as much.
+                    if (r1 <= DeadChannel * max1 || r2 <= DeadChannel * max2) continue;
                     double scale = Math.Sqrt(r1 / r2);
                     largest = Math.Max(largest, Math.Abs(Math.Log(scale)));
                     l1.Scale(l1.Output(c), 1 / scale);
                     if (l1.B is not null) l1.B[c] /= scale;
                     l2.Scale(l2.Input(c), scale);
                 }
+            }
             if (largest < 1e-4) break;
         }
         foreach (var l in layers.Values.Where(l => pairs.Any(p => p.First == l || p.Second == l))) Store(s, l);
         for (int i = 0; i < pairs.Count; i++)
         {
             var (l1, act, l2) = pairs[i];
-            records.Add(Record(l1.Node, act, l2.Node, null) with
-            {
-                FirstSpreadBefore = before[i].Item1, FirstSpreadAfter = l1.Spread(),
-                SecondSpreadBefore = before[i].Item2, SecondSpreadAfter = l2.Spread(),
-            });
+            records.Add(Record(l1.Node, act, l2.Node, null) with { ImbalanceBefore = before[i], ImbalanceAfter = Imbalance(l1, l2) });
         }
         return records;
     }
 
-    private static EqualizationRecord Record(Node first, Node? act, Node? second, string? why) =>
-        new(first.Name, act?.OpType ?? "", second?.Name ?? "", why is null, why ?? "output channels of the first rescaled against input channels of the second");
+    private static EqualizationRecord Record(Node first, Node? act, Node second, string? why) =>
+        new(first.Name, act?.OpType ?? "", second.Name, why is null, why ?? "output channels of the first rescaled against input channels of the second");
 
-    /// <summary>The activation and the convolution reading the first's output, or why there is no qualifying pair (null: no conv follows at all).</summary>
+    /// <summary>The activation and the convolution reading the first's output (null when none does), and why they do not qualify.</summary>
     private static (Node? Activation, Node? Second, string? Why) Follow(PassState s, Node first)
     {
         var y = first.Outputs[0];
@@ -138,7 +146,7 @@ internal static class CrossLayerEqualization
         }
         if (!next.IsDefaultDomain || next.OpType is not ("Conv" or "ConvTranspose") || next.Inputs[0] != (act?.Outputs[0] ?? y)) return (act, null, null);
         if (act is not null && !Homogeneous.Contains(act.OpType))
-            return (act, null, $"{act.OpType} '{act.Name}' between them is not positively homogeneous (f(s·x) ≠ s·f(x)), so scaling through it would change the function");
+            return (act, next, $"{act.OpType} '{act.Name}' between them is not positively homogeneous (f(s·x) ≠ s·f(x)), so scaling through it would change the function");
         // PRelu(x / s) = PRelu(x) / s for s > 0 whatever its slopes.
         return (act, next, null);
     }

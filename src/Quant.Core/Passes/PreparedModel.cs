@@ -52,23 +52,22 @@ public sealed record CompositeRecord(string Node, string OpType, IReadOnlyList<s
 
 /// <summary>
 /// A convolution pair considered for cross-layer equalization: <see cref="First"/>'s output reaches <see cref="Second"/>
-/// through <see cref="Activation"/> ("" when directly). When equalized, the spreads (largest over smallest
-/// output-channel weight range) of both layers before and after.
+/// through <see cref="Activation"/> ("" when directly). When equalized, the imbalance before and after: the largest
+/// ratio, over channels, between the weight range of the first's output channel and of the second's input channel
+/// (1 when every channel is balanced).
 /// </summary>
 public sealed record EqualizationRecord(string First, string Activation, string Second, bool Equalized, string Reason)
 {
-    public double FirstSpreadBefore { get; init; }
-    public double FirstSpreadAfter { get; init; }
-    public double SecondSpreadBefore { get; init; }
-    public double SecondSpreadAfter { get; init; }
+    public double ImbalanceBefore { get; init; }
+    public double ImbalanceAfter { get; init; }
 
     public override string ToString()
     {
         string through = Activation.Length > 0 ? $" -{Activation}-> " : " -> ";
         return Equalized
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"{First}{through}{Second}: equalized (channel range spread {FirstSpreadBefore:G4} -> {FirstSpreadAfter:G4} and {SecondSpreadBefore:G4} -> {SecondSpreadAfter:G4})")
-            : $"{First}{through}{(Second.Length > 0 ? Second : "?")}: not equalized ({Reason})";
+                $"{First}{through}{Second}: equalized (largest channel range ratio {ImbalanceBefore:G4} -> {ImbalanceAfter:G4})")
+            : $"{First}{through}{Second}: not equalized ({Reason})";
     }
 }
 

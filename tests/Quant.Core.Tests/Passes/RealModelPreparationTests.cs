@@ -25,10 +25,11 @@ public class RealModelPreparationTests
         Assert.True(err <= bound, $"{what}: max abs error {err} > {bound} (1e-5 x {scale}, or ORT vs engine on the original {noiseFloor})");
     }
 
-    private static PreparedModel CheckModel(string path, IReadOnlyList<Tensor> samples, int batchNorms, int foldedBatchNorms, int constants)
+    private static PreparedModel CheckModel(string path, IReadOnlyList<Tensor> samples, int batchNorms, int foldedBatchNorms, int constants,
+        PreparationOptions? options = null)
     {
         var original = OnnxModelReader.Load(path);
-        var prepared = GraphPreparation.Prepare(original);
+        var prepared = GraphPreparation.Prepare(original, options);
         var g = prepared.Model.Graph;
 
         Assert.Equal(batchNorms, original.Graph.Nodes.Count(n => n.OpType == "BatchNormalization"));
@@ -130,5 +131,30 @@ public class RealModelPreparationTests
         var hs = p.Fusions.Where(f => f.Activation == "HardSwish").ToList();
         Assert.Contains(hs, f => f is { ProducerNode: "p2o.Conv.0", Fused: true, OutputValue: "hardswish_0.tmp_0" } && f.ActivationNodes.SequenceEqual(["hardswish_0.tmp_0"]));
         Assert.Contains(p.Fusions, f => f is { Activation: "Relu", Fused: true });
+    }
+
+    /// <summary>Which PaddleOCR pairs qualify for cross-layer equalization, and the equalized models still compute the same.</summary>
+    /// <remarks>
+    /// Expected counts from the original graphs: cls has 14 Conv(-BN)-Relu-Conv pairs, one Conv(-BN)-Conv and 9
+    /// Conv(-BN)-HardSwish-Conv; det 12 through Relu (SE blocks and the head) and 5 direct (its HardSwish follow a
+    /// learnable scale/shift, not the conv); rec 2 through Relu and one direct.
+    /// </remarks>
+    [Theory]
+    [InlineData("cls", 35, 250, 15, 9)]
+    [InlineData("det", 3, 342, 17, 0)]
+    [InlineData("rec", 6, 325, 3, 0)]
+    public void Equalized_models_match_original(string which, int batchNorms, int constants, int equalized, int throughHardSwish)
+    {
+        var (path, samples) = which switch
+        {
+            "cls" => (TestAssets.ClsModel, OcrSamples.ClsFiles.Take(1).Select(OcrSamples.Cls).ToList()),
+            "det" => (TestAssets.DetModel, [OcrSamples.Det(OcrSamples.DetFiles[0])]),
+            _ => (TestAssets.RecModel, OcrSamples.RecFiles.Take(1).Select(OcrSamples.Rec).ToList()),
+        };
+        var p = CheckModel(path, samples, batchNorms, batchNorms, constants, new PreparationOptions { Equalize = true });
+        Assert.Equal(equalized, p.Equalizations.Count(e => e.Equalized));
+        // Every equalized pair ends balanced channel by channel (within the iteration's stopping tolerance).
+        Assert.All(p.Equalizations.Where(e => e.Equalized), e => Assert.True(e.ImbalanceAfter < 1.01 && e.ImbalanceBefore >= e.ImbalanceAfter, e.ToString()));
+        Assert.Equal(throughHardSwish, p.Equalizations.Count(e => !e.Equalized && e.Activation == "HardSwish"));
     }
 }
