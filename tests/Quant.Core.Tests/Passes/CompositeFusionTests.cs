@@ -1,4 +1,3 @@
-using Quant.Core.DeploymentRuntime;
 using Quant.Core.Passes;
 using Quant.Engine;
 using Quant.Onnx;
@@ -10,27 +9,6 @@ namespace Quant.Core.Tests.Passes;
 /// <summary>Composite ops written out in smaller ops become one op; the prepared model computes the same in the engine and in ONNX Runtime.</summary>
 public class CompositeFusionTests
 {
-    /// <summary>Prepared vs original in ONNX Runtime and in the engine, within float rounding.</summary>
-    private static void AssertSameEverywhere(OnnxModel original, PreparedModel prepared, Dictionary<string, Tensor> feeds, double tolerance = 1e-5)
-    {
-        AssertSameFunction(original, prepared, feeds);
-        var dir = TestAssets.TempDir("composite");
-        try
-        {
-            string a = Path.Combine(dir, "original.onnx"), b = Path.Combine(dir, "prepared.onnx");
-            OnnxModelWriter.Save(original, a);
-            OnnxModelWriter.Save(prepared.Model, b);
-            var expected = OrtOracle.Run(a, feeds, optimization: OrtOptimization.Disabled).Outputs;
-            var actual = OrtOracle.Run(b, feeds, optimization: OrtOptimization.Disabled).Outputs;
-            foreach (var (name, t) in expected)
-            {
-                double err = TensorAssert.MaxAbsDiff(t, actual[name]);
-                Assert.True(err <= tolerance * Math.Max(1, TensorAssert.MaxAbs(t)), $"ONNX Runtime output {name}: max abs error {err}");
-            }
-        }
-        finally { Directory.Delete(dir, true); }
-    }
-
     /// <summary>Four HardSwish forms in a row, the way Paddle (opset 9, Clip bounds as attributes) and others write them.</summary>
     private static OnnxModel HardSwishForms(int opset)
     {

@@ -1,3 +1,4 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Core.Passes;
 using Quant.Engine;
 using Quant.Onnx;
@@ -53,5 +54,26 @@ internal static class PassAssert
         var d = new float[Tensor.ElementCount(shape)];
         for (int i = 0; i < d.Length; i++) d[i] = (float)(rng.NextDouble() * 4 - 2);
         return Tensor.From(d, shape);
+    }
+
+    /// <summary>Prepared vs original in ONNX Runtime and in the engine, within float rounding.</summary>
+    public static void AssertSameEverywhere(OnnxModel original, PreparedModel prepared, Dictionary<string, Tensor> feeds, double tolerance = 1e-5)
+    {
+        AssertSameFunction(original, prepared, feeds);
+        var dir = TestAssets.TempDir("prepared");
+        try
+        {
+            string a = Path.Combine(dir, "original.onnx"), b = Path.Combine(dir, "prepared.onnx");
+            OnnxModelWriter.Save(original, a);
+            OnnxModelWriter.Save(prepared.Model, b);
+            var expected = OrtOracle.Run(a, feeds, optimization: OrtOptimization.Disabled).Outputs;
+            var actual = OrtOracle.Run(b, feeds, optimization: OrtOptimization.Disabled).Outputs;
+            foreach (var (name, t) in expected)
+            {
+                double err = TensorAssert.MaxAbsDiff(t, actual[name]);
+                Assert.True(err <= tolerance * Math.Max(1, TensorAssert.MaxAbs(t)), $"ONNX Runtime output {name}: max abs error {err}");
+            }
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
