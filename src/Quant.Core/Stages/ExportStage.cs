@@ -85,7 +85,7 @@ public static class ExportStage
         var qatInput = QatInput.Read(original, request.ModelPath);
         if (qatInput is not null) original = qatInput.FloatModel;
 
-        var prepared = GraphPreparation.Prepare(original);
+        var prepared = GraphPreparation.Prepare(original, new PreparationOptions { Equalize = config.Model.Weight.Equalization });
         var model = prepared.Model;
         var sessionOptions = new SessionOptions { Threads = request.Threads };
         var floatSession = StageModels.Session(model, sessionOptions, request.ModelPath);
@@ -98,7 +98,8 @@ public static class ExportStage
         string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
         string dataFingerprint = data.Fingerprint();
         var calibrationTime = Stopwatch.StartNew();
-        var run = CalibrationPass.Run(floatSession, request.ModelPath, data, cacheDir, name, $"model={floatSha256};data={dataFingerprint}",
+        // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa).
+        var run = CalibrationPass.Run(floatSession, request.ModelPath, data, cacheDir, name, $"model={floatSha256};data={dataFingerprint}" + (config.Model.Weight.Equalization ? ";equalization=true" : ""),
             activation.NumBinCandidates, activation.PerChannel.Contains(true), request.SelectionSamples, request.Threads,
             (done, count) => progress?.Report(new StageProgress("calibration", done, count)), cancel);
         calibrationTime.Stop();
