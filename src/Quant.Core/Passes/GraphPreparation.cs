@@ -4,7 +4,7 @@ namespace Quant.Core.Passes;
 
 /// <summary>
 /// Prepares a float model for calibration and export: Constant nodes become initializers, Identity and
-/// inference Dropout go, constant subgraphs are evaluated by the engine, per-channel bias Adds and
+/// inference Dropout go, constant subgraphs are evaluated by the engine, per-channel (or scalar) constant Muls and Adds and
 /// BatchNormalization fold into the preceding Conv/ConvTranspose/Gemm, dead nodes are dropped, composite ops
 /// written out in smaller ops (HardSwish, LayerNormalization, Gelu) become one op (raising the opset when the
 /// model's predates the op), convolution pairs are equalized when asked, and the Conv+activation fusion
@@ -30,7 +30,7 @@ public static class GraphPreparation
         if (options.FoldConstants) ConstantFolding.Run(s, options);
         if (options.FoldBatchNormalization)
         {
-            BiasAddFolding.Run(s);
+            ChannelAffineFolding.Run(s);
             BatchNormFolding.Run(s);
         }
         DeadNodeRemoval.Run(s, dead);
