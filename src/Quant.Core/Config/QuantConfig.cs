@@ -89,6 +89,8 @@ public sealed class WeightConfig
     public string? BiasCorrectionMetric { get; init; }
     /// <summary>bias_correction.num_sample when given as a mapping.</summary>
     public int? BiasCorrectionSamples { get; init; }
+    /// <summary>equalization: cross-layer equalization of convolution pairs in graph preparation (docs/config-reference.md).</summary>
+    public bool Equalization { get; init; }
     public SourcePosition Position { get; init; }
     public SourcePosition PerChannelPosition { get; init; }
     public SourcePosition BiasCorrectionPosition { get; init; }

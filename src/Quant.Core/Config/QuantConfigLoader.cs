@@ -19,7 +19,7 @@ public static partial class QuantConfigLoader
     private static readonly string[] TopKeys = ["preset", "inputs", "calibration", "checks", "quant_config", .. HmctSections];
     private static readonly string[] ModelKeys = ["all_node_type", "model_output_type", "activation", "weight"];
     private static readonly string[] ActivationKeys = ["calibration_type", "max_percentile", "per_channel", "asymmetric", "num_bin"];
-    private static readonly string[] WeightKeys = ["per_channel", "bias_correction"];
+    private static readonly string[] WeightKeys = ["per_channel", "bias_correction", "equalization"];
     private static readonly string[] BiasCorrectionKeys = ["metric", "num_sample"];
     /// <summary>bias_correction.metric values: how a layer's correction is judged (kept only where it improves it).</summary>
     public static readonly string[] BiasCorrectionMetrics = ["cosine", "mse", "mae"];
@@ -211,7 +211,7 @@ public static partial class QuantConfigLoader
 
     private static WeightConfig ReadWeight(YamlReader r, YamlNode node, string path)
     {
-        bool perChannel = true, bias = false;
+        bool perChannel = true, bias = false, equalization = false;
         string? metric = null;
         int? biasSamples = null;
         SourcePosition perChannelAt = default, biasAt = default, biasSamplesAt = default;
@@ -219,6 +219,7 @@ public static partial class QuantConfigLoader
         {
             var p = $"{path}.{key}";
             if (key == "per_channel") { perChannel = r.Bool(v, p); perChannelAt = r.At(v); continue; }
+            if (key == "equalization") { equalization = r.Bool(v, p); continue; }
             biasAt = r.At(v);
             if (v is YamlMappingNode bm)
             {
@@ -246,7 +247,7 @@ public static partial class QuantConfigLoader
         }
         return new WeightConfig
         {
-            PerChannel = perChannel, BiasCorrection = bias, BiasCorrectionMetric = metric, BiasCorrectionSamples = biasSamples,
+            PerChannel = perChannel, BiasCorrection = bias, Equalization = equalization, BiasCorrectionMetric = metric, BiasCorrectionSamples = biasSamples,
             Position = r.At(node), PerChannelPosition = perChannelAt, BiasCorrectionPosition = biasAt,
             BiasCorrectionSamplesPosition = biasSamplesAt,
         };

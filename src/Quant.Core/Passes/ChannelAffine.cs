@@ -122,7 +122,7 @@ internal static class ChannelAffine
     }
 
     /// <summary>Writes a folded tensor under <paramref name="name"/> unless another node also reads that initializer; then under a fresh name.</summary>
-    private static string Store(PassState s, string name, Node owner, TensorData value)
+    public static string Store(PassState s, string name, Node owner, TensorData value)
     {
         bool shared = s.Graph.Initializers.ContainsKey(name) && s.Graph.Nodes.Any(n => !ReferenceEquals(n, owner) && n.Inputs.Contains(name));
         if (shared || s.IsGraphOutput(name)) name = s.FreshName($"{name}.folded");

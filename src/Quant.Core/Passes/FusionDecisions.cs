@@ -5,8 +5,8 @@ namespace Quant.Core.Passes;
 /// <summary>
 /// Decides, for every Conv/ConvTranspose followed by an activation, whether the target runs the pair fused
 /// (then the exporter places no quantization point between them) and records why not when it does not.
-/// The graph is not changed. Recognised activations: single activation ops, HardSigmoid(alpha 1/6, beta 0.5)
-/// times its input, and the decomposed HardSwish x * Clip(x + 3, 0, 6) / 6 Paddle exports.
+/// The graph is not changed. Recognised activations: single activation ops (a HardSwish that composite fusion
+/// made one op among them) and, when composite fusion is off, HardSwish written out (<see cref="HardSwishPattern"/>).
 /// </summary>
 internal static class FusionDecisions
 {
@@ -25,9 +25,10 @@ internal static class FusionDecisions
             var y = conv.Outputs[0];
             var readers = s.ConsumersOf(y);
 
-            if (MatchHardSwish(s, y, readers) is { } hs)
+            // Written out when composite fusion is off (otherwise it is one HardSwish node by now).
+            if (HardSwishPattern.FromInput(s, y) is { } hs)
             {
-                var others = readers.Where(r => !hs.Readers.Contains(r)).ToList();
+                var others = readers.Where(r => !hs.Nodes.Contains(r)).ToList();
                 records.Add(Decide(s, options, conv, y, "HardSwish", hs.Nodes, hs.Output, others, $"decomposed HardSwish ({string.Join("+", hs.Nodes.Select(n => n.OpType))})"));
                 continue;
             }
@@ -57,60 +58,7 @@ internal static class FusionDecisions
         if (otherReaders.Count > 0)
             return No($"the {conv.OpType} output also feeds {otherReaders.Count} other node(s) ({string.Join(", ", otherReaders.Take(3).Select(r => $"'{r.Name}' ({r.OpType})"))})");
         if (!options.FusibleActivations.Contains(activation)) return No($"activation {activation} not supported for fusion by the target");
-        if (activation == "Clip" && ClipBounds(s, nodes[0]) is null) return No("Clip bounds not constant");
+        if (activation == "Clip" && PatternValues.ClipBounds(s, nodes[0]) is null) return No("Clip bounds not constant");
         return new FusionRecord(conv.Name, conv.OpType, activation, names, output, true, $"{shown} reads only the {conv.OpType} output");
-    }
-
-    /// <summary>The Clip node's (min, max) when known at preparation time (attributes before opset 11, constant inputs after).</summary>
-    private static (float Min, float Max)? ClipBounds(PassState s, Node clip)
-    {
-        if (s.Model.OpsetFor(clip.Domain) < 11)
-            return (clip.GetFloat("min", float.MinValue), clip.GetFloat("max", float.MaxValue));
-        float lo = float.MinValue, hi = float.MaxValue;
-        if (clip.InputOrNull(1) is { } a) { if (Scalar(s, a) is { } v) lo = v; else return null; }
-        if (clip.InputOrNull(2) is { } b) { if (Scalar(s, b) is { } v) hi = v; else return null; }
-        return (lo, hi);
-    }
-
-    private static float? Scalar(PassState s, string name) =>
-        s.Constant(name) is { Type: ElementType.Float, ElementCount: 1 } t ? t.As<float>()[0] : null;
-
-    private static bool Near(float? v, double target) => v is { } x && Math.Abs(x - target) <= 1e-4 * Math.Max(1, Math.Abs(target));
-
-    private sealed record HardSwishMatch(List<Node> Nodes, HashSet<Node> Readers, string Output);
-
-    /// <summary>x * HardSigmoid(x; 1/6, 0.5), or x * Clip(x + 3, 0, 6) / 6 with the division before or after the product.</summary>
-    private static HardSwishMatch? MatchHardSwish(PassState s, string x, List<Node> readers)
-    {
-        Node? Single(string v) => s.ConsumersOf(v) is [var only] && !s.IsGraphOutput(v) ? only : null;
-        bool IsMulOfX(Node? n, string other) => n is { OpType: "Mul" } && n.Inputs.Count == 2 && n.Inputs.Contains(x) && n.Inputs.Contains(other);
-        bool IsDivBySix(Node? n, string v) =>
-            n is { OpType: "Div" } && n.Inputs.Count == 2 && n.Inputs[0] == v && Near(Scalar(s, n.Inputs[1]), 6)
-            || n is { OpType: "Mul" } && n.Inputs.Count == 2 && n.Inputs.Contains(v) && Near(Scalar(s, n.Inputs[0] == v ? n.Inputs[1] : n.Inputs[0]), 1.0 / 6);
-
-        foreach (var hsig in readers.Where(r => r.OpType == "HardSigmoid"))
-        {
-            if (!Near(hsig.GetFloat("alpha", 0.2f), 1.0 / 6) || !Near(hsig.GetFloat("beta", 0.5f), 0.5)) continue;
-            var mul = Single(hsig.Outputs[0]);
-            if (IsMulOfX(mul, hsig.Outputs[0])) return new([hsig, mul!], new(ReferenceEqualityComparer.Instance) { hsig, mul! }, mul!.Outputs[0]);
-        }
-        foreach (var add in readers.Where(r => r.OpType == "Add" && r.Inputs.Count == 2))
-        {
-            if (!Near(Scalar(s, add.Inputs[0] == x ? add.Inputs[1] : add.Inputs[0]), 3)) continue;
-            var clip = Single(add.Outputs[0]);
-            if (clip is not { OpType: "Clip" } || ClipBounds(s, clip) is not { } b || !Near(b.Min, 0) || !Near(b.Max, 6)) continue;
-            var next = Single(clip.Outputs[0]);
-            if (IsMulOfX(next, clip.Outputs[0]))
-            {
-                var div = Single(next!.Outputs[0]);
-                if (IsDivBySix(div, next.Outputs[0])) return new([add, clip, next, div!], new(ReferenceEqualityComparer.Instance) { add, next }, div!.Outputs[0]);
-            }
-            else if (IsDivBySix(next, clip.Outputs[0]))
-            {
-                var mul = Single(next!.Outputs[0]);
-                if (IsMulOfX(mul, next.Outputs[0])) return new([add, clip, next, mul!], new(ReferenceEqualityComparer.Instance) { add, mul! }, mul!.Outputs[0]);
-            }
-        }
-        return null;
     }
 }

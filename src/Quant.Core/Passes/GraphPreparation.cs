@@ -5,8 +5,10 @@ namespace Quant.Core.Passes;
 /// <summary>
 /// Prepares a float model for calibration and export: Constant nodes become initializers, Identity and
 /// inference Dropout go, constant subgraphs are evaluated by the engine, per-channel bias Adds and
-/// BatchNormalization fold into the preceding Conv/ConvTranspose/Gemm, dead nodes are dropped, and the
-/// Conv+activation fusion decisions are recorded. The result computes the same function (up to the
+/// BatchNormalization fold into the preceding Conv/ConvTranspose/Gemm, dead nodes are dropped, composite ops
+/// written out in smaller ops (HardSwish, LayerNormalization, Gelu) become one op (raising the opset when the
+/// model's predates the op), convolution pairs are equalized when asked, and the Conv+activation fusion
+/// decisions are recorded. The result computes the same function (up to the
 /// rounding of folded weights) and keeps the value names users see: a folded node's output takes the
 /// name of the node folded into it.
 /// </summary>
@@ -32,11 +34,13 @@ public static class GraphPreparation
             BatchNormFolding.Run(s);
         }
         DeadNodeRemoval.Run(s, dead);
+        var composites = options.FuseCompositeOps ? CompositeFusion.Run(s) : [];
+        var equalizations = options.Equalize ? CrossLayerEqualization.Run(s) : [];
         var fusions = FusionDecisions.Run(s, options);
         s.DropStaleValueInfos();
         if (model.IrVersion < 4) model.IrVersion = 4; // initializers need not be graph inputs from IR 4 on
 
-        return new PreparedModel(model, s.Removed, s.Folds, fusions, deadRecords, converted, s.ConstantFolded,
+        return new PreparedModel(model, s.Removed, s.Folds, fusions, composites, equalizations, deadRecords, converted, s.ConstantFolded,
             s.RemovedInitializers, s.Aliases(), s.Vanished, s.OriginalValues);
     }
 

@@ -36,11 +36,50 @@ public sealed record FusionRecord(string ProducerNode, string ProducerOpType, st
         $"{ProducerNode} ({ProducerOpType}) + {Activation} [{string.Join(", ", ActivationNodes)}]: {(Fused ? "fused" : "not fused")} ({Reason})";
 }
 
+/// <summary>
+/// A composite op (HardSwish, LayerNormalization, Gelu) the model wrote out in smaller ops, and whether graph
+/// preparation replaced them by the one op <see cref="Node"/> ("" when not fused).
+/// </summary>
+/// <param name="FromNodes">The original nodes the composite consisted of, in graph order (names, or op type and output).</param>
+/// <param name="Input">The composite's data input.</param>
+/// <param name="Output">Its output value (the fused node keeps this name).</param>
+public sealed record CompositeRecord(string Node, string OpType, IReadOnlyList<string> FromNodes, string Input, string Output, bool Fused, string Reason)
+{
+    public override string ToString() =>
+        Fused ? $"{Node} ({OpType}) fused from [{string.Join(", ", FromNodes)}]"
+              : $"{OpType} [{string.Join(", ", FromNodes)}] not fused: {Reason}";
+}
+
+/// <summary>
+/// A convolution pair considered for cross-layer equalization: <see cref="First"/>'s output reaches <see cref="Second"/>
+/// through <see cref="Activation"/> ("" when directly). When equalized, the imbalance before and after: the largest
+/// ratio, over channels, between the weight range of the first's output channel and of the second's input channel
+/// (1 when every channel is balanced).
+/// </summary>
+public sealed record EqualizationRecord(string First, string Activation, string Second, bool Equalized, string Reason)
+{
+    public double ImbalanceBefore { get; init; }
+    public double ImbalanceAfter { get; init; }
+
+    public override string ToString()
+    {
+        string through = Activation.Length > 0 ? $" -{Activation}-> " : " -> ";
+        return Equalized
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{First}{through}{Second}: equalized (largest channel range ratio {ImbalanceBefore:G4} -> {ImbalanceAfter:G4})")
+            : $"{First}{through}{Second}: not equalized ({Reason})";
+    }
+}
+
 /// <summary>What the preparation may do. The defaults are what the export stage uses.</summary>
 public sealed class PreparationOptions
 {
     public bool FoldConstants { get; init; } = true;
     public bool FoldBatchNormalization { get; init; } = true;
+    /// <summary>Replace HardSwish, LayerNormalization and Gelu written out in smaller ops by the one op (<see cref="CompositeRecord"/>).</summary>
+    public bool FuseCompositeOps { get; init; } = true;
+    /// <summary>Cross-layer equalization of convolution pairs (<c>model_config.weight.equalization</c>); off by default.</summary>
+    public bool Equalize { get; init; }
     /// <summary>
     /// Activations the target runs fused with a preceding Conv/ConvTranspose. "HardSwish" also covers the
     /// decomposed form x * Clip(x + 3, 0, 6) / 6 that Paddle exports. Others get "activation not supported
@@ -59,7 +98,7 @@ public sealed class PreparationOptions
 public sealed class PreparedModel
 {
     internal PreparedModel(OnnxModel model, List<RemovedNode> removed, List<FoldRecord> folds, List<FusionRecord> fusions,
-        List<RemovedNode> dead, int constantsConverted, List<RemovedNode> constantFolded, List<string> removedInitializers,
+        List<CompositeRecord> composites, List<EqualizationRecord> equalizations, List<RemovedNode> dead, int constantsConverted, List<RemovedNode> constantFolded, List<string> removedInitializers,
         Dictionary<string, string> aliases, Dictionary<string, string> vanished, HashSet<string> originalValues)
     {
         _originalValues = originalValues;
@@ -67,6 +106,8 @@ public sealed class PreparedModel
         RemovedNodes = removed;
         Folds = folds;
         Fusions = fusions;
+        Composites = composites;
+        Equalizations = equalizations;
         DeadNodes = dead;
         ConstantNodesConverted = constantsConverted;
         ConstantFoldedNodes = constantFolded;
@@ -96,6 +137,10 @@ public sealed class PreparedModel
     /// <summary>The BatchNormalization nodes that stay in the model, each with the reason.</summary>
     public IReadOnlyList<FoldRecord> UnfoldedBatchNorms => Folds.Where(f => !f.Folded && f.OpType == "BatchNormalization").ToList();
     public IReadOnlyList<FusionRecord> Fusions { get; }
+    /// <summary>Composite ops found written out in smaller ops, fused or (with the reason) not.</summary>
+    public IReadOnlyList<CompositeRecord> Composites { get; }
+    /// <summary>Convolution pairs considered for cross-layer equalization (empty unless it was asked for).</summary>
+    public IReadOnlyList<EqualizationRecord> Equalizations { get; }
     /// <summary>Nodes of the original model none of whose outputs reach a graph output (removed).</summary>
     public IReadOnlyList<RemovedNode> DeadNodes { get; }
     /// <summary>How many Constant nodes became initializers.</summary>

@@ -160,6 +160,16 @@ public sealed class ModelCheckReport(
             sb.Append("batch normalization:\n");
             foreach (var f in prepared.Folds) sb.Append("  ").Append(f).Append('\n');
         }
+        if (prepared.Composites.Count > 0)
+        {
+            sb.Append("composite ops written out in smaller ops:\n");
+            foreach (var c in prepared.Composites) sb.Append("  ").Append(c).Append('\n');
+        }
+        if (prepared.Equalizations.Count > 0)
+        {
+            sb.Append("cross-layer equalization:\n");
+            foreach (var e in prepared.Equalizations) sb.Append("  ").Append(e).Append('\n');
+        }
 
         Section(sb, "Dead and removed nodes");
         if (prepared.DeadNodes.Count == 0 && prepared.RemovedNodes.Count == 0) sb.Append("none\n");
@@ -242,6 +252,27 @@ public sealed class ModelCheckReport(
                 w.WriteStartObject(); w.WriteString("producer", f.ProducerNode); w.WriteString("activation", f.Activation);
                 w.WriteStartArray("activation_nodes"); foreach (var a in f.ActivationNodes) w.WriteStringValue(a); w.WriteEndArray();
                 w.WriteBoolean("fused", f.Fused); w.WriteString("reason", f.Reason); w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("composite_ops");
+            foreach (var c in prepared.Composites)
+            {
+                w.WriteStartObject(); w.WriteString("node", c.Node); w.WriteString("op_type", c.OpType);
+                w.WriteStartArray("from_nodes"); foreach (var n in c.FromNodes) w.WriteStringValue(n); w.WriteEndArray();
+                w.WriteString("input", c.Input); w.WriteString("output", c.Output);
+                w.WriteBoolean("fused", c.Fused); w.WriteString("reason", c.Reason); w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("equalization");
+            foreach (var e in prepared.Equalizations)
+            {
+                w.WriteStartObject(); w.WriteString("first", e.First); w.WriteString("activation", e.Activation); w.WriteString("second", e.Second);
+                w.WriteBoolean("equalized", e.Equalized); w.WriteString("reason", e.Reason);
+                if (e.Equalized)
+                {
+                    w.WriteNumber("imbalance_before", Round(e.ImbalanceBefore)); w.WriteNumber("imbalance_after", Round(e.ImbalanceAfter));
+                }
+                w.WriteEndObject();
             }
             w.WriteEndArray();
             w.WriteStartArray("dead_nodes");

@@ -83,7 +83,7 @@ public static class ExportStage
         var qatInput = QatInput.Read(original, request.ModelPath);
         if (qatInput is not null) original = qatInput.FloatModel;
 
-        var prepared = GraphPreparation.Prepare(original);
+        var prepared = GraphPreparation.Prepare(original, new PreparationOptions { Equalize = config.Model.Weight.Equalization });
         var model = prepared.Model;
         var sessionOptions = new SessionOptions { Threads = request.Threads };
         var floatSession = StageModels.Session(model, sessionOptions, request.ModelPath);
@@ -96,6 +96,8 @@ public static class ExportStage
         // Hashed once: the calibration cache and the float-vs-qat cache both key on it.
         string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
         string cacheKey = CacheKey(floatSha256, data.Fingerprint(), activation.NumBins, perChannel);
+        // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa).
+        if (config.Model.Weight.Equalization) cacheKey += ";equalization=true";
         var cachePath = Path.Combine(cacheDir, name + ".calibration.qcs");
         var calibrationTime = Stopwatch.StartNew();
         var stats = CalibrationStatistics.TryLoad(cachePath, cacheKey);

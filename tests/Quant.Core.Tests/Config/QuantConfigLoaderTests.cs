@@ -239,6 +239,9 @@ public sealed class QuantConfigLoaderTests : IDisposable
         Fails("model_config:\n  activation:\n    num_bin: 2.5\n", ErrorCode.ConfigWrongType, 3, 14, "expected an integer, got '2.5'");
         Fails("calibration: {samples: many}\n", ErrorCode.ConfigWrongType, 1, 24, "calibration.samples: expected an integer, got 'many'");
         Fails("model_config:\n  weight: {per_channel: yes}\n", ErrorCode.ConfigWrongType, 2, 25, "expected true or false, got 'yes'");
+        Fails("model_config:\n  weight: {equalization: {high_bias_absorption: true}}\n", ErrorCode.ConfigWrongType, 2, 26, "model_config.weight.equalization");
+        Assert.True(LoadYaml("model_config:\n  weight: {equalization: true}\n").Model.Weight.Equalization);
+        Assert.False(LoadYaml("model_config:\n  weight: {per_channel: true}\n").Model.Weight.Equalization);
         Fails("model_config: [1, 2]\n", ErrorCode.ConfigWrongType, 1, 15, "model_config: expected a mapping, got a list");
         Fails("inputs: {x: {data: a.npy, shape: 4}}\n", ErrorCode.ConfigWrongType, 1, 34, "inputs.x.shape: expected a list, got '4'");
         Fails("inputs: {x: {data: a.npy, scale: 1/abc}}\n", ErrorCode.ConfigWrongType, 1, 34, "expected a number or a fraction like 1/255, got '1/abc'");

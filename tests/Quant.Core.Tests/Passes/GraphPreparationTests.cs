@@ -2,62 +2,17 @@ using Quant.Core.Passes;
 using Quant.Engine;
 using Quant.Onnx;
 using Quant.TestSupport;
+using static Quant.Core.Tests.Passes.PassAssert;
 
 namespace Quant.Core.Tests.Passes;
 
 /// <summary>Small hand-built graphs, one behaviour each; every numeric fold is checked by running both models.</summary>
 public class GraphPreparationTests
 {
-    private sealed class Builder
-    {
-        private readonly Random _rng = new(7);
-        public Graph G { get; } = new() { Name = "t" };
-        public Builder Input(string name, params long[] shape) { G.Inputs.Add(new ValueInfo(name, ElementType.Float, shape.Select(Dim.Known).ToArray())); return this; }
-        public Builder Output(string name) { G.Outputs.Add(new ValueInfo(name, ElementType.Float, null)); return this; }
-        public string Init(string name, long[] dims, float lo = -1, float hi = 1)
-        {
-            long n = dims.Aggregate(1L, (a, b) => a * b);
-            G.Initializers[name] = TensorData.FromFloats(name, dims, Enumerable.Range(0, (int)n).Select(_ => lo + (float)_rng.NextDouble() * (hi - lo)).ToArray());
-            return name;
-        }
-        public Node Add(string name, string op, string[] inputs, string[] outputs, params AttributeValue[] attrs)
-        {
-            var n = new Node(name, op, "", inputs, outputs);
-            foreach (var a in attrs) n.Set(a);
-            G.Nodes.Add(n);
-            return n;
-        }
-        public void ConstantNode(string output, TensorData value) => Add("", "Constant", [], [output], AttributeValue.Of("value", value));
-        public void BatchNorm(string name, string x, string y, int channels)
-        {
-            Add(name, "BatchNormalization", [x, Init(name + ".g", [channels], 0.5f, 2), Init(name + ".b", [channels]), Init(name + ".m", [channels]), Init(name + ".v", [channels], 0.1f, 3)], [y],
-                AttributeValue.Of("epsilon", 1e-3f));
-        }
-        public OnnxModel Model(int opset = 13) { var m = new OnnxModel(G); m.Opsets[""] = opset; return m; }
-    }
-
-    private static void AssertSameFunction(OnnxModel original, PreparedModel prepared, Dictionary<string, Tensor> feeds)
-    {
-        var a = new InferenceSession(original).Run(feeds);
-        var b = new InferenceSession(prepared.Model).Run(feeds);
-        foreach (var (name, t) in a)
-        {
-            Assert.True(TensorAssert.MaxAbsDiff(t, b[name]) <= 1e-5 * Math.Max(1, TensorAssert.MaxAbs(t)), $"output {name}: {TensorAssert.MaxAbsDiff(t, b[name])}");
-        }
-    }
-
-    private static Tensor Random(int seed, params int[] shape)
-    {
-        var rng = new Random(seed);
-        var d = new float[Tensor.ElementCount(shape)];
-        for (int i = 0; i < d.Length; i++) d[i] = (float)(rng.NextDouble() * 4 - 2);
-        return Tensor.From(d, shape);
-    }
-
     [Fact]
     public void Batchnorm_folds_into_conv_grouped_conv_transpose_and_gemm()
     {
-        var b = new Builder().Input("x", 1, 4, 6, 6).Input("v", 3, 5);
+        var b = new PassGraph().Input("x", 1, 4, 6, 6).Input("v", 3, 5);
         b.ConstantNode("w", TensorData.FromFloats("w", [6, 2, 3, 3], Enumerable.Range(0, 108).Select(i => (float)Math.Sin(i)).ToArray()));
         b.Add("conv", "Conv", ["x", "w"], ["c"], AttributeValue.Of("group", 2L), AttributeValue.Of("pads", new long[] { 1, 1, 1, 1 }));
         b.BatchNorm("bn1", "c", "c_bn", 6);
@@ -85,7 +40,7 @@ public class GraphPreparationTests
     [Fact]
     public void Batchnorm_that_cannot_fold_stays_with_reason()
     {
-        var b = new Builder().Input("x", 1, 3, 4, 4).Input("mean", 3);
+        var b = new PassGraph().Input("x", 1, 3, 4, 4).Input("mean", 3);
         b.Add("conv", "Conv", ["x", b.Init("w", [3, 3, 1, 1])], ["c"]);
         b.BatchNorm("bn_shared", "c", "y1", 3);             // conv output also read by relu_side
         b.Add("relu_side", "Relu", ["c"], ["y2"]);
@@ -112,7 +67,7 @@ public class GraphPreparationTests
     [Fact]
     public void Identity_and_dropout_go_and_output_names_stay()
     {
-        var b = new Builder().Input("x", 2, 3);
+        var b = new PassGraph().Input("x", 2, 3);
         b.Add("relu", "Relu", ["x"], ["r"]);
         b.Add("id1", "Identity", ["r"], ["r_id"]);
         b.Add("drop", "Dropout", ["r_id"], ["r_drop"]);
@@ -143,7 +98,7 @@ public class GraphPreparationTests
     [Fact]
     public void Constant_folding_evaluates_constant_nodes_but_keeps_runtime_shape_arithmetic()
     {
-        var b = new Builder().Input("x", 2, 3);
+        var b = new PassGraph().Input("x", 2, 3);
         b.ConstantNode("a", TensorData.FromFloats("a", [3], [1, 2, 3]));
         b.ConstantNode("shape", TensorData.FromInt64s("shape", [2], [1, 3]));
         b.Add("scale", "Mul", ["a", "a"], ["a2"]);                      // constant: folds
@@ -172,7 +127,7 @@ public class GraphPreparationTests
     [Fact]
     public void Fusion_decisions_name_their_reasons()
     {
-        var b = new Builder().Input("x", 1, 2, 5, 5).Input("hi", 1);
+        var b = new PassGraph().Input("x", 1, 2, 5, 5).Input("hi", 1);
         string W(string n) => b.Init(n, [2, 2, 1, 1]);
         b.Add("c_relu", "Conv", ["x", W("w1")], ["c1"]);
         b.Add("relu", "Relu", ["c1"], ["a1"]);
@@ -194,7 +149,8 @@ public class GraphPreparationTests
         b.Add("hs_div", "Div", ["h3", "six"], ["y"]);
         b.Output("y");
         var model = b.Model();
-        var p = GraphPreparation.Prepare(model);
+        // Composite fusion off: the decomposed HardSwish is recognised piece by piece.
+        var p = GraphPreparation.Prepare(model, new PreparationOptions { FuseCompositeOps = false });
         var f = p.Fusions.ToDictionary(r => r.ProducerNode);
 
         Assert.True(f["c_relu"].Fused);
@@ -213,12 +169,19 @@ public class GraphPreparationTests
         Assert.True(p2.Fusions.Single(r => r.ProducerNode == "c_hsig").Fused);
         Assert.False(p2.Fusions.Single(r => r.ProducerNode == "c_hs").Fused);
         Assert.Equal(model.Graph.Nodes.Count, p.Model.Graph.Nodes.Count); // decisions only: the graph is not rewritten
+
+        // Composite fusion on (the default): the same decision for the one HardSwish node that replaced the pieces.
+        var fused = GraphPreparation.Prepare(model).Fusions.Single(r => r.ProducerNode == "c_hs");
+        Assert.True(fused.Fused);
+        Assert.Equal("HardSwish", fused.Activation);
+        Assert.Equal(["y"], fused.ActivationNodes);
+        Assert.Equal("y", fused.OutputValue);
     }
 
     [Fact]
     public void Bias_add_after_conv_transpose_folds_only_when_per_channel()
     {
-        var b = new Builder().Input("x", 1, 3, 4, 4);
+        var b = new PassGraph().Input("x", 1, 3, 4, 4);
         b.Add("ct", "ConvTranspose", ["x", b.Init("w", [3, 2, 2, 2])], ["t"], AttributeValue.Of("strides", new long[] { 2, 2 }));
         b.Add("bias", "Add", ["t", b.Init("b", [1, 2, 1, 1])], ["tb"]);
         b.BatchNorm("bn", "tb", "y", 2);

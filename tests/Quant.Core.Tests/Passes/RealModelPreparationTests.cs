@@ -25,10 +25,11 @@ public class RealModelPreparationTests
         Assert.True(err <= bound, $"{what}: max abs error {err} > {bound} (1e-5 x {scale}, or ORT vs engine on the original {noiseFloor})");
     }
 
-    private static PreparedModel CheckModel(string path, IReadOnlyList<Tensor> samples, int batchNorms, int foldedBatchNorms, int constants)
+    private static PreparedModel CheckModel(string path, IReadOnlyList<Tensor> samples, int batchNorms, int foldedBatchNorms, int constants,
+        PreparationOptions? options = null)
     {
         var original = OnnxModelReader.Load(path);
-        var prepared = GraphPreparation.Prepare(original);
+        var prepared = GraphPreparation.Prepare(original, options);
         var g = prepared.Model.Graph;
 
         Assert.Equal(batchNorms, original.Graph.Nodes.Count(n => n.OpType == "BatchNormalization"));
@@ -67,6 +68,15 @@ public class RealModelPreparationTests
         return prepared;
     }
 
+    /// <summary>All decomposed HardSwish became HardSwish nodes: no Clip 0..6 pieces are left and the opset has the op.</summary>
+    private static void AssertHardSwishFused(PreparedModel p, int count)
+    {
+        Assert.Equal(count, p.Composites.Count(c => c is { OpType: "HardSwish", Fused: true }));
+        Assert.Equal(count, p.Model.Graph.Nodes.Count(n => n.OpType == "HardSwish"));
+        Assert.DoesNotContain(p.Model.Graph.Nodes, n => n.OpType == "Clip");
+        Assert.True(p.Model.OpsetFor("") >= 14);
+    }
+
     [Fact]
     public void Det_prepared_model_matches_original()
     {
@@ -87,6 +97,7 @@ public class RealModelPreparationTests
         Assert.All(p.Fusions.Where(f => f.Activation == "HardSigmoid"), f => Assert.Contains("not supported for fusion", f.Reason));
         Assert.Equal(10, p.Fusions.Count(f => f.Activation == "HardSigmoid"));
         Assert.Empty(p.DeadNodes);
+        AssertHardSwishFused(p, 24);
     }
 
     [Fact]
@@ -96,16 +107,54 @@ public class RealModelPreparationTests
         Assert.Contains(p.FoldedBatchNorms, f => f is { Node: "p2o.BatchNormalization.0", IntoNode: "p2o.Conv.0" });
         // Shape(x) arithmetic depends on the runtime input and must stay.
         Assert.Equal(4, p.Model.Graph.Nodes.Count(n => n.OpType == "Shape"));
+        AssertHardSwishFused(p, 28);
+        // The SVTR neck's five LayerNorms (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) are one op each.
+        var ln = p.Composites.Where(c => c.OpType == "LayerNormalization").ToList();
+        Assert.Equal(5, ln.Count);
+        Assert.All(ln, c => Assert.True(c.Fused, c.ToString()));
+        Assert.Equal(["p2o.ReduceMean.0", "p2o.Sub.0", "p2o.Pow.0", "p2o.ReduceMean.2", "p2o.Add.232", "p2o.Sqrt.0", "p2o.Div.28", "p2o.Mul.178", "p2o.Add.234"],
+            ln[0].FromNodes);
+        Assert.Equal(5, p.Model.Graph.Nodes.Count(n => n.OpType == "LayerNormalization"));
+        Assert.DoesNotContain(p.Model.Graph.Nodes, n => n.OpType is "Pow" or "Sqrt" or "ReduceMean");
+        Assert.Equal(17, p.Model.OpsetFor(""));
     }
 
     [Fact]
     public void Cls_prepared_model_matches_original()
     {
         var p = CheckModel(TestAssets.ClsModel, OcrSamples.ClsFiles.Take(2).Select(OcrSamples.Cls).ToList(), batchNorms: 35, foldedBatchNorms: 35, constants: 250);
-        // Conv + BN + decomposed HardSwish (Add 3, Clip 0..6, Mul, Div 6) is recognised as HardSwish and fused.
+        // Every decomposed HardSwish (Add 3, Clip 0..6, Mul, Div 6) became one HardSwish node named after its output.
+        AssertHardSwishFused(p, 18);
+        Assert.Contains(p.Composites, c => c is { Node: "hardswish_0.tmp_0", Input: "batch_norm_0.tmp_3", Fused: true }
+            && c.FromNodes.SequenceEqual(["p2o.Add.0", "p2o.Clip.0", "p2o.Mul.0", "p2o.Div.0"]));
+        // Conv + BN + HardSwish: the BN folds and the conv fuses with the one HardSwish node.
         var hs = p.Fusions.Where(f => f.Activation == "HardSwish").ToList();
-        Assert.NotEmpty(hs);
-        Assert.Contains(hs, f => f is { ProducerNode: "p2o.Conv.0", Fused: true } && f.ActivationNodes.Count == 4 && f.OutputValue.Length > 0);
+        Assert.Contains(hs, f => f is { ProducerNode: "p2o.Conv.0", Fused: true, OutputValue: "hardswish_0.tmp_0" } && f.ActivationNodes.SequenceEqual(["hardswish_0.tmp_0"]));
         Assert.Contains(p.Fusions, f => f is { Activation: "Relu", Fused: true });
+    }
+
+    /// <summary>Which PaddleOCR pairs qualify for cross-layer equalization, and the equalized models still compute the same.</summary>
+    /// <remarks>
+    /// Expected counts from the original graphs: cls has 14 Conv(-BN)-Relu-Conv pairs, one Conv(-BN)-Conv and 9
+    /// Conv(-BN)-HardSwish-Conv; det 12 through Relu (SE blocks and the head) and 5 direct (its HardSwish follow a
+    /// learnable scale/shift, not the conv); rec 2 through Relu and one direct.
+    /// </remarks>
+    [Theory]
+    [InlineData("cls", 35, 250, 15, 9)]
+    [InlineData("det", 3, 342, 17, 0)]
+    [InlineData("rec", 6, 325, 3, 0)]
+    public void Equalized_models_match_original(string which, int batchNorms, int constants, int equalized, int throughHardSwish)
+    {
+        var (path, samples) = which switch
+        {
+            "cls" => (TestAssets.ClsModel, OcrSamples.ClsFiles.Take(1).Select(OcrSamples.Cls).ToList()),
+            "det" => (TestAssets.DetModel, [OcrSamples.Det(OcrSamples.DetFiles[0])]),
+            _ => (TestAssets.RecModel, OcrSamples.RecFiles.Take(1).Select(OcrSamples.Rec).ToList()),
+        };
+        var p = CheckModel(path, samples, batchNorms, batchNorms, constants, new PreparationOptions { Equalize = true });
+        Assert.Equal(equalized, p.Equalizations.Count(e => e.Equalized));
+        // Every equalized pair ends balanced channel by channel (within the iteration's stopping tolerance).
+        Assert.All(p.Equalizations.Where(e => e.Equalized), e => Assert.True(e.ImbalanceAfter < 1.01 && e.ImbalanceBefore >= e.ImbalanceAfter, e.ToString()));
+        Assert.Equal(throughHardSwish, p.Equalizations.Count(e => !e.Equalized && e.Activation == "HardSwish"));
     }
 }

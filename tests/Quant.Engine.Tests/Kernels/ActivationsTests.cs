@@ -1,5 +1,7 @@
+using Quant.Core.DeploymentRuntime;
 using Quant.Engine;
 using Quant.Onnx;
+using Quant.TestSupport;
 using static Quant.Engine.Tests.Kernels.ElementwiseReference;
 
 namespace Quant.Engine.Tests.Kernels;
@@ -94,5 +96,38 @@ public class ActivationsTests
         // up to ~1% on values ~1e-5); we evaluate in double. Compare on the model-level scale instead.
         CompareWithOrt("elem_gelu_opset20.onnx", new Dictionary<string, Tensor> { ["x"] = RandomTensor(22, [3, 50], -6, 6) },
             rtol: 1e-6, atol: 1e-6);
+    }
+
+    /// <summary>
+    /// HardSwish feeds QuantizeLinear in a qat model, where a last-bit difference can flip a rounding: the engine must
+    /// compute what ONNX Runtime computes, bit for bit, over the whole range (values 2^-6 .. 2^4 of both signs).
+    /// </summary>
+    [Fact]
+    public void HardSwish_equals_onnx_runtime_bit_for_bit()
+    {
+        var g = new Graph { Name = "hardswish" };
+        const int n = 1 << 16;
+        g.Inputs.Add(new ValueInfo("x", ElementType.Float, [Dim.Known(n)]));
+        g.Outputs.Add(new ValueInfo("y", ElementType.Float, null));
+        g.Nodes.Add(new Node("hs", "HardSwish", "", ["x"], ["y"]));
+        var model = new OnnxModel(g);
+        model.Opsets[""] = 14;
+        var rng = new Random(5);
+        var values = new float[n];
+        for (int i = 0; i < n; i++) values[i] = (float)((rng.NextDouble() * 2 - 1) * Math.Pow(2, rng.Next(-6, 5)));
+        var feeds = new Dictionary<string, Tensor> { ["x"] = Tensor.From(values, [n]) };
+        var dir = TestAssets.TempDir("hardswish");
+        try
+        {
+            var path = Path.Combine(dir, "hardswish.onnx");
+            OnnxModelWriter.Save(model, path);
+            var ort = OrtOracle.Run(path, feeds, optimization: OrtOptimization.Disabled).Outputs["y"].ReadOnlySpan<float>();
+            var ours = new InferenceSession(model).Run(feeds)["y"].ReadOnlySpan<float>();
+            int differ = 0, first = -1;
+            for (int i = 0; i < n; i++)
+                if (BitConverter.SingleToInt32Bits(ort[i]) != BitConverter.SingleToInt32Bits(ours[i])) { differ++; if (first < 0) first = i; }
+            Assert.True(differ == 0, $"{differ} of {n} differ, first HardSwish({(first < 0 ? 0 : values[first])}): ORT {(first < 0 ? 0 : ort[first])}, engine {(first < 0 ? 0 : ours[first])}");
+        }
+        finally { Directory.Delete(dir, true); }
     }
 }
