@@ -1,4 +1,7 @@
+using Quant.Core.Analysis;
 using Quant.Core.Conversion;
+using Quant.Core.Stages;
+using Quant.Core.Tests.Stages;
 using Quant.Engine;
 using Quant.Onnx;
 using Quant.TestSupport;
@@ -11,7 +14,7 @@ namespace Quant.Core.Tests.Convert;
 /// QConv(to = float) → HardSwish → QuantizeLinear run by the same engine and by the compiled .qbm, and stays within one LSB of the qat model
 /// run by ONNX Runtime.
 /// </summary>
-public class ConvHardSwishTests
+public class ConvHardSwishTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     // Inputs over [-6, 6] with input scale 0.05 put conv outputs on both bends of HardSwish (−3 and +3) and beyond.
     private static Tensor Input(int seed)
@@ -37,24 +40,13 @@ public class ConvHardSwishTests
         var model = OnnxModelReader.Load(quantized);
         Assert.Equal(["QuantizeLinear", "QConv", "DequantizeLinear"], model.Graph.Nodes.Select(n => n.OpType));
         var q = model.Graph.Nodes[1];
+        Assert.Equal(4, q.Inputs.Count); // X, W, B and the float64 S_m: no multiplier/shift
         Assert.Equal("HardSwish", q.GetString("activation", ""));
         Assert.Equal(0.03f, q.GetFloat("y_scale", 0));
         Assert.Equal(-20, q.GetInt("y_zero_point", 0));
 
-        // The unfused lowering by hand: the same QConv writing float, the engine's HardSwish, QuantizeLinear.
-        var unfused = OnnxModelReader.Load(quantized);
-        var g = unfused.Graph;
-        var fq = g.Nodes[1];
-        fq.Attributes.Remove("activation");
-        fq.Attributes.Remove("y_scale");
-        fq.Attributes.Remove("y_zero_point");
-        fq.Set(AttributeValue.Of("to", (long)ElementType.Float));
-        fq.Outputs[0] = "conv_float";
-        g.Initializers["hs_y_scale"] = TensorData.FromFloats("hs_y_scale", [], [0.03f]);
-        g.Initializers["hs_y_zp"] = TensorData.From("hs_y_zp", ElementType.Int8, [], new sbyte[] { -20 }.AsSpan());
-        g.Nodes.Insert(2, new Node("hs", "HardSwish", "", ["conv_float"], ["hs_out"]));
-        g.Nodes.Insert(3, new Node("hs_q", "QuantizeLinear", "", ["hs_out", "hs_y_scale", "hs_y_zp"], [q.Outputs[0]]));
-        unfused.Opsets[""] = 14;
+        var unfused = Unfused(quantized);
+        Assert.Equal(1, unfused.Graph.Nodes.Count(n => n.OpType == "HardSwish"));
 
         var fusedRun = new InferenceSession(model);
         var unfusedRun = new InferenceSession(unfused);
@@ -72,6 +64,37 @@ public class ConvHardSwishTests
         }
         // The negative lobe of HardSwish (between −3 and 0) was reached, not just the identity part.
         Assert.True(bent > 0);
+    }
+
+    /// <summary>
+    /// The unfused lowering of the same quantized model by hand: each QConv with an activation writes float, then
+    /// the engine's HardSwish, then QuantizeLinear with the QConv's y_scale and y_zero_point.
+    /// </summary>
+    private static OnnxModel Unfused(string quantized)
+    {
+        var model = OnnxModelReader.Load(quantized);
+        var g = model.Graph;
+        int k = 0;
+        foreach (var q in g.Nodes.Where(n => n.OpType == "QConv" && n.Has("activation")).ToList())
+        {
+            var to = (ElementType)q.GetInt("to", 3);
+            float ys = q.GetFloat("y_scale", 0);
+            long zp = q.GetInt("y_zero_point", 0);
+            var y = q.Outputs[0];
+            foreach (var a in new[] { "activation", "y_scale", "y_zero_point" }) q.Attributes.Remove(a);
+            q.Set(AttributeValue.Of("to", (long)ElementType.Float));
+            q.Outputs[0] = $"{y}_unfused_float";
+            g.Initializers[$"unfused{k}_scale"] = TensorData.FromFloats($"unfused{k}_scale", [], [ys]);
+            g.Initializers[$"unfused{k}_zp"] = to == ElementType.Int8
+                ? TensorData.From($"unfused{k}_zp", to, [], new[] { (sbyte)zp }.AsSpan())
+                : TensorData.From($"unfused{k}_zp", to, [], new[] { (short)zp }.AsSpan());
+            int at = g.Nodes.IndexOf(q);
+            g.Nodes.Insert(at + 1, new Node($"unfused{k}_hs", "HardSwish", "", [q.Outputs[0]], [$"{y}_unfused_hs"]));
+            g.Nodes.Insert(at + 2, new Node($"unfused{k}_q", "QuantizeLinear", "", [$"{y}_unfused_hs", $"unfused{k}_scale", $"unfused{k}_zp"], [y]));
+            k++;
+        }
+        model.Opsets[""] = Math.Max(model.Opsets.GetValueOrDefault(""), 14);
+        return model;
     }
 
     [Fact]
@@ -98,5 +121,61 @@ public class ConvHardSwishTests
             total += a.Length;
         }
         Assert.True(flips <= total / 20, $"{flips} of {total} outputs flipped");
+    }
+
+    /// <summary>
+    /// The real det (performance preset) with its PP-LCNetV3 affines folded so its convs feed their HardSwish directly
+    /// (<see cref="LcnetAffine"/>): export → convert fuses them into QConvs with the HardSwish epilogue; every integer
+    /// node is within 1 LSB of the qat run (spec §4.5, ties only), the output within quantized_vs_qat's default
+    /// bound (the lower of the ±1-ulp and ±1-LSB flip floors), the fused model equals its unfused lowering bit for bit, and the compiled .qbm equals both.
+    /// </summary>
+    [Fact]
+    public void Real_det_with_conv_hardswish_fuses_and_matches_qat_unfused_and_compiled()
+    {
+        var dir = TestAssets.TempDir("convert-hardswish-det");
+        var floatModel = OnnxModelReader.Load(TestAssets.DetModel);
+        int folded = LcnetAffine.Fold(floatModel);
+        Assert.True(folded >= 20, $"only {folded} Conv → Mul → Add affines folded");
+        var floatPath = Path.Combine(dir, "det-folded.onnx");
+        OnnxModelWriter.Save(floatModel, floatPath);
+        var cfg = ExportConfigs.Write(dir, ExportConfigs.Yaml(ExportConfigs.DetData, "performance", "max", ExportConfigs.DetPreprocessing));
+        var export = ExportStage.Run(new ExportRequest { ModelPath = floatPath, ConfigPath = cfg, OutputDirectory = dir, Name = "m", SelectionSamples = 2 });
+        var quantized = Path.Combine(dir, ConvertStage.FileName("m"));
+        var summary = ConvertStage.Run(export.QatModelPath, quantized);
+        int fused = summary.Nodes.Count(n => n.OpType == "Conv" && n.Fused is not null && n.Fused.StartsWith("hardswish", StringComparison.Ordinal));
+        output.WriteLine($"{folded} affines folded; {fused} Conv + HardSwish fused; {summary.FloatIslands} float islands");
+        Assert.True(fused >= 20, $"only {fused} Conv + HardSwish groups fused");
+
+        var x = OcrSamples.Det(OcrSamples.DetFiles[1], 320, 320);
+        var feeds = new Dictionary<string, Tensor> { ["x"] = x };
+        var r = NodeLockstep.Run(export.QatModelPath, quantized, feeds);
+        output.WriteLine($"node by node: {r.Flips} of {r.Elements} integers 1 LSB off; worst node {r.WorstNode} {r.WorstNodeShare:E2}");
+        Assert.True(r.MaxDifference <= 1, $"an integer node is {r.MaxDifference} LSB off the qat run");
+        Assert.True(r.Flips <= r.Elements / 100, $"{r.Flips} of {r.Elements} integers off by 1 LSB");
+
+        // quantized_vs_qat's default bound (spec §14, Checks/DefaultBounds): the lower of the export's ±1-ulp floor and
+        // the ±1-LSB requantization-flip floor on this sample, then 1 − 2·(1 − floor).
+        var ours = new InferenceSession(OnnxModelReader.Load(quantized)).Run(feeds);
+        var qatSession = new InferenceSession(OnnxModelReader.Load(export.QatModelPath));
+        var flips = LastBitStability.MeasureRequantizationFlips(qatSession, feeds);
+        foreach (var (name, t) in qatSession.Run(feeds))
+        {
+            double floor = Math.Min(export.Stability.FirstOrDefault(s => s.Output == name)?.MinCosine ?? 1,
+                flips.FirstOrDefault(s => s.Output == name)?.MinCosine ?? 1);
+            double bound = Math.Min(0.9999, 1 - 2 * (1 - floor));
+            double cos = Similarity.Of(ours[name], t).Cosine;
+            output.WriteLine($"'{name}': quantized vs qat cosine {cos:F7} (bound {bound:F6})");
+            Assert.True(cos >= bound, $"'{name}': cosine {cos:F7} < {bound:F6}");
+        }
+
+        var unfused = new InferenceSession(Unfused(quantized)).Run(feeds);
+        var compiled = Quant.Runtime.QbmModel.Load(Quant.Core.Compilation.CompileStage.Run(quantized, Path.Combine(dir, "m.qbm"),
+            new Quant.Core.Compilation.CompileOptions { InputShapes = new Dictionary<string, int[]> { ["x"] = [1, 3, 320, 320] } }).QbmPath,
+            new Quant.Runtime.QbmRunOptions { Threads = 2 }).Run(feeds);
+        foreach (var (name, t) in ours)
+        {
+            Assert.Equal(t.ReadOnlySpan<float>().ToArray(), unfused[name].ReadOnlySpan<float>().ToArray());
+            Assert.Equal(t.ReadOnlySpan<float>().ToArray(), compiled[name].ReadOnlySpan<float>().ToArray());
+        }
     }
 }
