@@ -8,7 +8,7 @@ namespace Quant.Engine.Tests.Kernels.Integer;
 /// QConv with <c>activation = "HardSwish"</c> (docs/quantized-model.md): on every convolution path (dense int8 VNNI,
 /// depthwise, int16, int64 accumulators) and both output types, the scalar path and the vector epilogue equal an
 /// independent computation from the exact accumulator: q = sat(rne(HardSwish(fl32(acc·S_m)) / s_y) + z_y) with
-/// HardSwish in float32, product and sum rounded separately.
+/// HardSwish in float32, product and sum rounded separately; with to = float, HardSwish(fl32(acc·S_m)) bit for bit.
 /// </summary>
 public class QConvActivationTests
 {
@@ -54,6 +54,17 @@ public class QConvActivationTests
             expected[i] = (int)Math.Clamp(Math.Round((double)(v / ys), MidpointRounding.ToEven) + zy, qmin, qmax);
         }
         Assert.True(negative > a.Length / 50, $"only {negative} of {a.Length} values in HardSwish's negative lobe");
+        // The float output (a float reader of the HardSwish): HardSwish(fl32(acc·S_m)) itself, bit for bit.
+        var floatPlan = new QConvPlan(Setup(Node("QConv", ["x", "w", "b", "s"],
+            [.. conv, ("to", (int)ElementType.Float), ("activation", "HardSwish"), ("acc_bits", wide ? 64 : 32)]), consts));
+        var yf = Tensor.Zeros(ElementType.Float, shape);
+        floatPlan.Run(xt, yf, true, Sequential);
+        var f = yf.ReadOnlySpan<float>();
+        for (int i = 0; i < a.Length; i++)
+        {
+            float v = HardSwish((float)(a[i] * s[perChannel ? i / plane : 0]));
+            Assert.True(BitConverter.SingleToInt32Bits(v) == BitConverter.SingleToInt32Bits(f[i]), $"float output {i}: expected {v}, got {f[i]}");
+        }
         foreach (var vector in new[] { false, true })
         {
             var y = Tensor.Zeros(to, shape);
