@@ -2,7 +2,7 @@ using Quant.Onnx;
 
 namespace Quant.Core.Conversion;
 
-/// <summary>Conv → <c>QConv</c> (docs/quantization-spec.md §4): exact accumulator, int32 bias, per-channel requantization, fused Relu/Clip.</summary>
+/// <summary>Conv → <c>QConv</c> (docs/quantization-spec.md §4): exact accumulator, int32 bias, per-channel requantization, fused Relu/Clip (integer clamps) or HardSwish (float epilogue).</summary>
 public sealed class ConvRule : IFloatOutputRule
 {
     public IReadOnlyList<string> OpTypes { get; } = ["Conv"];
@@ -31,7 +31,10 @@ public sealed class ConvRule : IFloatOutputRule
         var attrs = GemmLowering.Copy(r.Node, "auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
             .Append(AttributeValue.Of("x_zero_point", (long)x.Format.ZeroPoint))
             .Append(AttributeValue.Of("axis", 1L));
-        GemmLowering.Emit(r, "QConv", [x.Tensor, wIn.Tensor, bias], attrs, y => s.Select(v => v / y.Scale).ToArray(), accBits);
+        if (GemmLowering.FloatActivation(r) is { } activation)
+            GemmLowering.EmitActivated(r, "QConv", [x.Tensor, wIn.Tensor, bias], attrs, s, activation, accBits);
+        else
+            GemmLowering.Emit(r, "QConv", [x.Tensor, wIn.Tensor, bias], attrs, y => s.Select(v => v / y.Scale).ToArray(), accBits);
         GemmLowering.EmitFloat(r, "QConv", [x.Tensor, wIn.Tensor, bias], attrs, s, accBits);
         return null;
     }

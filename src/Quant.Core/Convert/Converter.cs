@@ -159,7 +159,10 @@ internal static class Converter
 
     private static bool NonFloatConstant(QdqGraph qdq, string tensor) => qdq.Constant(tensor) is { } t && t.Type is not (ElementType.Float or ElementType.Float16);
 
-    /// <summary>P6: a GEMM-type node whose only reader is a Relu or a Clip with constant bounds (no Q between).</summary>
+    /// <summary>
+    /// P6: a GEMM-type node whose only reader is a Relu or a Clip with constant bounds (no Q between), or a Conv whose
+    /// only reader is a HardSwish (the QConv's float activation epilogue, spec §4.4).
+    /// </summary>
     private static Node? Fusable(Node node, Dictionary<string, List<Node>> consumers, HashSet<string> graphOutputs, QdqGraph qdq)
     {
         if (!GemmOps.Contains(node.OpType) || !node.IsDefaultDomain || node.Outputs.Count != 1 || graphOutputs.Contains(node.Outputs[0])) return null;
@@ -167,6 +170,7 @@ internal static class Converter
         var r = rs[0];
         if (!r.IsDefaultDomain || r.Inputs.Count == 0 || r.Inputs[0] != node.Outputs[0]) return null;
         if (r.OpType == "Relu") return r;
+        if (r.OpType == "HardSwish" && node.OpType == "Conv") return r;
         if (r.OpType == "Clip" && r.Inputs.Skip(1).All(i => i.Length == 0 || qdq.Constant(i) is { Type: ElementType.Float, ElementCount: 1 })) return r;
         return null;
     }

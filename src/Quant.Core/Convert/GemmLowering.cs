@@ -162,6 +162,43 @@ internal static class GemmLowering
         }
     }
 
+    /// <summary>The float activation the kernel applies after fl32(acc·S_m) (a fused HardSwish), or null for none or Relu/Clip.</summary>
+    public static string? FloatActivation(LoweringRequest r) => r.FusedActivation is { OpType: "HardSwish" } ? "HardSwish" : null;
+
+    /// <summary>
+    /// A fused float activation (spec §4.4 "Fused float activation"): one node per output format computing
+    /// QuantizeLinear(activation(fl32((double)acc·S_m)), s_y, z_y), what the qat model's Conv → HardSwish → Q computes
+    /// with the accumulator exact; the exact S_m (float64) stands in place of multiplier/shift.
+    /// </summary>
+    public static void EmitActivated(LoweringRequest r, string opType, IReadOnlyList<string> inputs, IEnumerable<AttributeValue> attributes,
+        double[] s, string activation, int accBits)
+    {
+        var node = r.Node;
+        bool several = r.Outputs.Count > 1;
+        var copied = attributes.ToList();
+        string? sName = null;
+        foreach (var o in r.Outputs)
+        {
+            sName ??= AddScale(r, $"{node.Name}_activation_scale", s);
+            string suffix = several ? "_" + (o.Format.Type == ElementType.Int16 ? "int16" : "int8") : "";
+            var q = r.Emit.AddNode(node.Name.Length > 0 ? node.Name + suffix : o.Tensor + "_node", opType, LoweringEmitter.Domain,
+                [.. inputs, sName], [o.Tensor]);
+            foreach (var a in copied) q.Set(a);
+            q.Set(AttributeValue.Of("to", (long)o.Format.Type));
+            q.Set(AttributeValue.Of("y_scale", o.Format.Scale));
+            q.Set(AttributeValue.Of("y_zero_point", (long)o.Format.ZeroPoint));
+            q.Set(AttributeValue.Of("activation", activation));
+            q.Set(AttributeValue.Of("acc_bits", (long)accBits));
+        }
+    }
+
+    /// <summary>S_m per channel as a float64 initializer (stored once when every channel shares it).</summary>
+    private static string AddScale(LoweringRequest r, string hint, double[] s)
+    {
+        var scale = s.Distinct().Count() == 1 ? [s[0]] : s;
+        return r.Emit.AddInitializer(hint, TensorData.From("s", ElementType.Double, [scale.Length], scale.AsSpan()));
+    }
+
     /// <summary>
     /// The float output of spec §4.4 for float readers: <c>to</c> = float, the exact S_m (float64, per channel) in
     /// place of multiplier/shift, and the fused Relu/Clip as float bounds.
@@ -170,11 +207,11 @@ internal static class GemmLowering
     {
         if (r.FloatOutput is not { } tensor) return;
         var node = r.Node;
-        var scale = s.Distinct().Count() == 1 ? [s[0]] : s;
-        var sName = r.Emit.AddInitializer($"{node.Name}_float_scale", TensorData.From("s", ElementType.Double, [scale.Length], scale.AsSpan()));
+        var sName = AddScale(r, $"{node.Name}_float_scale", s);
         var q = r.Emit.AddNode(node.Name.Length > 0 ? node.Name : tensor + "_node", opType, LoweringEmitter.Domain, [.. inputs, sName], [tensor]);
         foreach (var a in attributes) q.Set(a);
         q.Set(AttributeValue.Of("to", (long)ElementType.Float));
+        if (FloatActivation(r) is { } activation) q.Set(AttributeValue.Of("activation", activation));
         var (lo, hi) = FloatClamp(r);
         if (!float.IsNegativeInfinity(lo)) q.Set(AttributeValue.Of("clip_min", lo));
         if (!float.IsPositiveInfinity(hi)) q.Set(AttributeValue.Of("clip_max", hi));
@@ -185,7 +222,7 @@ internal static class GemmLowering
     private static (float Lo, float Hi) FloatClamp(LoweringRequest r)
     {
         var act = r.FusedActivation;
-        if (act is null) return (float.NegativeInfinity, float.PositiveInfinity);
+        if (act is null || FloatActivation(r) is not null) return (float.NegativeInfinity, float.PositiveInfinity);
         if (act.OpType == "Relu") return (0, float.PositiveInfinity);
         if (act.Has("min") || act.Has("max")) return (act.GetFloat("min", float.NegativeInfinity), act.GetFloat("max", float.PositiveInfinity));
         float lo = act.InputOrNull(1) is { } a ? r.Constant(a)!.As<float>()[0] : float.NegativeInfinity;

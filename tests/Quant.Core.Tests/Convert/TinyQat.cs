@@ -21,6 +21,8 @@ internal sealed class TinyQat
     public float? DequantizeScale;
     public float BiasValue = 0.3f;
     public bool Relu = true;
+    /// <summary>A HardSwish (opset 14) after the Conv in place of the Relu, with no quantization point between.</summary>
+    public bool HardSwish;
     public string ConvOp = "Conv";
 
     public const int C = 3, M = 4, H = 6, W = 7;
@@ -62,7 +64,12 @@ internal sealed class TinyQat
         }
         g.Nodes.AddRange([q, dq, wdq, conv]);
         string last = "conv_out";
-        if (Relu)
+        if (HardSwish)
+        {
+            g.Nodes.Add(new Node("hs", "HardSwish", "", ["conv_out"], ["hs_out"]));
+            last = "hs_out";
+        }
+        else if (Relu)
         {
             g.Nodes.Add(new Node("relu", "Relu", "", ["conv_out"], ["relu_out"]));
             last = "relu_out";
@@ -70,7 +77,7 @@ internal sealed class TinyQat
         g.Nodes.Add(new Node("y_q", "QuantizeLinear", "", [last, "y_scale", "y_zero_point"], ["y_q"]));
         g.Nodes.Add(new Node("y_dq", "DequantizeLinear", "", ["y_q", "y_scale", "y_zero_point"], ["y"]));
         var model = new OnnxModel(g) { IrVersion = 8 };
-        model.Opsets[""] = 13;
+        model.Opsets[""] = HardSwish ? 14 : 13;
         return model;
     }
 

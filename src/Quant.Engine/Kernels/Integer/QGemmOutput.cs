@@ -7,7 +7,10 @@ namespace Quant.Engine.Kernels.Integer;
 /// <c>to</c>, <c>y_zero_point</c>, <c>clamp_min</c>/<c>clamp_max</c>, the <c>multiplier</c>/<c>shift</c> inputs
 /// (one entry, or one per output channel) and <c>acc_bits</c>. It turns exact accumulators into the output type:
 /// <c>clamp(sat_to(RoundShift(acc·m, n) + z_y), clamp_min, clamp_max)</c> (spec §2.2, §4.4), or writes the
-/// accumulator itself for <c>to</c> = int32/int64.
+/// accumulator itself for <c>to</c> = int32/int64. With <c>activation</c> = "HardSwish" (a Conv + HardSwish with no
+/// quantization point between, spec §4.4 "Fused float activation") the output is the qat model's own float chain:
+/// QuantizeLinear(HardSwish(fl32((double)acc·S_m)), y_scale, z_y), from a float64 S_m input in place of
+/// multiplier/shift; see <see cref="FusedActivation"/>.
 /// </summary>
 internal sealed class QGemmOutput
 {
@@ -24,6 +27,8 @@ internal sealed class QGemmOutput
     public float ClipMax { get; private init; }
     /// <summary>acc_bits = 64: the convert stage could not prove the int32 bound (spec §4.3).</summary>
     public bool Wide { get; }
+    /// <summary>The float activation applied after fl32(acc·S_m) (to = float, or before quantizing to int8/int16); null for none.</summary>
+    public FusedActivation? Activation { get; private init; }
 
     private QGemmOutput(ElementType to, int zy, int lo, int hi, int[] m, int[] n, bool wide)
     {
@@ -39,17 +44,28 @@ internal sealed class QGemmOutput
         int accBits = (int)node.GetInt("acc_bits", 32);
         if (accBits is not (32 or 64)) throw s.Error($"acc_bits must be 32 or 64, got {accBits}");
         bool wide = accBits == 64;
-        if (to == ElementType.Float)
+        var activation = FusedActivation.Parse(s);
+        if (to == ElementType.Float || activation is not null)
         {
             // Spec §4.4 float output: y = fl32((double)acc·S_m), S_m stored exactly as float64, then the fused clip.
             var st = s.Constant(multiplierInput) ?? throw s.Error($"the float scale (input {multiplierInput}) must be a constant initializer");
             if (st.Type != ElementType.Double) throw s.Error($"the float scale must be double, not {st.Type.OnnxName()}");
-            return new QGemmOutput(to, 0, 0, 0, [], [], wide)
-            {
-                FloatScales = st.ReadOnlySpan<double>().ToArray(),
-                ClipMin = node.GetFloat("clip_min", float.NegativeInfinity),
-                ClipMax = node.GetFloat("clip_max", float.PositiveInfinity),
-            };
+            var scales = st.ReadOnlySpan<double>().ToArray();
+            if (to == ElementType.Float)
+                return new QGemmOutput(to, 0, 0, 0, [], [], wide)
+                {
+                    FloatScales = scales, Activation = activation,
+                    ClipMin = node.GetFloat("clip_min", float.NegativeInfinity),
+                    ClipMax = node.GetFloat("clip_max", float.PositiveInfinity),
+                };
+            if (to is not (ElementType.Int8 or ElementType.Int16))
+                throw s.Error($"activation '{activation!.Name}' needs to = float (1), int8 (3) or int16 (5), got {(int)to}");
+            var (amin, amax) = Requantize.Range(to);
+            int az = (int)node.GetInt("y_zero_point", 0);
+            if (az < amin || az > amax) throw s.Error($"y_zero_point {az} lies outside {to.OnnxName()}");
+            float ys = node.GetFloat("y_scale", float.NaN);
+            if (!(ys > 0) || float.IsInfinity(ys)) throw s.Error($"activation '{activation!.Name}' needs a positive finite y_scale, got {ys}");
+            return new QGemmOutput(to, az, amin, amax, [], [], wide) { FloatScales = scales, Activation = activation, YScale = ys };
         }
         if (to is ElementType.Int32 or ElementType.Int64)
         {
@@ -99,12 +115,55 @@ internal sealed class QGemmOutput
             throw error($"{Multipliers.Length} multipliers for {channels} output channels");
     }
 
+    /// <summary>The output scale of a fused activation's quantization (to = int8/int16 with <see cref="Activation"/>).</summary>
+    public float YScale { get; private init; }
+
     private int Index(int channel) => Multipliers.Length == 1 ? 0 : channel;
+
+    private double FloatScale(int channel) => FloatScales[FloatScales.Length == 1 ? 0 : channel];
 
     private float Float(long acc, int channel)
     {
-        float y = (float)(acc * FloatScales[FloatScales.Length == 1 ? 0 : channel]);
+        float y = (float)(acc * FloatScale(channel));
+        if (Activation is { } a) y = a.Scalar(y);
         return Math.Min(Math.Max(y, ClipMin), ClipMax);
+    }
+
+    /// <summary>One element of the fused activation's integer output, the reference the vector path must equal.</summary>
+    private int Activated(long acc, int channel)
+    {
+        var (qmin, qmax) = Requantize.Range(To);
+        return QuantizeRun.Scalar(Activation!.Scalar((float)(acc * FloatScale(channel))), YScale, ZeroPoint, qmin, qmax);
+    }
+
+    /// <summary>
+    /// The fused activation over one channel's run: in L1-sized pieces, fl32(acc·S_m) (exact int → double, one
+    /// product, one rounding to float), the activation's vector map, and the vector QuantizeLinear; every step
+    /// computes what its scalar form computes, so the bits equal <see cref="Activated"/> element for element.
+    /// </summary>
+    private void WriteActivated(ReadOnlySpan<int> acc, int channel, Tensor y, int offset, bool vector)
+    {
+        var (qmin, qmax) = Requantize.Range(To);
+        if (!vector)
+        {
+            if (To == ElementType.Int8) { var d = y.Span<sbyte>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = (sbyte)Activated(acc[i], channel); }
+            else { var d = y.Span<short>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = (short)Activated(acc[i], channel); }
+            return;
+        }
+        const int Piece = 512;
+        Span<float> f = stackalloc float[Piece];
+        double s = FloatScale(channel);
+        for (int start = 0; start < acc.Length; start += Piece)
+        {
+            int n = Math.Min(Piece, acc.Length - start);
+            var part = f[..n];
+            FusedActivation.ScaleToFloat(acc.Slice(start, n), s, part);
+            Activation!.Map(part);
+            if (To == ElementType.Int8)
+                QuantizeRun.Run8(part, YScale, ZeroPoint, qmin, qmax, System.Runtime.InteropServices.MemoryMarshal.AsBytes(y.Span<sbyte>().Slice(offset + start, n)));
+            else
+                QuantizeRun.Run16(part, YScale, ZeroPoint, qmin, qmax, System.Runtime.InteropServices.MemoryMarshal.Cast<short, ushort>(y.Span<short>().Slice(offset + start, n)));
+        }
     }
 
     private bool Clamps
@@ -131,6 +190,7 @@ internal sealed class QGemmOutput
             case ElementType.Float:
                 { var d = y.Span<float>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = Float(acc[i], channel); return; }
             case ElementType.Int32: acc.CopyTo(y.Span<int>().Slice(offset, acc.Length)); return;
+            case ElementType.Int8 or ElementType.Int16 when Activation is not null: WriteActivated(acc, channel, y, offset, vector); return;
             case ElementType.Int64:
                 { var d = y.Span<long>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = acc[i]; return; }
         }
@@ -160,6 +220,12 @@ internal sealed class QGemmOutput
             case ElementType.Int32:
                 { var d = y.Span<int>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = (int)acc[i]; return; }
         }
+        if (Activation is not null)
+        {
+            if (To == ElementType.Int8) { var d = y.Span<sbyte>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = (sbyte)Activated(acc[i], channel); }
+            else { var d = y.Span<short>().Slice(offset, acc.Length); for (int i = 0; i < acc.Length; i++) d[i] = (short)Activated(acc[i], channel); }
+            return;
+        }
         int c = Index(channel);
         int m = Multipliers[c], n = Shifts[c];
         if (To == ElementType.Int8)
@@ -181,6 +247,12 @@ internal sealed class QGemmOutput
         {
             var d = y.Span<float>().Slice(offset, acc.Length);
             for (int i = 0; i < acc.Length; i++) d[i] = Float(acc[i], i % cols);
+            return;
+        }
+        if (Activation is not null)
+        {
+            for (int row = 0; row < acc.Length; row += cols)
+                for (int j = 0; j < cols; j++) Write(acc.Slice(row + j, 1), j, y, offset + row + j, false);
             return;
         }
         if (Multipliers.Length <= 1 || To is ElementType.Int32 or ElementType.Int64)
@@ -211,7 +283,7 @@ internal sealed class QGemmOutput
                 for (int j = 0; j < cols; j++) Write(acc.Slice(row + j, 1), j, y, offset + row + j);
             return;
         }
-        if (Multipliers.Length <= 1 || To is ElementType.Int32 or ElementType.Int64)
+        if (Activation is null && (Multipliers.Length <= 1 || To is ElementType.Int32 or ElementType.Int64))
         {
             Write(acc, 0, y, offset);
             return;

@@ -67,6 +67,7 @@ internal static class QGemmReference
                 int i => AttributeValue.Of(name, (long)i),
                 long[] ls => AttributeValue.Of(name, ls),
                 string s => AttributeValue.Of(name, s),
+                float f => AttributeValue.Of(name, f),
                 _ => throw new ArgumentException(name),
             });
         return n;
