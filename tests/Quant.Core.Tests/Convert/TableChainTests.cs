@@ -33,10 +33,11 @@ public class TableChainTests(Xunit.Abstractions.ITestOutputHelper output)
         var (plain, _) = Converter.Convert(OnnxModelReader.Load(export.QatModelPath), export.QatModelPath, foldTables: false);
         int Count(OnnxModel m, params string[] ops) => m.Graph.Nodes.Count(n => ops.Contains(n.OpType));
         output.WriteLine($"{which}: elementwise integer nodes {Count(plain, Elementwise)} → {Count(folded, Elementwise)}, QTable {Count(plain, "QTable")} → {Count(folded, "QTable")}, nodes {plain.Graph.Nodes.Count} → {folded.Graph.Nodes.Count}");
-        Assert.True(Count(folded, Elementwise) * 4 < Count(plain, Elementwise), "most elementwise integer nodes fold into tables");
+        // Graph preparation folds PP-LCNetV3's per-conv scale and shift into the convolutions and the HardSwish behind
+        // them runs fused in the QConv; what is left elementwise (SE gates' scale and shift, residual tails) still folds.
+        Assert.True(Count(folded, Elementwise) < Count(plain, Elementwise), "elementwise integer nodes fold into tables");
         Assert.True(Count(folded, "QTable") > Count(plain, "QTable"));
-        // The hard-swish (one HardSwish op since graph preparation's composite fusion) folds into a chain.
-        Assert.Contains(report, n => n.FoldedInto is not null && n.OpType == "HardSwish");
+        Assert.Contains(report, n => n.FoldedInto is not null);
         // Every folded table is a function of one int8 tensor with 256 entries.
         foreach (var t in folded.Graph.Nodes.Where(n => n.OpType == "QTable"))
             Assert.Equal(256, folded.Graph.Initializers[t.Inputs[1]].ElementCount);
