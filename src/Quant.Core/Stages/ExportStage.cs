@@ -98,8 +98,11 @@ public static class ExportStage
         string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
         string dataFingerprint = data.Fingerprint();
         var calibrationTime = Stopwatch.StartNew();
-        // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa).
-        var run = CalibrationPass.Run(floatSession, request.ModelPath, data, cacheDir, name, $"model={floatSha256};data={dataFingerprint}" + (config.Model.Weight.Equalization ? ";equalization=true" : ""),
+        // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa); and the
+        // statistics are per tensor of the prepared graph, which a newer Quant.Build may prepare differently.
+        string statisticsKey = $"model={floatSha256};data={dataFingerprint};graph={PreparedGraphHash(model)}"
+            + (config.Model.Weight.Equalization ? ";equalization=true" : "");
+        var run = CalibrationPass.Run(floatSession, request.ModelPath, data, cacheDir, name, statisticsKey,
             activation.NumBinCandidates, activation.PerChannel.Contains(true), request.SelectionSamples, request.Threads,
             (done, count) => progress?.Report(new StageProgress("calibration", done, count)), cancel);
         calibrationTime.Stop();
@@ -189,6 +192,19 @@ public static class ExportStage
             Config = config,
             Warnings = qatPlan?.Warnings ?? [],
         };
+    }
+
+    /// <summary>
+    /// SHA-256 of the prepared graph's structure (each node's op type, inputs and outputs, in order): calibration
+    /// statistics are kept per tensor of this graph, so a cache written for another preparation (an older build that
+    /// did not fuse a composite op, say) must not be read.
+    /// </summary>
+    private static string PreparedGraphHash(OnnxModel model)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var n in model.Graph.Nodes)
+            text.Append(n.Domain).Append(':').Append(n.OpType).Append('(').AppendJoin(',', n.Inputs).Append(")->").AppendJoin(',', n.Outputs).Append('\n');
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())))[..16];
     }
 
     /// <summary>Every activation tensor some node reads or writes as int8/int16, with the qtype it is calibrated for.</summary>
