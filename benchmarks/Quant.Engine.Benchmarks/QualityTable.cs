@@ -16,7 +16,7 @@ using YamlDotNet.RepresentationModel;
 /// README's float 0.870 / 0.9811. Each model is exported by the export stage exactly as the build does, with a calibration
 /// cache kept in .cache/quality so reruns only re-derive scales.
 /// Usage: build/measure-quality.sh DATASETS_DIR [--model rec,cls,det] [--preset performance,base,precision,upper_bound,naive]
-///        [--config EXTRA.yaml] [--det-held-out text|last]
+///        [--config EXTRA.yaml] [--det-held-out text|last] [--ort-optimization disabled|basic|extended|all]
 /// </summary>
 internal static class QualityTable
 {
@@ -38,12 +38,14 @@ internal static class QualityTable
         var presets = AllPresets;
         string? extra = null;
         bool lastFour = false;
+        OrtLevel = OrtOptimization.All;
         for (int i = 1; i < args.Length; i++)
         {
             if (args[i] is "--model" or "--models" && i + 1 < args.Length) models = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries);
             else if (args[i] is "--preset" or "--presets" && i + 1 < args.Length) presets = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries);
             else if (args[i] == "--config" && i + 1 < args.Length) extra = Path.GetFullPath(args[++i]);
             else if (args[i] == "--det-held-out" && i + 1 < args.Length && args[i + 1] is "text" or "last") lastFour = args[++i] == "last";
+            else if (args[i] == "--ort-optimization" && i + 1 < args.Length && OrtRunner.ParseOptimization(args[i + 1]) is { } level) { OrtLevel = level; i++; }
             else return Usage($"unknown argument {args[i]}");
         }
         if (models.FirstOrDefault(m => m is not ("rec" or "cls" or "det")) is { } badModel) return Usage($"unknown model {badModel}");
@@ -100,14 +102,14 @@ internal static class QualityTable
         }
         Console.WriteLine();
         foreach (var n in notes) Console.WriteLine("- " + n);
-        Console.WriteLine($"- qat models run in ONNX Runtime {OrtRunner.Version} (optimization all, 1 thread){(extra is null ? "" : $"; every config extended with {extra}")}; artifacts in {Path.Combine(work, "out")}");
+        Console.WriteLine($"- qat models run in ONNX Runtime {OrtRunner.Version} (optimization {OrtLevel.ToString().ToLowerInvariant()}, 1 thread){(extra is null ? "" : $"; every config extended with {extra}")}; artifacts in {Path.Combine(work, "out")}");
         Console.WriteLine($"- total time {total.Elapsed.TotalSeconds:F0} s");
         return 0;
     }
 
     private static int Usage(string why)
     {
-        Console.Error.WriteLine($"{why}\nusage: quality DATASETS_DIR [--model rec,cls,det] [--preset {string.Join(',', AllPresets)}] [--config EXTRA.yaml] [--det-held-out text|last]");
+        Console.Error.WriteLine($"{why}\nusage: quality DATASETS_DIR [--model rec,cls,det] [--preset {string.Join(',', AllPresets)}] [--config EXTRA.yaml] [--det-held-out text|last] [--ort-optimization disabled|basic|extended|all]");
         return 2;
     }
 
@@ -142,6 +144,9 @@ internal static class QualityTable
         }
     }
 
+    /// <summary>How ONNX Runtime runs the qat models (all optimizations, the users' runtime, unless --ort-optimization says otherwise).</summary>
+    private static OrtOptimization OrtLevel = OrtOptimization.All;
+
     private sealed record Measured(double LineAccuracy, double CharAccuracy, double ClsAccuracy, double MeanPTrue, List<bool[]> Masks);
 
     private sealed class Task
@@ -156,7 +161,7 @@ internal static class QualityTable
 
         public Measured Evaluate(string modelPath)
         {
-            using var ort = new OrtRunner(modelPath, OrtOptimization.All, threads: 1);
+            using var ort = new OrtRunner(modelPath, OrtLevel, threads: 1);
             var outputs = Samples.Select(s => ort.Run(new Dictionary<string, Tensor> { ["x"] = s.Input })[ort.OutputNames[0]]).ToList();
             switch (Model)
             {
