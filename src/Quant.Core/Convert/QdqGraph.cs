@@ -300,17 +300,11 @@ internal sealed class QdqGraph
         var p = _params[q];
         var (qmin, qmax) = QuantizeLinearKernels.Range(p.Type);
         var values = w.As<float>();
-        long inner = 1, channels = 1;
-        if (p.Axis is { } axis0)
-        {
-            int axis = axis0 < 0 ? axis0 + w.Dims.Length : axis0;
-            channels = w.Dims[axis];
-            for (int d = axis + 1; d < w.Dims.Length; d++) inner *= w.Dims[d];
-        }
+        var channel = new Calibration.ChannelIndex(w.Dims, p.Axis);
         var ints = new int[values.Length];
         for (int i = 0; i < ints.Length; i++)
         {
-            int c = (int)(i / inner % channels);
+            int c = channel.Of(i);
             ints[i] = QuantizeRun.Scalar(values[i], p.Scales[c], p.ZeroPoints[c], qmin, qmax);
         }
         var name = Unique(q.Outputs[0] + "_folded");

@@ -51,16 +51,11 @@ public static class ErrorCompensation
     internal static float[] Dequantized(ReadOnlySpan<float> w, long[] dims, QuantParams p)
     {
         var (qmin, qmax) = QuantParams.Range(p.QType);
-        long inner = 1, channels = 1;
-        if (p.Axis is { } axis)
-        {
-            channels = dims[axis];
-            for (int d = axis + 1; d < dims.Length; d++) inner *= dims[d];
-        }
+        var channel = new ChannelIndex(dims, p.Axis);
         var result = new float[w.Length];
         for (int i = 0; i < w.Length; i++)
         {
-            int c = (int)(i / inner % channels);
+            int c = channel.Of(i);
             int zp = p.ZeroPoints.Length == 0 ? 0 : p.ZeroPoints[p.ZeroPoints.Length == 1 ? 0 : c];
             float q = Math.Clamp(MathF.Round(w[i] / p.Scales[c], MidpointRounding.ToEven) + zp, qmin, qmax);
             result[i] = (q - zp) * p.Scales[c];

@@ -221,17 +221,11 @@ public sealed class QatInput
     /// <summary>scale × (q − zero point) per element, along the params' axis when per channel.</summary>
     private static float[] Dequantize(TensorData ints, QdqParams p)
     {
-        long inner = 1, channels = 1;
-        if (p.Axis is { } a0)
-        {
-            int axis = a0 < 0 ? a0 + ints.Dims.Length : a0;
-            channels = ints.Dims[axis];
-            for (int d = axis + 1; d < ints.Dims.Length; d++) inner *= ints.Dims[d];
-        }
+        var channel = new ChannelIndex(ints.Dims, p.Axis);
         var result = new float[ints.ElementCount];
         for (long i = 0; i < result.Length; i++)
         {
-            int c = (int)(i / inner % channels);
+            int c = channel.Of(i);
             long q = ints.Type switch
             {
                 ElementType.Int8 => ints.As<sbyte>()[(int)i],

@@ -413,16 +413,11 @@ public static class QdqExporter
             if (w.Type != ElementType.Float) throw new InvalidOperationException($"weight '{w.Name}' is {w.Type.OnnxName()}, not float");
             var values = w.As<float>();
             var (qmin, qmax) = QuantParams.Range(q);
-            long inner = 1, channels = 1;
-            if (p.Axis is { } axis)
-            {
-                channels = w.Dims[axis];
-                for (int d = axis + 1; d < w.Dims.Length; d++) inner *= w.Dims[d];
-            }
+            var channel = new ChannelIndex(w.Dims, p.Axis);
             var result = new int[values.Length];
             for (int i = 0; i < values.Length; i++)
             {
-                int c = (int)(i / inner % channels);
+                int c = channel.Of(i);
                 int zp = p.ZeroPoints.Length == 0 ? 0 : p.ZeroPoints[p.ZeroPoints.Length == 1 ? 0 : c];
                 float scaled = values[i] / p.Scales[c];
                 result[i] = (int)Math.Clamp(MathF.Round(scaled, MidpointRounding.ToEven) + zp, qmin, qmax);

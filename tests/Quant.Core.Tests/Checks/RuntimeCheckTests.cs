@@ -34,10 +34,11 @@ public class RuntimeCheckTests(Xunit.Abstractions.ITestOutputHelper output)
         var cfg = ExportConfigs.Write(dir, yaml);
         var modelPath = det ? TestAssets.DetModel : TestAssets.RecModel;
         var export = ExportStage.Run(new ExportRequest { ModelPath = modelPath, ConfigPath = cfg, OutputDirectory = dir, Name = model });
-        var result = CheckStage.Run(new CheckRequest
+        var request = new CheckRequest
         {
             ModelPath = modelPath, QatModelPath = export.QatModelPath, ConfigPath = cfg, OutputDirectory = dir, Name = model, StepSummaryPath = null,
-        });
+        };
+        var result = CheckStage.Run(request);
 
         var m = result.Measurements;
         Assert.NotNull(m.Runtime);
@@ -51,8 +52,7 @@ public class RuntimeCheckTests(Xunit.Abstractions.ITestOutputHelper output)
         // the stage's thread count: ONNX Runtime's output on rec upper_bound (since its LayerNorms are one
         // LayerNormalization op) differs in the last bits between 1 and 2 intra-op threads.
         var feeds = new Dictionary<string, Tensor> { ["x"] = det ? OcrSamples.Det(OcrSamples.DetFiles[0]) : OcrSamples.Rec(OcrSamples.RecFiles[0]) };
-        int threads = new CheckRequest { ModelPath = modelPath, QatModelPath = export.QatModelPath, ConfigPath = cfg, OutputDirectory = dir, Name = model }.Threads;
-        using (var ort = new OrtRunner(export.QatModelPath, OrtOptimization.All, threads))
+        using (var ort = new OrtRunner(export.QatModelPath, OrtOptimization.All, request.Threads))
         {
             var engine = new InferenceSession(OnnxModelReader.Load(export.QatModelPath)).Run(feeds)[name];
             Assert.Equal(Similarity.Of(ort.Run(feeds)[name], engine).Cosine, table.Samples(name)[0].Cosine, 12);

@@ -99,8 +99,8 @@ public class RealModelPreparationTests
         Assert.Empty(p.DeadNodes);
         AssertHardSwishFused(p, 24);
         // PP-LCNetV3's learnable scale and shift (Conv -> Mul [1] -> Add [1] -> HardSwish) fold into the convolutions:
-        // no Mul or Add of a constant reads a convolution's output any more, and the HardSwish sits right behind the
-        // conv, where the target runs it fused (24 pairs, as counted independently on the original graph).
+        // no Mul or Add of a constant reads a convolution's output any more, and every one of det's 24 HardSwish (asserted
+        // above) sits right behind its conv, where the target runs it fused.
         var prepared = p.Model.Graph;
         Assert.DoesNotContain(prepared.Nodes, n => n.OpType is "Mul" or "Add" && n.Inputs.Count == 2
             && n.Inputs.Any(i => prepared.Nodes.FirstOrDefault(q => q.Outputs.Contains(i))?.OpType is "Conv" or "ConvTranspose")
