@@ -38,14 +38,14 @@ internal static class QualityTable
         var presets = AllPresets;
         string? extra = null;
         bool lastFour = false;
-        OrtLevel = OrtOptimization.All;
+        var ortLevel = OrtOptimization.All;
         for (int i = 1; i < args.Length; i++)
         {
             if (args[i] is "--model" or "--models" && i + 1 < args.Length) models = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries);
             else if (args[i] is "--preset" or "--presets" && i + 1 < args.Length) presets = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries);
             else if (args[i] == "--config" && i + 1 < args.Length) extra = Path.GetFullPath(args[++i]);
             else if (args[i] == "--det-held-out" && i + 1 < args.Length && args[i + 1] is "text" or "last") lastFour = args[++i] == "last";
-            else if (args[i] == "--ort-optimization" && i + 1 < args.Length && OrtRunner.ParseOptimization(args[i + 1]) is { } level) { OrtLevel = level; i++; }
+            else if (args[i] == "--ort-optimization" && i + 1 < args.Length && OrtRunner.ParseOptimization(args[i + 1]) is { } level) { ortLevel = level; i++; }
             else return Usage($"unknown argument {args[i]}");
         }
         if (models.FirstOrDefault(m => m is not ("rec" or "cls" or "det")) is { } badModel) return Usage($"unknown model {badModel}");
@@ -59,7 +59,7 @@ internal static class QualityTable
         var notes = new List<string>();
         foreach (var model in models)
         {
-            var task = Describe(model, datasets, work, lastFour);
+            var task = Describe(model, datasets, work, lastFour, ortLevel);
             var floatRun = task.Evaluate(task.FloatPath);
             results[(model, "float")] = task.Cell(floatRun, floatRun);
             if (model == "det")
@@ -102,7 +102,7 @@ internal static class QualityTable
         }
         Console.WriteLine();
         foreach (var n in notes) Console.WriteLine("- " + n);
-        Console.WriteLine($"- qat models run in ONNX Runtime {OrtRunner.Version} (optimization {OrtLevel.ToString().ToLowerInvariant()}, 1 thread){(extra is null ? "" : $"; every config extended with {extra}")}; artifacts in {Path.Combine(work, "out")}");
+        Console.WriteLine($"- qat models run in ONNX Runtime {OrtRunner.Version} (optimization {ortLevel.ToString().ToLowerInvariant()}, 1 thread){(extra is null ? "" : $"; every config extended with {extra}")}; artifacts in {Path.Combine(work, "out")}");
         Console.WriteLine($"- total time {total.Elapsed.TotalSeconds:F0} s");
         return 0;
     }
@@ -144,9 +144,6 @@ internal static class QualityTable
         }
     }
 
-    /// <summary>How ONNX Runtime runs the qat models (all optimizations, the users' runtime, unless --ort-optimization says otherwise).</summary>
-    private static OrtOptimization OrtLevel = OrtOptimization.All;
-
     private sealed record Measured(double LineAccuracy, double CharAccuracy, double ClsAccuracy, double MeanPTrue, List<bool[]> Masks);
 
     private sealed class Task
@@ -158,10 +155,12 @@ internal static class QualityTable
         public required List<(string File, Tensor Input, string Label)> Samples { get; init; }
         public string[] Keys { get; init; } = [];
         public string Note { get; set; } = "";
+        /// <summary>How ONNX Runtime runs the models (all optimizations, the users' runtime, unless --ort-optimization says otherwise).</summary>
+        public required OrtOptimization Ort { get; init; }
 
         public Measured Evaluate(string modelPath)
         {
-            using var ort = new OrtRunner(modelPath, OrtLevel, threads: 1);
+            using var ort = new OrtRunner(modelPath, Ort, threads: 1);
             var outputs = Samples.Select(s => ort.Run(new Dictionary<string, Tensor> { ["x"] = s.Input })[ort.OutputNames[0]]).ToList();
             switch (Model)
             {
@@ -230,7 +229,7 @@ internal static class QualityTable
         }
     }
 
-    private static Task Describe(string model, string datasets, string work, bool lastFour)
+    private static Task Describe(string model, string datasets, string work, bool lastFour, OrtOptimization ort)
     {
         switch (model)
         {
@@ -242,6 +241,7 @@ internal static class QualityTable
                     .Select(p => (p[0], OcrSamples.FromPath(model, Path.Combine(dev, p[0])), p[1])).ToList();
                 return new Task
                 {
+                    Ort = ort,
                     Model = model, FloatPath = model == "rec" ? TestAssets.RecModel : TestAssets.ClsModel,
                     CalibGlob = Path.Combine(root, "calib", "*.npy"), Preprocessing = PresetTable.RecPreprocessing, Samples = samples,
                     Keys = model == "rec" ? File.ReadAllLines(TestAssets.OcrModel("ppocr_keys_v1.txt")) : [],
@@ -271,6 +271,7 @@ internal static class QualityTable
                 var samples = held.Select(f => (Path.GetFileName(f), OcrSamples.FromPath("det", f), "")).ToList();
                 return new Task
                 {
+                    Ort = ort,
                     Model = model, FloatPath = TestAssets.DetModel, CalibGlob = Path.Combine(calib, "*.npy"),
                     Preprocessing = PresetTable.DetPreprocessing, Samples = samples,
                     Note = $"det: calibrated on the other 12 photos of ppocr-det/calib, measured on {string.Join(", ", held.Select(Path.GetFileNameWithoutExtension))}; " +
