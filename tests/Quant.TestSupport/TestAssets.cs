@@ -39,12 +39,42 @@ public static class TestAssets
         throw new InvalidOperationException("cannot find Quant.Build.sln above the test assembly or where it was built");
     }
 
-    /// <summary>A fresh empty directory under the system temp folder.</summary>
+    private static readonly string TempRoot = Path.Combine(Path.GetTempPath(), "quant-tests");
+    private static readonly Lazy<bool> LeftoversSwept = new(SweepLeftovers);
+
+    /// <summary>
+    /// A fresh empty directory under the system temp folder. It outlives the test (to look at after a failure) until the
+    /// next test process starts: that one deletes the directories of test processes that are gone, so repeated runs do
+    /// not fill the disk (a whole-suite run leaves several GB: exports, packages, feeds).
+    /// </summary>
     public static string TempDir(string prefix)
     {
-        var d = Path.Combine(Path.GetTempPath(), "quant-tests", $"{prefix}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        _ = LeftoversSwept.Value;
+        var d = Path.Combine(TempRoot, $"{prefix}-{Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(d);
         return d;
+    }
+
+    /// <summary>Deletes <c>PREFIX-PID-GUID</c> directories whose process no longer runs (never another live run's).</summary>
+    private static bool SweepLeftovers()
+    {
+        if (!Directory.Exists(TempRoot)) return true;
+        foreach (var dir in Directory.EnumerateDirectories(TempRoot))
+        {
+            var parts = Path.GetFileName(dir).Split('-');
+            if (parts.Length < 3 || !int.TryParse(parts[^2], out int pid) || pid == Environment.ProcessId || IsRunning(pid)) continue;
+            try { Directory.Delete(dir, recursive: true); }
+            catch (IOException) { } // another test process sweeping the same leftover, or a file still open: the next run gets it
+            catch (UnauthorizedAccessException) { }
+        }
+        return true;
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try { using var p = Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 
     /// <summary>

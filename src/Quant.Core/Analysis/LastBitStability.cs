@@ -66,6 +66,18 @@ public static class LastBitStability
     public const double RequantizationFlipShare = 2e-4;
 
     /// <summary>
+    /// The most a quantized model's own flip share may raise the injected one. rec's integer nodes, run node by node on
+    /// the qat run's integers, break 8.4e-4..9.2e-4 of their ties the other way (symmetric and asymmetric alike; single
+    /// Convs up to 1.1e-2), four times det's, so a floor injected at det's rate understates what rec's quantized model
+    /// legitimately differs by. Above this share the difference is no longer ties: the floor stays at the cap and the
+    /// check judges the model against it.
+    /// </summary>
+    public const double MaxFlipShare = 5e-3;
+
+    /// <summary>The share a floor injects for a quantized model whose integer nodes flip <paramref name="measured"/> of their outputs.</summary>
+    public static double FlipShareFor(double measured) => Math.Clamp(measured, RequantizationFlipShare, MaxFlipShare);
+
+    /// <summary>
     /// Per output: how far the outputs move when a share <paramref name="flipShare"/> of every QuantizeLinear's
     /// integers is 1 LSB off (a fixed pseudo-random pattern per run) — the disturbance the quantized model's integer
     /// kernels are allowed against the qat run. <see cref="Measure"/> disturbs the float ops by ±1 ulp instead, which

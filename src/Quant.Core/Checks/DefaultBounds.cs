@@ -29,7 +29,7 @@ internal static class DefaultBounds
     public static IEnumerable<CheckOutcome> QuantizedVsQat(CheckMeasurements m, SimilarityTable table) =>
         FromStability(m, table, LowerFloor(m.Stability, m.FlipStability), CheckStagePair.QuantizedVsQat, ErrorCode.CheckQuantizedDisagrees,
             (qat, stableAt) => ($"{Path.GetFileName(m.QuantizedModelPath)} against {qat}, both in the engine",
-                                $"only requantization ties may flip, and the integer model must agree at {stableAt}"),
+                                $"only requantization ties may flip (node by node on the first sample, {Format.Number(m.FlipShare)} of the integers did; the flip floor injects that share), and the integer model must agree at {stableAt}"),
             "the integer model does not compute what the qat model simulates beyond rounding ties (a convert rule or an integer " +
             "kernel that rounds or saturates differently from the qat model's Q/DQ arithmetic)");
 

@@ -72,6 +72,8 @@ public sealed class CheckMeasurements
     /// that pair had no default bound to set.
     /// </summary>
     public IReadOnlyList<LastBitStability.OutputStability> FlipStability { get; init; } = [];
+    /// <summary>The share of integers <see cref="FlipStability"/> flipped: the quantized model's own, measured node by node on the same sample.</summary>
+    public double FlipShare { get; init; } = LastBitStability.RequantizationFlipShare;
     /// <summary>compiled_vs_quantized's byte-for-byte comparison of every output; null when that pair was not measured.</summary>
     public BitExactness? Exactness { get; init; }
     /// <summary>True when qat_vs_float was read from the export's <see cref="FloatVsQatCache"/> instead of run again.</summary>
@@ -210,6 +212,7 @@ public static class CheckStage
             needFloor && cache is not null && floatOutputs.All(o => cache.Stability.Any(st => st.Output == o)) ? cache.Stability : [];
         bool needFlipFloor = quantizedVsQat && Unbounded(CheckStagePair.QuantizedVsQat);
         IReadOnlyList<LastBitStability.OutputStability> flipStability = [];
+        double flipShare = LastBitStability.RequantizationFlipShare;
 
         var measured = new List<CheckStagePair>();
         if (qatVsFloat) measured.Add(CheckStagePair.QatVsFloat);
@@ -244,7 +247,7 @@ public static class CheckStage
                     {
                         // On the first sample, like the export: how far the qat model's outputs move under last-bit noise.
                         if (index == 0 && needFloor && stability.Count == 0) stability = StageModels.Stability(qatSession, sample, request.QatModelPath);
-                        if (index == 0 && needFlipFloor) flipStability = StageModels.FlipStability(qatSession, sample, request.QatModelPath);
+                        if (index == 0 && needFlipFloor) (flipStability, flipShare) = StageModels.FlipStability(qatSession, quantizedSession?.Model, sample, request.QatModelPath);
                         qat = Outputs(StageModels.Run(qatSession, sample, request.QatModelPath), request.QatModelPath, "qat model", "re-export it from this model");
                     }
                     if (runFloat) Compare(CheckStagePair.QatVsFloat, StageModels.Run(floatSession, sample, request.ModelPath), qat!);
@@ -327,7 +330,7 @@ public static class CheckStage
                 QuantizedModelPath = quantizedVsQat || compiledVsQuantized ? quantizedPath : null,
                 CompiledModelPath = compiledVsQuantized ? request.CompiledModelPath : null,
                 Similarity = tables, Evaluators = values, QatVsFloatFromExport = fromCache is not null,
-                Stability = stability, FlipStability = flipStability, Exactness = exactness,
+                Stability = stability, FlipStability = flipStability, FlipShare = flipShare, Exactness = exactness,
                 Runtime = selected.Contains(CheckStagePair.RuntimeVsQat)
                     ? new RuntimeMeasurement { Version = OrtRunner.Version, Skipped = runtimeSkipped, Stability = stability }
                     : null,

@@ -35,10 +35,20 @@ internal static class StageModels
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
     }
 
-    /// <summary>The qat model's floor under ±1-LSB requantization flips (what quantized_vs_qat may differ by).</summary>
-    public static IReadOnlyList<LastBitStability.OutputStability> FlipStability(InferenceSession session, IReadOnlyDictionary<string, Tensor> inputs, string file)
+    /// <summary>
+    /// The qat model's floor under ±1-LSB requantization flips (what quantized_vs_qat may differ by), injected at the
+    /// quantized model's own flip share when it is given (<see cref="RequantizationLockstep"/> on the same sample;
+    /// <see cref="LastBitStability.FlipShareFor"/> bounds it), else at <see cref="LastBitStability.RequantizationFlipShare"/>.
+    /// </summary>
+    public static (IReadOnlyList<LastBitStability.OutputStability> Floor, double Share) FlipStability(InferenceSession session, OnnxModel? quantized,
+        IReadOnlyDictionary<string, Tensor> inputs, string file)
     {
-        try { return LastBitStability.MeasureRequantizationFlips(session, inputs); }
+        try
+        {
+            double share = quantized is null ? LastBitStability.RequantizationFlipShare
+                : LastBitStability.FlipShareFor(RequantizationLockstep.Run(session, quantized, inputs).FlipShare);
+            return (LastBitStability.MeasureRequantizationFlips(session, inputs, share), share);
+        }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
     }
 }

@@ -179,6 +179,19 @@ public sealed class QuantConfigLoaderTests : IDisposable
         Assert.Equal((15, 5), (c.OpTypes["Softmax"].Position.Line, c.OpTypes["Softmax"].Position.Column));
     }
 
+    [Theory]
+    [InlineData("preset: performance\n", true)]
+    [InlineData("preset: performance\nmodel_config:\n  weight:\n    per_channel: true\n", true)]
+    [InlineData("preset: performance\nmodel_config:\n  activation:\n    calibration_type: max\n", true)]
+    [InlineData("preset: performance\nmodel_config:\n  activation:\n    asymmetric: false\n", false)]
+    [InlineData("preset: base\n", false)]
+    [InlineData("preset: precision\nmodel_config:\n  activation:\n    calibration_type: max\n", false)]
+    [InlineData("model_config:\n  all_node_type: int8\n", false)]
+    public void Performance_quantizes_activations_asymmetrically_unless_the_config_says_otherwise(string yaml, bool expected)
+    {
+        Assert.Equal([expected], LoadYaml(yaml).Model.Activation.Asymmetric);
+    }
+
     private static void AssertHmct(QuantConfig c)
     {
         Assert.Equal(QType.Int8, c.Model.AllNodeType);

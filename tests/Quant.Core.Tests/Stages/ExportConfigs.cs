@@ -11,11 +11,18 @@ internal static class ExportConfigs
     public static string RecData => Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy").Replace('\\', '/');
     public static string DetData => Path.Combine(TestAssets.Data("ppocr-det"), "*.npy").Replace('\\', '/');
 
-    public static string Yaml(string dataGlob, string preset, string method, string preprocessing, string extra = "") =>
+    /// <summary>
+    /// Symmetric activations under any preset: <c>performance</c> defaults to asymmetric ones, which makes rec robust;
+    /// tests that need a fragile all-int8 model ask for HMCT's symmetric int8 explicitly.
+    /// </summary>
+    public const string Symmetric = "    asymmetric: false\n";
+
+    public static string Yaml(string dataGlob, string preset, string method, string preprocessing, string extra = "", string activation = "") =>
         $"preset: {preset}\n" +
         "model_config:\n" +
         "  activation:\n" +
         $"    calibration_type: {method}\n" +
+        activation +
         "inputs:\n" +
         "  x:\n" +
         $"    data: \"{dataGlob}\"\n" +

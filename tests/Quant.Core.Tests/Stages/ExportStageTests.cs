@@ -98,7 +98,7 @@ public class ExportStageTests(Xunit.Abstractions.ITestOutputHelper output)
             }
             // `default` keeps one candidate: its model and its float-vs-qat table are that method's own, sample by sample.
             var chosen = byMethod["default"];
-            var same = byMethod[chosen.ChosenMethod.Split('(')[0]];
+            var same = byMethod[chosen.ChosenMethod.Split('(', ' ')[0]]; // "mse asymmetric", "percentile(0.99995)": the method is the first word
             if (!File.ReadAllBytes(chosen.QatModelPath).AsSpan().SequenceEqual(File.ReadAllBytes(same.QatModelPath)))
                 failures.Add($"{preset}/default chose {chosen.ChosenMethod} but its qat model differs from that method's");
             foreach (var o in same.Similarity.Outputs)
