@@ -1,0 +1,125 @@
+using Quant.Engine;
+using Quant.Onnx;
+
+namespace Quant.Core.Analysis.Compare;
+
+/// <summary>
+/// min / max / mean / std of one tensor pooled over samples: sums in double, elements in order, samples in order, so
+/// the same samples give the same bits. Non-finite values are counted and left out of the sums.
+/// </summary>
+public sealed class ValueStatistics
+{
+    public long Count { get; private set; }
+    public long NonFinite { get; private set; }
+    public double Min { get; private set; } = double.PositiveInfinity;
+    public double Max { get; private set; } = double.NegativeInfinity;
+    private double _sum, _sumSquares;
+
+    public double Mean => Count == 0 ? double.NaN : _sum / Count;
+    /// <summary>Population standard deviation.</summary>
+    public double Std => Count == 0 ? double.NaN : Math.Sqrt(Math.Max(0, _sumSquares / Count - Mean * Mean));
+    /// <summary>max(|min|, |max|): the range a symmetric quantization has to cover.</summary>
+    public double AbsMax => Count == 0 ? 0 : Math.Max(Math.Abs(Min), Math.Abs(Max));
+
+    public void Add(ReadOnlySpan<float> values)
+    {
+        foreach (var f in values)
+        {
+            if (!float.IsFinite(f)) { NonFinite++; continue; }
+            double x = f;
+            Count++;
+            _sum += x;
+            _sumSquares += x * x;
+            if (x < Min) Min = x;
+            if (x > Max) Max = x;
+        }
+    }
+}
+
+/// <summary>
+/// The float-vs-actual sums behind <see cref="Similarity"/>, pooled over samples (one long vector of every sample's
+/// elements in order): for a single sample the result is bit-identical to <see cref="Similarity.Of"/>.
+/// </summary>
+public sealed class PooledSimilarity
+{
+    private double _dot, _aa, _bb, _abs, _sq, _max, _refAbs;
+    private long _n;
+
+    public void Add(ReadOnlySpan<float> actual, ReadOnlySpan<float> reference)
+    {
+        if (actual.Length != reference.Length) throw new ArgumentException($"lengths differ: {actual.Length} vs reference {reference.Length}");
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double x = actual[i], y = reference[i], d = x - y;
+            _dot += x * y; _aa += x * x; _bb += y * y;
+            _abs += Math.Abs(d); _sq += d * d; _refAbs += Math.Abs(y);
+            if (Math.Abs(d) > _max || double.IsNaN(d)) _max = Math.Abs(d);
+        }
+        _n += actual.Length;
+    }
+
+    /// <summary>The same formulas as <see cref="Similarity.Of"/>.</summary>
+    public Similarity Result()
+    {
+        double n = Math.Max(1, _n);
+        double cos = _aa == 0 && _bb == 0 ? 1 : _aa == 0 || _bb == 0 ? 0 : _dot / Math.Sqrt(_aa * _bb);
+        double mre = _refAbs == 0 ? (_abs == 0 ? 0 : double.PositiveInfinity) : _abs / _refAbs;
+        double sqnr = _sq == 0 ? double.PositiveInfinity : 10 * Math.Log10(_bb / _sq);
+        return new Similarity(cos, _abs / n, Math.Sqrt(_sq / n), _max, _sq / n, mre, sqnr);
+    }
+}
+
+/// <summary>How many float values fall outside [qmin, qmax] at a scale and zero point (they are clipped).</summary>
+public sealed class ClipCounter(float scale, int zeroPoint, int qmin, int qmax)
+{
+    public long Clipped { get; private set; }
+    public long Count { get; private set; }
+    public double Share => Count == 0 ? 0 : (double)Clipped / Count;
+
+    public void Add(ReadOnlySpan<float> values)
+    {
+        // x is clipped when round(x / s) + zp leaves [qmin, qmax]; as QuantizeLinear rounds half to even, the bounds
+        // are the half-step points, compared in the same float division the quantizer does.
+        foreach (var x in values)
+        {
+            if (!float.IsFinite(x)) continue;
+            Count++;
+            float q = MathF.Round(x / scale, MidpointRounding.ToEven) + zeroPoint;
+            if (q < qmin || q > qmax) Clipped++;
+        }
+    }
+}
+
+/// <summary>Float views of the values the engine produces.</summary>
+public static class TensorValues
+{
+    public static bool IsFloat(Tensor t) => t.Type is ElementType.Float or ElementType.Float16 or ElementType.Double;
+
+    /// <summary>The tensor as float32 (float16 and double converted); integer tensors through <paramref name="dequantize"/>, else null.</summary>
+    public static float[]? AsFloat(Tensor t, StageValue? dequantize = null)
+    {
+        switch (t.Type)
+        {
+            case ElementType.Float: return t.ReadOnlySpan<float>().ToArray();
+            case ElementType.Float16: { var s = t.ReadOnlySpan<Half>(); var r = new float[s.Length]; for (int i = 0; i < r.Length; i++) r[i] = (float)s[i]; return r; }
+            case ElementType.Double: { var s = t.ReadOnlySpan<double>(); var r = new float[s.Length]; for (int i = 0; i < r.Length; i++) r[i] = (float)s[i]; return r; }
+            case ElementType.Int8 when dequantize is not null: { var s = t.ReadOnlySpan<sbyte>(); var r = new float[s.Length]; for (int i = 0; i < r.Length; i++) r[i] = (s[i] - dequantize.ZeroPoint) * dequantize.Scale; return r; }
+            case ElementType.Int16 when dequantize is not null: { var s = t.ReadOnlySpan<short>(); var r = new float[s.Length]; for (int i = 0; i < r.Length; i++) r[i] = (s[i] - dequantize.ZeroPoint) * dequantize.Scale; return r; }
+            default: return null;
+        }
+    }
+
+    /// <summary>Whether a float tensor holds NaN (kind "nan") or ±infinity ("inf"); null when every value is finite or it is not float.</summary>
+    public static string? NonFiniteKind(Tensor t)
+    {
+        bool inf = false;
+        switch (t.Type)
+        {
+            case ElementType.Float: foreach (var x in t.ReadOnlySpan<float>()) { if (float.IsNaN(x)) return "nan"; if (float.IsInfinity(x)) inf = true; } break;
+            case ElementType.Float16: foreach (var x in t.ReadOnlySpan<Half>()) { if (Half.IsNaN(x)) return "nan"; if (Half.IsInfinity(x)) inf = true; } break;
+            case ElementType.Double: foreach (var x in t.ReadOnlySpan<double>()) { if (double.IsNaN(x)) return "nan"; if (double.IsInfinity(x)) inf = true; } break;
+            default: return null;
+        }
+        return inf ? "inf" : null;
+    }
+}
