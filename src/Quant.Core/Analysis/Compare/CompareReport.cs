@@ -76,7 +76,9 @@ public sealed class CompareReport(CompareResult r, string qatFile)
         w.WritePropertyName("scale");
         if (t.Scale is { } s) Checks.Json.Number(w, s); else w.WriteNullValue();
         w.WritePropertyName("clipped");
-        if (res.Clip is { } c) Checks.Json.Number(w, c.Share); else w.WriteNullValue();
+        if (res.Quantization is { } c) Checks.Json.Number(w, c.ClippedShare); else w.WriteNullValue();
+        w.WritePropertyName("quantization_sqnr");
+        if (res.Quantization is { } n) Checks.Json.Number(w, n.Sqnr); else w.WriteNullValue();
         w.WriteStartArray("flags");
         foreach (var f in flags) w.WriteStringValue(f);
         w.WriteEndArray();
@@ -130,7 +132,7 @@ public sealed class CompareReport(CompareResult r, string qatFile)
 
     /// <summary>The tensor table's head and rows (the text file's, and the console's for its worst rows).</summary>
     public static IReadOnlyList<string> Head(IReadOnlyList<CompareStage> stages) =>
-        ["tensor", "node", "op", "qtype", "cosine", "sqnr", "float min", "float max", "qat min", "qat max", "scale", "clipped",
+        ["tensor", "node", "op", "qtype", "cosine", "sqnr", "float min", "float max", "qat min", "qat max", "scale", "clipped", "quant sqnr",
          .. stages.Skip(2).Select(s => s.Name() + " cosine"), "flags"];
 
     public static IReadOnlyList<string> Row(CompareResult r, int i)
@@ -140,7 +142,8 @@ public sealed class CompareReport(CompareResult r, string qatFile)
             F(res.Similarity.Cosine, "F6"), F(res.Similarity.Sqnr, "F2"),
             G(res.Reference.Count > 0 ? res.Reference.Min : double.NaN), G(res.Reference.Count > 0 ? res.Reference.Max : double.NaN),
             G(res.Qat.Actual.Count > 0 ? res.Qat.Actual.Min : double.NaN), G(res.Qat.Actual.Count > 0 ? res.Qat.Actual.Max : double.NaN),
-            t.Scale is { } s ? G(s) : "-", res.Clip is { } c ? F(100 * c.Share, "F2") + "%" : "-",
+            t.Scale is { } s ? G(s) : "-", res.Quantization is { } c ? F(100 * c.ClippedShare, "F2") + "%" : "-",
+            res.Quantization is { } n ? F(n.Sqnr, "F2") : "-",
             .. r.Stages.Skip(2).Select(st => res.Later.TryGetValue(st, out var sr) ? F(sr.Similarity.Cosine, "F6") : "-"),
             string.Join(",", r.Flags[i])];
     }

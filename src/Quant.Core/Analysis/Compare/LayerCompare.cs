@@ -109,7 +109,7 @@ public static class LayerCompare
         var results = tensors.Select(t => new TensorResult
         {
             Qat = new StageResult { Value = t.Qat },
-            Clip = t.Scale is { } s && t.QType is QType.Int8 or QType.Int16 ? new ClipCounter(s, t.ZeroPoint, t.IntegerRange.Min, t.IntegerRange.Max) : null,
+            Quantization = t.Scale is { } s && t.QType is QType.Int8 or QType.Int16 ? new QuantizationNoise(s, t.ZeroPoint, t.IntegerRange.Min, t.IntegerRange.Max) : null,
         }).ToList();
         for (int i = 0; i < tensors.Count; i++)
             foreach (var (stage, v) in tensors[i].Later) results[i].Later[stage] = new StageResult { Value = v.Name };
@@ -137,7 +137,7 @@ public static class LayerCompare
                 reference[i] = values;
                 results[i].Observed++;
                 results[i].Reference.Add(values);
-                results[i].Clip?.Add(values);
+                results[i].Quantization?.Add(values);
             }, o => StageModels.Run(floatSession, input, request.FloatModelPath, new RunOptions { Observer = o }));
             RunObserved(CompareStage.Qat, v =>
             {

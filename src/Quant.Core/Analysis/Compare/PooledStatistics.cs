@@ -69,23 +69,33 @@ public sealed class PooledSimilarity
     }
 }
 
-/// <summary>How many float values fall outside [qmin, qmax] at a scale and zero point (they are clipped).</summary>
-public sealed class ClipCounter(float scale, int zeroPoint, int qmin, int qmax)
+/// <summary>
+/// What quantizing the float tensor alone at the qat scale does to it, without any upstream error: how many values
+/// fall outside [qmin, qmax] (clipped), and the SQNR of x against dequantize(quantize(x)) (rounding and clipping).
+/// </summary>
+public sealed class QuantizationNoise(float scale, int zeroPoint, int qmin, int qmax)
 {
+    private double _signal, _noise;
+
     public long Clipped { get; private set; }
     public long Count { get; private set; }
-    public double Share => Count == 0 ? 0 : (double)Clipped / Count;
+    public double ClippedShare => Count == 0 ? 0 : (double)Clipped / Count;
+    /// <summary>10·log10(Σx² / Σ(x − fq(x))²) dB; +∞ when every value is on the grid.</summary>
+    public double Sqnr => _noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(_signal / _noise);
 
     public void Add(ReadOnlySpan<float> values)
     {
-        // x is clipped when round(x / s) + zp leaves [qmin, qmax]; as QuantizeLinear rounds half to even, the bounds
-        // are the half-step points, compared in the same float division the quantizer does.
+        // As QuantizeLinear computes it: round half to even of x / scale in float, plus the zero point, saturated.
         foreach (var x in values)
         {
             if (!float.IsFinite(x)) continue;
             Count++;
             float q = MathF.Round(x / scale, MidpointRounding.ToEven) + zeroPoint;
             if (q < qmin || q > qmax) Clipped++;
+            float dq = (Math.Clamp(q, qmin, qmax) - zeroPoint) * scale;
+            double d = (double)x - dq;
+            _signal += (double)x * x;
+            _noise += d * d;
         }
     }
 }

@@ -15,9 +15,10 @@ public sealed class StageResult
 public sealed class TensorResult
 {
     public ValueStatistics Reference { get; } = new();
-    public ClipCounter? Clip { get; init; }
+    /// <summary>The float tensor quantized alone at the qat scale; null when the qat model does not quantize it per tensor.</summary>
+    public QuantizationNoise? Quantization { get; init; }
     /// <summary>Share of float values outside the qat integer range at the qat scale; 0 when not quantized.</summary>
-    public double Clipped => Clip?.Share ?? 0;
+    public double Clipped => Quantization?.ClippedShare ?? 0;
     public required StageResult Qat { get; init; }
     public Dictionary<CompareStage, StageResult> Later { get; } = [];
     /// <summary>Samples in which the float model produced this tensor (a value the engine folds as a constant is never produced).</summary>

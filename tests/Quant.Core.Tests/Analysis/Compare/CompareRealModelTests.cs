@@ -96,6 +96,15 @@ public class CompareRealModelTests(ClsExport cls) : IClassFixture<ClsExport>
             float s = t.Scale!.Value;
             int clipped = f.Count(x => Math.Round(x / s, MidpointRounding.ToEven) + t.ZeroPoint is < -128 or > 127);
             Assert.Equal((double)clipped / f.Length, r.Results[i].Clipped);
+            // The tensor quantized alone: x against (clamp(round(x / s) + zp) - zp) · s.
+            double signal = 0, noise = 0;
+            foreach (var x in f)
+            {
+                float dq = (Math.Clamp(MathF.Round(x / s, MidpointRounding.ToEven) + t.ZeroPoint, -128, 127) - t.ZeroPoint) * s;
+                signal += (double)x * x;
+                noise += ((double)x - dq) * ((double)x - dq);
+            }
+            Assert.Equal(10 * Math.Log10(signal / noise), r.Results[i].Quantization!.Sqnr, 12);
         }
     }
 
