@@ -37,39 +37,6 @@ public sealed class ValueStatistics
 }
 
 /// <summary>
-/// The float-vs-actual sums behind <see cref="Similarity"/>, pooled over samples (one long vector of every sample's
-/// elements in order): for a single sample the result is bit-identical to <see cref="Similarity.Of"/>.
-/// </summary>
-public sealed class PooledSimilarity
-{
-    private double _dot, _aa, _bb, _abs, _sq, _max, _refAbs;
-    private long _n;
-
-    public void Add(ReadOnlySpan<float> actual, ReadOnlySpan<float> reference)
-    {
-        if (actual.Length != reference.Length) throw new ArgumentException($"lengths differ: {actual.Length} vs reference {reference.Length}");
-        for (int i = 0; i < actual.Length; i++)
-        {
-            double x = actual[i], y = reference[i], d = x - y;
-            _dot += x * y; _aa += x * x; _bb += y * y;
-            _abs += Math.Abs(d); _sq += d * d; _refAbs += Math.Abs(y);
-            if (Math.Abs(d) > _max || double.IsNaN(d)) _max = Math.Abs(d);
-        }
-        _n += actual.Length;
-    }
-
-    /// <summary>The same formulas as <see cref="Similarity.Of"/>.</summary>
-    public Similarity Result()
-    {
-        double n = Math.Max(1, _n);
-        double cos = _aa == 0 && _bb == 0 ? 1 : _aa == 0 || _bb == 0 ? 0 : _dot / Math.Sqrt(_aa * _bb);
-        double mre = _refAbs == 0 ? (_abs == 0 ? 0 : double.PositiveInfinity) : _abs / _refAbs;
-        double sqnr = _sq == 0 ? double.PositiveInfinity : 10 * Math.Log10(_bb / _sq);
-        return new Similarity(cos, _abs / n, Math.Sqrt(_sq / n), _max, _sq / n, mre, sqnr);
-    }
-}
-
-/// <summary>
 /// What quantizing the float tensor alone at the qat scale does to it, without any upstream error: how many values
 /// fall outside [qmin, qmax] (clipped), and the SQNR of x against dequantize(quantize(x)) (rounding and clipping).
 /// </summary>

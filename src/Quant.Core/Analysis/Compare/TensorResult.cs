@@ -4,7 +4,7 @@ namespace Quant.Core.Analysis.Compare;
 public sealed class StageResult
 {
     public required string Value { get; init; }
-    public PooledSimilarity Pair { get; } = new();
+    public SimilaritySums Pair { get; } = new();
     public ValueStatistics Actual { get; } = new();
     /// <summary>Samples where the stage's value had another element count than the float one (not compared).</summary>
     public int ShapeMismatches { get; set; }
