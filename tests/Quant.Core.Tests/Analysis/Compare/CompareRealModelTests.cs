@@ -164,6 +164,39 @@ public class CompareRealModelTests(ClsExport cls) : IClassFixture<ClsExport>
         Assert.True(r.Results[output].Later[CompareStage.Quantized].Similarity.Cosine > 0.99);
     }
 
+    [Fact]
+    public void Int16_and_error_compensated_tensors_are_matched_through_their_renamed_values()
+    {
+        // One Conv reads its input at int16 (t_q16 -> t_dq16); another splits its weight (ec: NODE_split_low, an Add
+        // writing the original output). Each float tensor still has one row, read where its consumers read it.
+        var prepared = GraphPreparation.Prepare(OnnxModelReader.Load(TestAssets.ClsModel)).Model.Graph;
+        var consumers = prepared.Consumers();
+        var convs = prepared.TopologicalOrder().Where(n => n.OpType == "Conv").ToList();
+        var wide = convs.First(n => n.Inputs[0] != "x" && consumers[n.Inputs[0]].Count == 1);
+        var split = convs.Last(n => n != wide);
+        var dir = TestAssets.TempDir("compare-cls-mixed");
+        var cfg = Path.Combine(dir, "mixed.yaml");
+        File.WriteAllText(cfg, File.ReadAllText(cls.Normalized) + $"node_config:\n  {wide.Name}: {{qtype: int16}}\n  {split.Name}: {{input1: ec}}\n");
+        var qat = ExportStage.Run(new ExportRequest { ModelPath = TestAssets.ClsModel, ConfigPath = cfg, OutputDirectory = dir, Name = "cls", SelectionSamples = 2 }).QatModelPath;
+        var r = LayerCompare.Run(new CompareRequest { FloatModelPath = TestAssets.ClsModel, QatModelPath = qat, ConfigPath = cfg, Samples = 1, OutputDirectory = dir, Name = "cls" });
+
+        var qg = OnnxModelReader.Load(qat).Graph;
+        var producers = qg.Producers();
+        var input16 = r.Tensors.Single(t => t.Tensor == wide.Inputs[0]);
+        Assert.Equal(Core.Config.QType.Int16, input16.QType);
+        Assert.Equal(wide.Inputs[0] + "_dq16", input16.Qat);
+        Assert.Equal(ElementType.Int16, qg.Initializers[producers[producers[input16.Qat].Inputs[0]].Inputs[2]].Type);
+        Assert.Contains(input16.Readers, rd => rd.Node == wide.Name && rd.Input == 0);
+
+        Assert.Contains(qg.Nodes, n => n.Outputs.Contains(split.Outputs[0] + "_split_low"));
+        var compensated = r.Tensors.Single(t => t.Tensor == split.Outputs[0]);
+        Assert.Equal("Add", producers[split.Outputs[0]].OpType);
+        Assert.DoesNotContain(r.Tensors, t => t.Tensor.Contains("_split_", StringComparison.Ordinal));
+        int at = r.Tensors.ToList().IndexOf(compensated);
+        Assert.True(r.Results[at].Similarity.Cosine > 0.9, $"{r.Results[at].Similarity.Cosine}");
+        Assert.Empty(r.Unmatched);
+    }
+
     private sealed class Names(List<string> names) : IValueObserver
     {
         public Tensor? OnValue(in ObservedValue value)
