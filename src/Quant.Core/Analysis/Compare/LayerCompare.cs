@@ -224,14 +224,30 @@ public static class LayerCompare
                 $"the {what} model has an input '{extra}' that the float model lacks; compare the models of one export");
     }
 
+    /// <summary>
+    /// The export keeps every tensor of the prepared float model and its producer (renaming only what it inserts), so
+    /// a missing output or tensor, or a tensor another kind of op produces, means the qat model came from another model
+    /// (or another preparation: re-exporting with this build fixes that).
+    /// </summary>
     private static void RequireExportOf(OnnxModel floatModel, OnnxModel qat, IReadOnlyList<MatchedTensor> tensors, IReadOnlyList<string> unmatched, string file)
     {
         var qatOutputs = qat.Graph.Outputs.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        var missingOutput = floatModel.Graph.Outputs.FirstOrDefault(o => !qatOutputs.Contains(o.Name));
-        int total = tensors.Count + unmatched.Count;
-        if (missingOutput is null && unmatched.Count * 2 <= total) return;
-        var why = missingOutput is not null ? $"it has no output '{missingOutput.Name}'"
-            : $"{unmatched.Count} of the float model's {total} tensors are missing from it (e.g. {string.Join(", ", unmatched.Take(3).Select(u => $"'{u}'"))})";
+        var producers = qat.Graph.Producers();
+        string? why = floatModel.Graph.Outputs.FirstOrDefault(o => !qatOutputs.Contains(o.Name)) is { } missingOutput
+            ? $"it has no output '{missingOutput.Name}'"
+            : unmatched.Count > 0
+                ? $"{unmatched.Count} of the float model's {tensors.Count + unmatched.Count} tensors are missing from it ({string.Join(", ", unmatched.Take(3).Select(u => $"'{u}'"))}{(unmatched.Count > 3 ? ", ..." : "")})"
+                : null;
+        if (why is null)
+            foreach (var t in tensors)
+            {
+                if (t.OpType is null || !producers.TryGetValue(t.Tensor, out var p) || p.OpType == t.OpType) continue;
+                // What the export may put on a float name: the end of a Q/DQ or float16 chain (model outputs), an ec Add.
+                if (p.OpType is "DequantizeLinear" or "Cast" or "Add") continue;
+                why = $"'{t.Tensor}' is computed by {p.OpType} '{p.Name}' there but by {t.OpType} '{t.Node}' in the float model";
+                break;
+            }
+        if (why is null) return;
         throw new QuantException(ErrorCode.CompareNotFromFloat, SourcePosition.InFile(file),
             $"the qat model is not an export of this float model: {why}; re-export it from this float model (quant-check export) with this build");
     }
