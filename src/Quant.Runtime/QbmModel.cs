@@ -105,6 +105,14 @@ public sealed class QbmModel
     public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, NodeTimings? timings) =>
         _session.Run(inputs, new RunOptions { Timings = timings });
 
+    /// <summary>
+    /// As <see cref="Run(IReadOnlyDictionary{string, Tensor})"/>, showing every value to <paramref name="observer"/> as it is
+    /// produced (inputs first, then each op's outputs in schedule order; layer-wise debugging). Observed runs use the buffer
+    /// pool instead of the static arena and run no fused elementwise chains; results are the same bits.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IValueObserver observer) =>
+        _session.Run(inputs, new RunOptions { Observer = observer });
+
     /// <summary>The program as an engine graph: constants become initializers, ops become nodes in schedule order.</summary>
     private static OnnxModel ToModel(QbmFile f, string source)
     {

@@ -20,21 +20,9 @@ public readonly record struct Similarity(double Cosine, double L1, double L2, do
     {
         if (!actual.Shape.AsSpan().SequenceEqual(reference.Shape))
             throw new ArgumentException($"shapes differ: [{string.Join(",", actual.Shape)}] vs reference [{string.Join(",", reference.Shape)}]");
-        var a = AsFloat(actual);
-        var b = AsFloat(reference);
-        double dot = 0, aa = 0, bb = 0, abs = 0, sq = 0, max = 0, refAbs = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            double x = a[i], y = b[i], d = x - y;
-            dot += x * y; aa += x * x; bb += y * y;
-            abs += Math.Abs(d); sq += d * d; refAbs += Math.Abs(y);
-            if (Math.Abs(d) > max || double.IsNaN(d)) max = Math.Abs(d);
-        }
-        int n = Math.Max(1, a.Length);
-        double cos = aa == 0 && bb == 0 ? 1 : aa == 0 || bb == 0 ? 0 : dot / Math.Sqrt(aa * bb);
-        double mre = refAbs == 0 ? (abs == 0 ? 0 : double.PositiveInfinity) : abs / refAbs;
-        double sqnr = sq == 0 ? double.PositiveInfinity : 10 * Math.Log10(bb / sq);
-        return new Similarity(cos, abs / n, Math.Sqrt(sq / n), max, sq / n, mre, sqnr);
+        var sums = new SimilaritySums();
+        sums.Add(AsFloat(actual), AsFloat(reference));
+        return sums.Result();
     }
 
     private static float[] AsFloat(Tensor t) => t.Type switch
@@ -44,6 +32,38 @@ public readonly record struct Similarity(double Cosine, double L1, double L2, do
         ElementType.Double => t.ReadOnlySpan<double>().ToArray().Select(d => (float)d).ToArray(),
         _ => throw new ArgumentException($"similarity of {t.Type.OnnxName()} tensors is not defined"),
     };
+}
+
+/// <summary>
+/// The running sums behind <see cref="Similarity"/>: one comparison, or several pooled as one long vector (layer-wise
+/// comparison over samples). Doubles, elements in order, so the same values give the same bits.
+/// </summary>
+public sealed class SimilaritySums
+{
+    private double _dot, _aa, _bb, _abs, _sq, _max, _refAbs;
+    private long _n;
+
+    public void Add(ReadOnlySpan<float> actual, ReadOnlySpan<float> reference)
+    {
+        if (actual.Length != reference.Length) throw new ArgumentException($"lengths differ: {actual.Length} vs reference {reference.Length}");
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double x = actual[i], y = reference[i], d = x - y;
+            _dot += x * y; _aa += x * x; _bb += y * y;
+            _abs += Math.Abs(d); _sq += d * d; _refAbs += Math.Abs(y);
+            if (Math.Abs(d) > _max || double.IsNaN(d)) _max = Math.Abs(d);
+        }
+        _n += actual.Length;
+    }
+
+    public Similarity Result()
+    {
+        double n = Math.Max(1, _n);
+        double cos = _aa == 0 && _bb == 0 ? 1 : _aa == 0 || _bb == 0 ? 0 : _dot / Math.Sqrt(_aa * _bb);
+        double mre = _refAbs == 0 ? (_abs == 0 ? 0 : double.PositiveInfinity) : _abs / _refAbs;
+        double sqnr = _sq == 0 ? double.PositiveInfinity : 10 * Math.Log10(_bb / _sq);
+        return new Similarity(cos, _abs / n, Math.Sqrt(_sq / n), _max, _sq / n, mre, sqnr);
+    }
 }
 
 /// <summary>min / avg / max of one metric over samples.</summary>

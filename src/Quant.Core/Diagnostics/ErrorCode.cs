@@ -99,6 +99,12 @@ enum ErrorCode
     CompileUnsupportedModel = 7118,
     CompileInvalidInputShape = 7119,
     QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
+
+    // QB8041-8059: compare (layer-wise float vs qat / quantized / compiled)
+    CompareInputsDiffer = 8041,
+    CompareNotFromFloat = 8042,
+    CompareStageNotFromQat = 8043,
+    CompareInvalidSampleCount = 8044,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>

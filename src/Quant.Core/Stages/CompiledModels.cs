@@ -15,9 +15,10 @@ public static class CompiledModels
         catch (QbmFormatException e) { throw RuntimeErrors.Translate(e); }
     }
 
-    public static IReadOnlyDictionary<string, Tensor> Run(QbmModel model, IReadOnlyDictionary<string, Tensor> inputs, string path)
+    /// <param name="observer">Sees every value as it is produced (layer-wise comparison); null: a plain run.</param>
+    public static IReadOnlyDictionary<string, Tensor> Run(QbmModel model, IReadOnlyDictionary<string, Tensor> inputs, string path, IValueObserver? observer = null)
     {
-        try { return model.Run(inputs); }
+        try { return observer is null ? model.Run(inputs) : model.Run(inputs, observer); }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(path), e.Message, e); }
         catch (QbmFormatException e) { throw RuntimeErrors.Translate(e); }
     }
