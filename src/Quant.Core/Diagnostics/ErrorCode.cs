@@ -99,6 +99,13 @@ enum ErrorCode
     CompileUnsupportedModel = 7118,
     CompileInvalidInputShape = 7119,
     QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
+
+    // QB8xxx: accuracy debugging. QB8061-8079: quant-check report (the HTML report)
+    ReportModelCheckMissing = 8061,
+    ReportInputMalformed = 8062,
+    ReportInputFormat = 8063,
+    ReportCalibrationUnreadable = 8064,
+    ReportInvalidSetting = 8065,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>
