@@ -341,15 +341,26 @@ public sealed class ModelCheckReport(
     }
 
     /// <summary>
-    /// Every quantized activation tensor with its exact scale and the float range it keeps (the clipping range,
-    /// scale x (qmin - zp) .. scale x (qmax - zp)): what the HTML report marks on the calibration histograms.
+    /// Every activation tensor the qat model quantizes (a Q/DQ pair: read as int8/int16 by a node that is not fused to
+    /// its producer, or an int8/int16 model output) with its exact scale and the float range it keeps (the clipping
+    /// range, scale x (qmin - zp) .. scale x (qmax - zp)): what the HTML report marks on the calibration histograms.
+    /// Calibrated tensors without a Q/DQ (a GEMM output fused with its activation) are left out.
     /// </summary>
     private void WriteActivations(Utf8JsonWriter w)
     {
+        var quantized = new HashSet<string>(StringComparer.Ordinal);
+        var graphOutputs = plan.Model.Graph.Outputs.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var n in plan.Nodes.Where(n => !n.ShapeOnly))
+        {
+            foreach (var i in n.Inputs)
+                if (i.Role == InputRole.Activation && !i.Fused && i.QType is QType.Int8 or QType.Int16 && i.Tensor.Length > 0) quantized.Add(i.Tensor);
+            foreach (var o in n.Outputs)
+                if (o.QType is QType.Int8 or QType.Int16 && graphOutputs.Contains(o.Tensor)) quantized.Add(o.Tensor);
+        }
         w.WriteStartArray("activations");
         foreach (var (tensor, p) in activations.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            if (p.QType is not (QType.Int8 or QType.Int16) || p.Scales.Length == 0) continue;
+            if (!quantized.Contains(tensor) || p.QType is not (QType.Int8 or QType.Int16) || p.Scales.Length == 0) continue;
             var (qmin, qmax) = QuantParams.Range(p.QType);
             double lo = double.PositiveInfinity, hi = double.NegativeInfinity;
             for (int c = 0; c < p.Scales.Length; c++)

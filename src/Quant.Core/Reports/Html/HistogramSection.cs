@@ -11,7 +11,7 @@ namespace Quant.Core.Reports.Html;
 /// A big model has hundreds of tensors: the page carries <see cref="MaxTensors"/> of them — the lowest cosine in
 /// NAME.compare.json when there is one, else the largest clipped share — and a select box to switch between them.
 /// </summary>
-internal static class HistogramSection
+public static class HistogramSection
 {
     public const string Id = "histograms";
     public const string Title = "Per-tensor histograms and clipping ranges";
