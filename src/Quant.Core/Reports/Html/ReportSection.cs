@@ -10,6 +10,10 @@ public sealed record ReportSection(string Id, string Title, string Body)
     public static ReportSection NotRun(string id, string title, string how) =>
         new(id, title, $"<p class=\"not-run\">not run: {how}</p>");
 
+    /// <summary>The not-run line of a section whose file one command writes into the folder.</summary>
+    public static ReportSection NotRunCommand(string id, string title, string command, string name, string suffix) =>
+        NotRun(id, title, $"run <code>quant-check {command}</code> with <code>--out</code> this folder and <code>--name {Escape(name)}</code> (writes {Escape(name + suffix)}), then this report again.");
+
     public void Write(StringBuilder sb) =>
         sb.Append("<section id=\"").Append(Id).Append("\">\n<h2>").Append(Escape(Title)).Append("</h2>\n").Append(Body).Append("\n</section>\n");
 

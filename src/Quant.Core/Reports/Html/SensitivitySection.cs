@@ -18,7 +18,7 @@ internal static class SensitivitySection
     public static ReportSection Render(SensitivityData? s, string name)
     {
         if (s is null)
-            return ReportSection.NotRun(Id, Title, $"run <code>quant-check sensitivity</code> with <code>--out</code> this folder and <code>--name {Escape(name)}</code> (writes {Escape(name)}.sensitivity.json), then this report again.");
+            return ReportSection.NotRunCommand(Id, Title, "sensitivity", name, ".sensitivity.json");
         bool higherBetter = HigherIsBetter(s.Metric);
         var ranked = s.Candidates.Select((c, i) => (c, i))
             .OrderBy(p => double.IsNaN(p.c.Value) ? 0 : 1) // NaN is the worst there is

@@ -17,7 +17,7 @@ internal static class SimilaritySection
     public static ReportSection Render(CompareData? c, string name)
     {
         if (c is null)
-            return ReportSection.NotRun(Id, Title, $"run <code>quant-check compare</code> with <code>--out</code> this folder and <code>--name {Escape(name)}</code> (writes {Escape(name)}.compare.json), then this report again.");
+            return ReportSection.NotRunCommand(Id, Title, "compare", name, ".compare.json");
         var sb = new StringBuilder();
         sb.Append("<p>").Append(Escape(c.Actual)).Append(" against ").Append(Escape(c.Reference)).Append(", ")
           .Append(c.Tensors.Count).Append(" tensors in graph order, ").Append(c.Samples).Append(" sample(s). Hover a point for its tensor; red points carry a finding.</p>\n");

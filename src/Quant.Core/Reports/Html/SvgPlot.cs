@@ -141,7 +141,8 @@ internal sealed class SvgPlot
         (min, max) = Widen(min, max);
         double raw = (max - min) / Math.Max(1, count);
         double mag = Math.Pow(10, Math.Floor(Math.Log10(raw)));
-        double step = new[] { 1.0, 2.0, 5.0, 10.0 }.Select(m => m * mag).First(s => s >= raw * 0.999);
+        // The round step nearest the raw one (by ratio): 1..126 in about 6 steps is 20, not 50.
+        double step = new[] { 1.0, 2.0, 5.0, 10.0 }.Select(m => m * mag).MinBy(s => Math.Abs(Math.Log(s / raw)));
         var ticks = new List<double>();
         for (double t = Math.Ceiling(min / step - 1e-9) * step; t <= max + step * 1e-9; t += step)
             ticks.Add(Math.Abs(t) < step * 1e-9 ? 0 : Math.Round(t / step) * step);

@@ -15,7 +15,7 @@ internal static class TuningSection
     public static ReportSection Render(TuneData? t, string name)
     {
         if (t is null)
-            return ReportSection.NotRun(Id, Title, $"run <code>quant-check tune</code> with <code>--out</code> this folder and <code>--name {Escape(name)}</code> (writes {Escape(name)}.tune.json), then this report again.");
+            return ReportSection.NotRunCommand(Id, Title, "tune", name, ".tune.json");
         var sb = new StringBuilder();
         sb.Append("<p>").Append(t.Visited.Count).Append(" configurations visited; cost model: ").Append(Escape(t.CostModel)).Append("; accuracy axis: ")
           .Append(ReportSection.Code(t.ValueKey)).Append(t.TargetMin is double mn ? $" (target \u2265 {Num(mn)})" : t.TargetMax is double mx ? $" (target \u2264 {Num(mx)})" : "")
