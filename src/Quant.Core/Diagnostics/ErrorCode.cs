@@ -100,11 +100,17 @@ enum ErrorCode
     CompileInvalidInputShape = 7119,
     QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
 
-    // QB8041-8059: compare (layer-wise float vs qat / quantized / compiled)
+    // QB8xxx: accuracy debugging. QB8041-8059: compare (layer-wise float vs qat / quantized / compiled)
     CompareInputsDiffer = 8041,
     CompareNotFromFloat = 8042,
     CompareStageNotFromQat = 8043,
     CompareInvalidSampleCount = 8044,
+    // QB8061-8079: quant-check report (the HTML report)
+    ReportModelCheckMissing = 8061,
+    ReportInputMalformed = 8062,
+    ReportInputFormat = 8063,
+    ReportCalibrationUnreadable = 8064,
+    ReportInvalidSetting = 8065,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>

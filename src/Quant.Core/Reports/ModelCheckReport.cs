@@ -38,8 +38,11 @@ public sealed class ModelCheckReport(
 
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <param name="Source">The config layer that decided the node's compute qtype before target rules ("preset base",
+    /// "op_config Conv", "node_config", ...); a target rule's change is in the change log.</param>
+    /// <param name="OutputTensor">The node's first output tensor ("" when it has none).</param>
     public sealed record Layer(string Node, string OpType, string Compute, IReadOnlyList<string> InputTypes, string OutputType,
-        string Scales, string Method, string Axis);
+        string Scales, string Method, string Axis, string Source = "", string OutputTensor = "");
 
     public sealed record SharedRisk(string Tensor, string Kind, IReadOnlyList<string> Consumers, string Detail);
 
@@ -69,7 +72,8 @@ public sealed class ModelCheckReport(
             axis = wp.Axis?.ToString(Inv) ?? "tensor";
             scales += (scales.Length > 0 ? "; " : "") + "w " + ScaleText(wp);
         }
-        return new Layer(n.Name.Length > 0 ? n.Name : n.Node.Describe(), n.OpType, Text(n.Compute), inputs, output, scales, method, axis);
+        return new Layer(n.Name.Length > 0 ? n.Name : n.Node.Describe(), n.OpType, Text(n.Compute), inputs, output, scales, method, axis,
+            n.Source, outTensor);
     }).ToList();
 
     public IReadOnlyList<SharedRisk> SharedRisks()
@@ -300,9 +304,11 @@ public sealed class ModelCheckReport(
                 w.WriteStartObject(); w.WriteString("node", l.Node); w.WriteString("op_type", l.OpType); w.WriteString("compute", l.Compute);
                 w.WriteStartArray("inputs"); foreach (var i in l.InputTypes) w.WriteStringValue(i); w.WriteEndArray();
                 w.WriteString("output", l.OutputType); w.WriteString("scales", l.Scales); w.WriteString("method", l.Method); w.WriteString("weight_axis", l.Axis);
+                w.WriteString("source", l.Source); w.WriteString("output_tensor", l.OutputTensor);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            WriteActivations(w);
             w.WriteStartArray("similarity");
             foreach (var o in similarity.Outputs)
             {
@@ -332,6 +338,47 @@ public sealed class ModelCheckReport(
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    /// <summary>
+    /// Every activation tensor the qat model quantizes (a Q/DQ pair: read as int8/int16 by a node that is not fused to
+    /// its producer, or an int8/int16 model output) with its exact scale and the float range it keeps (the clipping
+    /// range, scale x (qmin - zp) .. scale x (qmax - zp)): what the HTML report marks on the calibration histograms.
+    /// Calibrated tensors without a Q/DQ (a GEMM output fused with its activation) are left out.
+    /// </summary>
+    private void WriteActivations(Utf8JsonWriter w)
+    {
+        var quantized = new HashSet<string>(StringComparer.Ordinal);
+        var graphOutputs = plan.Model.Graph.Outputs.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var n in plan.Nodes.Where(n => !n.ShapeOnly))
+        {
+            foreach (var i in n.Inputs)
+                if (i.Role == InputRole.Activation && !i.Fused && i.QType is QType.Int8 or QType.Int16 && i.Tensor.Length > 0) quantized.Add(i.Tensor);
+            foreach (var o in n.Outputs)
+                if (o.QType is QType.Int8 or QType.Int16 && graphOutputs.Contains(o.Tensor)) quantized.Add(o.Tensor);
+        }
+        w.WriteStartArray("activations");
+        foreach (var (tensor, p) in activations.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            if (!quantized.Contains(tensor) || p.QType is not (QType.Int8 or QType.Int16) || p.Scales.Length == 0) continue;
+            var (qmin, qmax) = QuantParams.Range(p.QType);
+            double lo = double.PositiveInfinity, hi = double.NegativeInfinity;
+            for (int c = 0; c < p.Scales.Length; c++)
+            {
+                int zp = p.ZeroPoints.Length == 0 ? 0 : p.ZeroPoints[Math.Min(c, p.ZeroPoints.Length - 1)];
+                lo = Math.Min(lo, (double)p.Scales[c] * (qmin - zp));
+                hi = Math.Max(hi, (double)p.Scales[c] * (qmax - zp));
+            }
+            w.WriteStartObject(); w.WriteString("tensor", tensor); w.WriteString("qtype", Text(p.QType));
+            // float scales as written into the model: their shortest round-trip text, not rounded to 9 digits.
+            if (p.Scales.Length == 1) w.WriteNumber("scale", p.Scales[0]); else w.WriteNull("scale");
+            w.WriteNumber("zero_point", p.ZeroPoints.Length == 0 ? 0 : p.ZeroPoints[0]);
+            w.WriteNumber("channels", p.Scales.Length);
+            w.WriteString("method", p.Method);
+            w.WriteNumber("clip_min", lo); w.WriteNumber("clip_max", hi);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
     }
 
     private static double Round(double v) => double.IsFinite(v) ? Math.Round(v, 9) : 0;
