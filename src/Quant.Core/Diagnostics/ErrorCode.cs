@@ -99,6 +99,16 @@ enum ErrorCode
     CompileUnsupportedModel = 7118,
     CompileInvalidInputShape = 7119,
     QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
+
+    // QB8001-8019: sensitivity and the threshold sweep (quant-check sensitivity, docs/sensitivity.md)
+    SensitivityUnknownOutput = 8001,
+    SensitivityUnknownNode = 8002,
+    SensitivityUnknownMetric = 8003,
+    SensitivitySampleCount = 8004,
+    SensitivityNotACandidate = 8005,
+    SensitivityInvalidOption = 8006,
+    SweepInvalidThreshold = 8007,
+    SweepInvalidTarget = 8008,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>
