@@ -19,6 +19,9 @@ internal sealed class VariantContext
     /// <summary>Every value the base session has (its run's <see cref="ValueCache"/> names).</summary>
     public required IReadOnlySet<string> BaseValues { get; init; }
     public required SessionOptions SessionOptions { get; init; }
+    /// <summary>Where the time goes (console only): building the small models, and running them with the downstream cones.</summary>
+    public long BuildTicks { get; set; }
+    public long RunTicks { get; set; }
 }
 
 /// <summary>

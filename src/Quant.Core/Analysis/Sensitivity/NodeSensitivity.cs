@@ -103,6 +103,7 @@ public static class NodeSensitivity
             Outputs = outputs, Metrics = options.Metrics, Candidates = SensitivityResult.Rank(scored, options.Mode, options.Metrics[0]),
             Baseline = baseline, Notes = notes, SecondsPerCandidate = candidates.Count == 0 ? 0 : seconds / candidates.Count,
             SecondsToFirstResult = first, SecondsForBaseRuns = baseSeconds,
+            SecondsBuildingVariants = context.BuildTicks / (double)Stopwatch.Frequency, SecondsRerunning = context.RunTicks / (double)Stopwatch.Frequency,
         };
     }
 
@@ -120,8 +121,10 @@ public static class NodeSensitivity
         var changed = c.Nodes.Where(n => !PlanVariants.Same(basePlan[n], Variant(n))).ToList();
         if (options.Strategy == SensitivityStrategy.FullExport) return ScoreFull(context, basePlan, Variant, baseSession.Model, caches, references, scores, file, options);
         LocalVariant variant;
+        long t0 = Stopwatch.GetTimestamp();
         try { variant = LocalVariant.Build(context, changed, n => basePlan[n], Variant); }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
+        long t1 = Stopwatch.GetTimestamp();
         for (int s = 0; s < caches.Count; s++)
         {
             try
@@ -132,6 +135,8 @@ public static class NodeSensitivity
             }
             catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
         }
+        context.BuildTicks += t1 - t0;
+        context.RunTicks += Stopwatch.GetTimestamp() - t1;
         return variant.NodeCount;
     }
 

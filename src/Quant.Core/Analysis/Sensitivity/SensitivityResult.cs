@@ -42,6 +42,9 @@ public sealed class SensitivityResult
     public double SecondsToFirstResult { get; init; }
     /// <summary>Seconds for the base runs that every candidate reuses (console only).</summary>
     public double SecondsForBaseRuns { get; init; }
+    /// <summary>Of the scoring time: building the candidates' small models, and re-running (small model + downstream cone) on every sample (console only).</summary>
+    public double SecondsBuildingVariants { get; init; }
+    public double SecondsRerunning { get; init; }
 
     public static string MetricName(CheckMetric m) => CheckNames.Of(m);
 
