@@ -55,7 +55,6 @@ internal static class SensitivityCommand
                 Samples = parse.GetValue(samples),
                 Nodes = parse.GetValue(nodes) is { Length: > 0 } ns ? ns : null,
             };
-            if (options.Samples < 1) throw new CliUsageException($"-d {options.Samples}: give at least 1 sample");
             bool sweeping = parse.GetResult(sweep) is not null;
             var thresholds = sweeping ? Thresholds(parse.GetValue(sweep) ?? []) : null;
             var target = Target(parse.GetValue(to)!);

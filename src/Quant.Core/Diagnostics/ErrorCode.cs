@@ -106,9 +106,8 @@ enum ErrorCode
     SensitivityUnknownMetric = 8003,
     SensitivitySampleCount = 8004,
     SensitivityNotACandidate = 8005,
-    SensitivityInvalidOption = 8006,
-    SweepInvalidThreshold = 8007,
-    SweepInvalidTarget = 8008,
+    SweepInvalidThreshold = 8006,
+    SweepInvalidTarget = 8007,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>
