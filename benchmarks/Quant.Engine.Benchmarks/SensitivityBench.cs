@@ -48,7 +48,12 @@ internal static class SensitivityBench
             var (cal, q, _) = NodeSensitivity.Prepare(request, null, default);
             Console.WriteLine($"{which}, preset {preset}, {samples} samples, mode {mode}, {threads} thread(s): calibration + plan {clock.Elapsed.TotalSeconds:F1} s");
             var m = SensitivityOptions.ModeOf(mode) ?? throw new ArgumentException($"unknown mode {mode}");
+            // CPU time too: on a shared machine the wall clock says more about the other jobs than about this one.
+            var process = Process.GetCurrentProcess();
+            TimeSpan Cpu() { process.Refresh(); return process.TotalProcessorTime; }
+            var cpu0 = Cpu();
             var fast = NodeSensitivity.Run(cal, q, new SensitivityOptions { Mode = m, Samples = samples });
+            double fastCpu = (Cpu() - cpu0).TotalSeconds;
             Console.WriteLine($"downstream-only: {fast.Candidates.Count} candidates, base runs {fast.SecondsForBaseRuns:F2} s, first result after {fast.SecondsToFirstResult:F3} s, " +
                 $"{fast.SecondsPerCandidate:F4} s per candidate (building small models {fast.SecondsBuildingVariants:F1} s, re-running {fast.SecondsRerunning:F1} s in all)");
             var probe = cal.Data.Samples().First();
@@ -63,12 +68,18 @@ internal static class SensitivityBench
             var graphOrder = q.Plan.Nodes.Select(n => n.Name).Where(order.Contains).ToList();
             int step = Math.Max(1, graphOrder.Count / Math.Max(1, full));
             var picks = graphOrder.Where((_, k) => k % step == 0).Take(full).ToList();
+            var cpu1 = Cpu();
             var slow = NodeSensitivity.Run(cal, q, new SensitivityOptions { Mode = m, Samples = samples, Nodes = picks, Strategy = SensitivityStrategy.FullExport });
+            var cpu2 = Cpu();
             var again = NodeSensitivity.Run(cal, q, new SensitivityOptions { Mode = m, Samples = samples, Nodes = picks });
+            var cpu3 = Cpu();
             int same = slow.Candidates.Count(s => again.Candidates.First(f => f.Name == s.Name).Worst(CheckMetric.Cosine).Equals(s.Worst(CheckMetric.Cosine)));
             Console.WriteLine($"full re-runs:    {slow.Candidates.Count} candidates, {slow.SecondsPerCandidate:F4} s per candidate; downstream-only on the same ones " +
                 $"{again.SecondsPerCandidate:F4} s per candidate");
             Console.WriteLine($"ratio full / downstream-only: {slow.SecondsPerCandidate / again.SecondsPerCandidate:F1}x; identical cosine on {same}/{slow.Candidates.Count}");
+            Console.WriteLine($"CPU seconds (process, incl. base runs): all candidates downstream-only {fastCpu:F1} s ({fastCpu / fast.Candidates.Count:F4} per candidate); " +
+                $"on the {picks.Count}: full {(cpu2 - cpu1).TotalSeconds / picks.Count:F4}, downstream-only {(cpu3 - cpu2).TotalSeconds / picks.Count:F4} per candidate; " +
+                $"load average {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(" ")[0] : "n/a")}");
             Console.WriteLine("most sensitive (first 10): " + string.Join(", ", fast.Candidates.Take(10).Select(c => $"{c.Name} {c.Worst(CheckMetric.Cosine):F6}")));
             return same == slow.Candidates.Count ? 0 : 1;
         }

@@ -123,6 +123,12 @@ public class SensitivityOptionsTests
         }
         Assert.Equal(json[1], json[2]);
         Assert.Equal(first.RenderJson(), json[1]);
+        // One sample at a time (the order used when the kept values would not fit in memory): the same scores.
+        var oneByOne = NodeSensitivity.Run(cls.Calibrated, cls.Quantized, new SensitivityOptions
+        {
+            Mode = SensitivityMode.Restore, Samples = 2, Nodes = nodes, Metrics = Metrics, MaxKeptBytes = 0,
+        });
+        Assert.Equal(first.RenderJson(), oneByOne.RenderJson());
         Assert.Contains("\"format\": \"quant-sensitivity/1\"", json[1]);
         Assert.DoesNotContain(cls.Dir, json[1]);
     }
