@@ -74,11 +74,14 @@ public static class NodeSensitivity
             baseline.Add(reference, outs);
             return cache;
         }
-        // Every sample's values kept at once when they fit (each candidate's score is then complete before the next one
-        // starts); otherwise one sample at a time, every candidate on it, its small model built once and kept.
+        // As many samples' values kept at once as fit in MaxKeptBytes (judged by the first sample): each candidate is
+        // scored on those before the next one starts, and the small models are built once and kept. All samples usually
+        // fit, so every candidate's score is complete before the next one starts (first results early).
         var caches = new List<ValueCache> { BaseRun(0) };
-        bool keepAll = options.Strategy == SensitivityStrategy.FullExport || Bytes(caches[0]) * inputs.Count <= options.MaxKeptBytes;
-        if (keepAll) for (int s = 1; s < inputs.Count; s++) caches.Add(BaseRun(s));
+        long perSample = Math.Max(1, Bytes(caches[0]));
+        int perPass = options.Strategy == SensitivityStrategy.FullExport ? inputs.Count
+            : (int)Math.Clamp(options.MaxKeptBytes / perSample, 1, inputs.Count);
+        for (int s = 1; s < perPass; s++) caches.Add(BaseRun(s));
         double baseSeconds = clock.Elapsed.TotalSeconds;
 
         var context = new VariantContext
@@ -92,17 +95,21 @@ public static class NodeSensitivity
         var variants = new LocalVariant?[candidates.Count];
         var scoring = Stopwatch.StartNew();
         double first = 0;
-        int passes = keepAll ? 1 : inputs.Count, total = candidates.Count * passes, done = 0;
+        int passes = (inputs.Count + perPass - 1) / perPass, total = candidates.Count * passes, done = 0;
         progress?.Report(new StageProgress("sensitivity", 0, total));
         for (int pass = 0; pass < passes; pass++)
         {
-            var window = keepAll ? caches : [pass == 0 ? caches[0] : BaseRun(pass)];
-            var windowReferences = keepAll ? references : [references[pass]];
-            if (!keepAll && pass > 0) caches.Clear(); // the previous sample's values are no longer needed
+            int from = pass * perPass, to = Math.Min(inputs.Count, from + perPass);
+            if (pass > 0)
+            {
+                caches.Clear(); // the previous samples' values are no longer needed
+                for (int s = from; s < to; s++) caches.Add(BaseRun(s));
+            }
+            var windowReferences = references.GetRange(from, to - from);
             for (int k = 0; k < candidates.Count; k++)
             {
                 cancel.ThrowIfCancellationRequested();
-                Score(context, q.Plan, basePlan, candidates[k], options, baseSession, window, windowReferences, scores[k], ref variants[k], cal.ModelPath);
+                Score(context, q.Plan, basePlan, candidates[k], options, baseSession, caches, windowReferences, scores[k], ref variants[k], cal.ModelPath);
                 if (++done == 1) first = scoring.Elapsed.TotalSeconds;
                 progress?.Report(new StageProgress("sensitivity", done, total));
             }

@@ -31,7 +31,7 @@ public sealed class SensitivityOptions
     public IReadOnlyList<string>? Nodes { get; init; }
     /// <summary>
     /// Memory for the base runs' kept values: when every sample's fit, each candidate is scored on all samples before the
-    /// next (first results early); otherwise samples are taken one at a time. The scores are the same either way.
+    /// next (first results early); otherwise samples are taken in groups that fit. The scores are the same either way.
     /// </summary>
     public long MaxKeptBytes { get; init; } = 2L << 30;
     /// <summary>Downstream re-runs (the default); <see cref="SensitivityStrategy.FullExport"/> exports and runs every variant whole (benchmarks).</summary>
