@@ -18,6 +18,7 @@ public static class Program
             BaselineCommand.Create(),
             CompareCommand.Create(),
             ReportCommand.Create(),
+            SensitivityCommand.Create(),
         };
         try
         {

@@ -100,7 +100,15 @@ enum ErrorCode
     CompileInvalidInputShape = 7119,
     QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
 
-    // QB8xxx: accuracy debugging. QB8041-8059: compare (layer-wise float vs qat / quantized / compiled)
+    // QB8xxx: accuracy debugging. QB8001-8019: sensitivity and the threshold sweep (quant-check sensitivity, docs/sensitivity.md)
+    SensitivityUnknownOutput = 8001,
+    SensitivityUnknownNode = 8002,
+    SensitivityUnknownMetric = 8003,
+    SensitivitySampleCount = 8004,
+    SensitivityNotACandidate = 8005,
+    SweepInvalidThreshold = 8006,
+    SweepInvalidTarget = 8007,
+    // QB8041-8059: compare (layer-wise float vs qat / quantized / compiled)
     CompareInputsDiffer = 8041,
     CompareNotFromFloat = 8042,
     CompareStageNotFromQat = 8043,

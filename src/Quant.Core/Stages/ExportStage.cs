@@ -69,7 +69,7 @@ public sealed class ExportResult
 /// the data fingerprint and the statistics settings: a changed precision setting re-derives scales
 /// from the cache without running calibration again.
 /// </summary>
-public static class ExportStage
+public static partial class ExportStage
 {
     public static ExportResult Run(ExportRequest request, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -80,60 +80,18 @@ public static class ExportStage
         Directory.CreateDirectory(cacheDir);
 
         var config = QuantConfigLoader.Load(request.ConfigPath);
-        var original = StageModels.Load(request.ModelPath);
-        // A model that already carries Q/DQ (QAT export, quantize_static): export its float graph, keep its scales.
-        var qatInput = QatInput.Read(original, request.ModelPath);
-        if (qatInput is not null) original = qatInput.FloatModel;
-
-        var prepared = GraphPreparation.Prepare(original, new PreparationOptions { Equalize = config.Model.Weight.Equalization });
-        var model = prepared.Model;
-        var sessionOptions = new SessionOptions { Threads = request.Threads };
-        var floatSession = StageModels.Session(model, sessionOptions, request.ModelPath);
-        CalibrationDataOverride.Apply(config, request.CalibrationData, model.Graph.RuntimeInputs, "--calibration-data");
-        var data = CalibrationDataSet.Create(config, model.Graph.RuntimeInputs);
-
-        // Calibration statistics (CalibrationPass): from the cache when model, data and statistics settings are unchanged.
-        var activation = config.Model.Activation;
-        // Hashed once: the calibration cache and the float-vs-qat cache both key on it.
-        string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
-        string dataFingerprint = data.Fingerprint();
-        var calibrationTime = Stopwatch.StartNew();
-        // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa); and the
-        // statistics are per tensor of the prepared graph, which a newer Quant.Build may prepare differently.
-        string statisticsKey = $"model={floatSha256};data={dataFingerprint};graph={PreparedGraphHash(model)}"
-            + (config.Model.Weight.Equalization ? ";equalization=true" : "");
-        var run = CalibrationPass.Run(floatSession, request.ModelPath, data, cacheDir, name, statisticsKey,
-            activation.NumBinCandidates, activation.PerChannel.Contains(true), request.SelectionSamples, request.Threads,
-            (done, count) => progress?.Report(new StageProgress("calibration", done, count)), cancel);
-        calibrationTime.Stop();
-
-        var plan = PrecisionPlanner.Plan(model, config, FusedPairs(model, prepared));
-        var qatPlan = qatInput is null ? null : QatInputPlan.Apply(qatInput, plan, config, request.ModelPath);
-        var tensorTypes = ActivationTensors(plan);
-        var fixedParams = FixedParams(config, plan);
-        var weights = WeightParams(model, plan, config.Model.Weight.PerChannel);
-        // A QDQ input model's own scales win over calibration (QatInputPlan warns where the config asks otherwise).
-        if (qatPlan is not null) (fixedParams, weights) = qatPlan.Overlay(tensorTypes, fixedParams, weights);
-        // The candidates of `default` and the search lists, scored on held-out samples (CalibrationChoice).
-        var context = new CalibrationContext(model, plan, tensorTypes, fixedParams, weights, sessionOptions, request.ModelPath);
-        var outcome = CalibrationChoice.Choose(context, run, CalibrationCandidates.Of(activation), floatSession, config.Model.LayerwiseSearch,
-            (phase, done, total) => progress?.Report(new StageProgress(phase, done, total)), cancel);
+        var cal = Calibrate(request, config, cacheDir, name, progress, cancel);
+        var q = Quantize(cal, config, progress, cancel);
+        var (original, prepared, model, sessionOptions, floatSession, data) = (cal.Original, cal.Prepared, cal.Model, cal.SessionOptions, cal.FloatSession, cal.Data);
+        var (floatSha256, dataFingerprint, calibrationTime) = (cal.FloatSha256, cal.DataFingerprint, cal.CalibrationTime);
+        var (plan, qatPlan, activations, weights, outcome) = (q.Plan, q.QatPlan, q.Activations, q.Weights, q.Outcome);
         string chosen = outcome.Label;
-        var activations = outcome.Activations;
         var scores = outcome.Scores.Select(c => (c.Label, c.Score)).ToList();
-        var stats = run.Of(outcome.Chosen.NumBins).All;
-        bool fromCache = run.FromCache;
-        var cachePath = run.CachePath;
-
-        var qatModel = QdqExporter.Export(model, plan, activations, weights);
-        BiasCorrection.Result? biasCorrection = null;
-        if (config.Model.Weight.BiasCorrection)
-        {
-            progress?.Report(new StageProgress("bias correction", 0, 1));
-            biasCorrection = BiasCorrection.Run(model, plan, qatModel, config.Model.Weight, data.SampleCount, data.Samples(), sessionOptions);
-            qatModel = biasCorrection.Apply(qatModel);
-            progress?.Report(new StageProgress("bias correction", 1, 1));
-        }
+        var stats = cal.Run.Of(outcome.Chosen.NumBins).All;
+        bool fromCache = cal.Run.FromCache;
+        var cachePath = cal.Run.CachePath;
+        var qatModel = q.QatModel;
+        var biasCorrection = q.BiasCorrection;
         var qatPath = Path.Combine(request.OutputDirectory, QdqExporter.FileName(name));
         OnnxModelWriter.Save(qatModel, qatPath);
 
@@ -186,7 +144,7 @@ public static class ExportStage
             Stability = stability,
             Plan = plan,
             Prepared = prepared,
-            CalibrationTime = calibrationTime.Elapsed,
+            CalibrationTime = calibrationTime,
             TotalTime = total.Elapsed,
             DataFiles = data.Files,
             Config = config,
