@@ -12,6 +12,7 @@ using Quant.TestSupport;
 // "compiled [--repeat N] [--models det,rec] [--keep DIR]": the compiled int8 model vs ORT and the float engine, CompiledBench.cs;
 // "chain DATASETS_DIR": float -> qat -> quantized -> compiled consistency per model and preset, ChainTable.cs;
 // "quality DATASETS_DIR": rec/cls accuracy and det IoU of the qat models per preset, QualityTable.cs;
+// "loop [--repeat N] [--models det,rec,cls] [--threads N] [--compare]": float vs qat run and calibration per sample, LoopBench.cs;
 // "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs;
 // "drift rec|det CONFIG": per-GEMM cosine float vs qat for one export, NodeDrift.cs;
 // "weights REC_CALIB REC_HELDOUT DET_CALIB DET_HELDOUT": ec and bias correction, WeightRefinementTable.cs / build/measure-weights.sh)
@@ -20,6 +21,7 @@ if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 if (args is ["drift", .. var driftArgs]) return NodeDrift.Run(driftArgs);
 if (args is ["weights", .. var weightArgs]) return WeightRefinementTable.Run(weightArgs);
 if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
+if (args is ["loop", .. var loopArgs]) return LoopBench.Run(loopArgs);
 if (args is ["nodes", .. var nodeArgs]) return NodeProfile.Run(nodeArgs);
 if (args is ["chain", .. var chainArgs]) return ChainTable.Run(chainArgs);
 if (args is ["quality", .. var qualityArgs]) return QualityTable.Run(qualityArgs);

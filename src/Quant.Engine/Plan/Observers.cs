@@ -73,6 +73,12 @@ public sealed class SessionOptions
     /// </summary>
     public bool FuseElementwise { get; init; } = true;
     /// <summary>
+    /// Run each QuantizeLinear whose only readers are DequantizeLinear nodes as one fake-quant pass (inside the
+    /// elementwise chains around it) when nobody observes the integer value. Results are bit-identical either way;
+    /// off only to measure or test the separate kernels. Needs <see cref="FuseElementwise"/>.
+    /// </summary>
+    public bool FuseFakeQuant { get; init; } = true;
+    /// <summary>
     /// Integer GEMM weights already in the kernels' packed layout (a compiled model's), by node and slot: the kernels
     /// take them as they are instead of packing. Ones that do not fit their node fail the session's construction
     /// with <see cref="PackedWeightsException"/>, and so do ones no kernel asks for.
