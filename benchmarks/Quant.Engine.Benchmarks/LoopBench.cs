@@ -36,7 +36,7 @@ internal static class LoopBench
             else if (args[i] == "--compare") compare = true;
             else { Console.Error.WriteLine($"unknown argument {args[i]}; usage: loop [--repeat N] [--models det,rec,cls] [--threads N] [--preset P] [--compare]"); return 2; }
         }
-        s_threadCpu = threads == 1 && NodeProfile.ThreadCpuNs() > 0;
+        s_threadCpu = threads == 1 && ThreadCpuNs() > 0;
         var work = TestAssets.TempDir("bench-loop");
         Directory.CreateDirectory(work);
         try
@@ -128,9 +128,9 @@ internal static class LoopBench
             var feeds = samples[next++ % samples.Count];
             if (s_threadCpu)
             {
-                long c0 = NodeProfile.ThreadCpuNs();
+                long c0 = ThreadCpuNs();
                 run(feeds);
-                return (NodeProfile.ThreadCpuNs() - c0) / 1e6;
+                return (ThreadCpuNs() - c0) / 1e6;
             }
             long t0 = Stopwatch.GetTimestamp();
             run(feeds);
@@ -169,7 +169,7 @@ internal static class LoopBench
     private sealed class TimedCollector(CalibrationCollector inner) : IValueObserver
     {
         public long Ns, Values, Elements;
-        private static long Now() => s_threadCpu ? NodeProfile.ThreadCpuNs() : (long)(Stopwatch.GetTimestamp() * (1e9 / Stopwatch.Frequency));
+        private static long Now() => s_threadCpu ? ThreadCpuNs() : (long)(Stopwatch.GetTimestamp() * (1e9 / Stopwatch.Frequency));
         public Dictionary<string, long> ByOp { get; } = [];
         public Tensor? OnValue(in ObservedValue value)
         {
@@ -203,13 +203,13 @@ internal static class LoopBench
             var t = Tensor.From(data, data.Length);
             var c = new CalibrationCollector(numBins: 2048, threads: 1);
             for (int r = 0; r < 20; r++) c.Add("x", t);
-            long c0 = NodeProfile.ThreadCpuNs();
+            long c0 = ThreadCpuNs();
             int reps = (int)(100L * (1 << 20) / data.Length); for (int r = 0; r < reps; r++) c.Add("x", t);
-            Console.WriteLine($"{label}: {(NodeProfile.ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element; Vector512 accelerated {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
-            c0 = NodeProfile.ThreadCpuNs();
+            Console.WriteLine($"{label}: {(ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element; Vector512 accelerated {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
+            c0 = ThreadCpuNs();
             float sink = 0;
             for (int r = 0; r < reps; r++) sink += System.Numerics.Tensors.TensorPrimitives.Max(data) + System.Numerics.Tensors.TensorPrimitives.Min(data);
-            Console.WriteLine($"  min+max alone: {(NodeProfile.ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element {sink > 1e30}");
+            Console.WriteLine($"  min+max alone: {(ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element {sink > 1e30}");
         }
         return 0;
     }
@@ -239,13 +239,29 @@ internal static class LoopBench
             for (int k = 0; k < 2; k++)
             {
                 sessions[k].Run(feeds);
-                long c0 = NodeProfile.ThreadCpuNs();
+                long c0 = ThreadCpuNs();
                 for (int r = 0; r < 5; r++) sessions[k].Run(feeds);
-                best[k] = Math.Min(best[k], (NodeProfile.ThreadCpuNs() - c0) / 5e6);
+                best[k] = Math.Min(best[k], (ThreadCpuNs() - c0) / 5e6);
             }
         Console.WriteLine($"fused {best[0]:F2} ms, unfused {best[1]:F2} ms (best of 10 x 5 runs, thread CPU)");
         return 0;
     }
+
+    /// <summary>
+    /// This thread's CPU time in ns from clock_gettime(CLOCK_THREAD_CPUTIME_ID) (exact; /proc's schedstat advances only at
+    /// scheduler ticks, too coarse for a 1 ms cls run), or 0 where libc has no such clock.
+    /// </summary>
+    private static long ThreadCpuNs()
+    {
+        try { return ClockGetTime(3, out var t) == 0 ? t.Seconds * 1_000_000_000 + t.Nanoseconds : 0; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return 0; }
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct TimeSpec { public long Seconds; public long Nanoseconds; }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec time);
 
     private static string LoadAverage()
     {

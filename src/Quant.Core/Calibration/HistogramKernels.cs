@@ -1,8 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Quant.Core.Calibration;
 
@@ -27,11 +25,7 @@ internal static class HistogramKernels
         int i = 0;
         int last = bins - 1;
         float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported && x.Length >= Vector512<float>.Count)
-        {
-            (i, min, max) = Bin512(x, factor, bins, ref h0, ref h1);
-        }
-        else if (Vector.IsHardwareAccelerated && x.Length >= Vector<float>.Count)
+        if (Vector.IsHardwareAccelerated && x.Length >= Vector<float>.Count)
         {
             var vf = new Vector<float>(factor);
             var vLast = new Vector<int>(last);
@@ -70,66 +64,6 @@ internal static class HistogramKernels
             Unsafe.Add(ref h0, b + (v < 0 ? bins : 0))++;
         }
         return (min, max);
-    }
-
-    /// <summary>Elements per index block of <see cref="Bin512"/>: the indices of one block stay in L1 on the stack.</summary>
-    private const int IndexBlock = 512;
-
-    /// <summary>
-    /// The AVX-512 body of <see cref="Bin"/>: indices of a block of 16-lane vectors are computed and stored to a stack
-    /// buffer first (the same arithmetic as the <see cref="Vector{T}"/> path: |x| * factor truncated, clamped both ways,
-    /// + bins for x &lt; 0), then the counters are incremented from that buffer in a plain scalar loop. Pulling lanes
-    /// out of a vector register one at a time cost more than the increments themselves. Returns how many elements it
-    /// consumed (a multiple of 16) and their min and max (Vector512.Min/Max order -0 below +0 and propagate NaN, as
-    /// MathF.Min/Max do, so the result does not depend on the lane a value fell in).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static (int Consumed, float Min, float Max) Bin512(ReadOnlySpan<float> x, float factor, int bins, ref int h0, ref int h1)
-    {
-        const int w = 16;
-        var vf = Vector512.Create(factor);
-        var vLast = Vector512.Create((uint)(bins - 1));
-        var vBins = Vector512.Create(bins);
-        var vMin = Vector512.Create(float.PositiveInfinity);
-        var vMax = Vector512.Create(float.NegativeInfinity);
-        ref float xr = ref MemoryMarshal.GetReference(x);
-        Span<int> indices = stackalloc int[IndexBlock];
-        ref int ir = ref MemoryMarshal.GetReference(indices);
-        int end = x.Length & ~(w - 1);
-        int i = 0;
-        while (i < end)
-        {
-            int block = Math.Min(IndexBlock, end - i);
-            for (int j = 0; j < block; j += w)
-            {
-                var v = Vector512.LoadUnsafe(ref xr, (nuint)(i + j));
-                vMin = Vector512.Min(vMin, v);
-                vMax = Vector512.Max(vMax, v);
-                // The raw truncating conversion gives 0x80000000 for NaN and out-of-range lanes; as unsigned that is
-                // above the last bin, so one unsigned min clamps every lane into the histogram (for in-range data the
-                // index is the same as the portable path's).
-                var raw = Avx512F.ConvertToVector512Int32WithTruncation(Vector512.Abs(v) * vf).AsUInt32();
-                var b = Vector512.Min(raw, vLast).AsInt32() + (Vector512.LessThan(v, Vector512<float>.Zero).AsInt32() & vBins);
-                b.StoreUnsafe(ref ir, (nuint)j);
-            }
-            // Two interleaved copies: a run of equal values (the zeros after a Relu) alternates between two counters.
-            for (int j = 0; j < block; j += 4)
-            {
-                Unsafe.Add(ref h0, Unsafe.Add(ref ir, j))++;
-                Unsafe.Add(ref h1, Unsafe.Add(ref ir, j + 1))++;
-                Unsafe.Add(ref h0, Unsafe.Add(ref ir, j + 2))++;
-                Unsafe.Add(ref h1, Unsafe.Add(ref ir, j + 3))++;
-            }
-            i += block;
-        }
-        return (i, Reduce(vMin, min: true), Reduce(vMax, min: false));
-    }
-
-    private static float Reduce(Vector512<float> v, bool min)
-    {
-        float r = v[0];
-        for (int k = 1; k < Vector512<float>.Count; k++) r = min ? MathF.Min(r, v[k]) : MathF.Max(r, v[k]);
-        return r;
     }
 
     /// <summary>Reference (scalar, one element at a time, skipping non-finite) binning for tests and NaN inputs.</summary>

@@ -66,7 +66,7 @@ public class HistogramTests
     }
 
     /// <summary>
-    /// The vector binning (AVX-512 where present) against the scalar reference on every activation of a real rec run,
+    /// The vector binning against the scalar reference on every activation of a real rec run,
     /// each binned into the range a collector would give it and, a second time, into a quarter of that range (so lanes
     /// are clamped to the last bin as when a batch outgrows the range), at several offsets so the vector body and the
     /// tail split differently; min and max must be the exact ones, -0 ordered below +0.
