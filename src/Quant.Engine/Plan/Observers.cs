@@ -73,9 +73,10 @@ public sealed class SessionOptions
     /// </summary>
     public bool FuseElementwise { get; init; } = true;
     /// <summary>
-    /// Run each QuantizeLinear whose only readers are DequantizeLinear nodes as one fake-quant pass (inside the
-    /// elementwise chains around it) when nobody observes the integer value. Results are bit-identical either way;
-    /// off only to measure or test the separate kernels. Needs <see cref="FuseElementwise"/>.
+    /// Run each per-tensor QuantizeLinear whose only reader is one DequantizeLinear as a single fake-quant pass
+    /// (no integer tensor in between) when nobody observes the run (no observer, no kept values; downstream re-runs
+    /// use the separate nodes too). Results are bit-identical either way; off only to measure or test the separate
+    /// kernels. Needs <see cref="FuseElementwise"/>.
     /// </summary>
     public bool FuseFakeQuant { get; init; } = true;
     /// <summary>
