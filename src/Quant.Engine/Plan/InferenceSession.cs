@@ -184,6 +184,13 @@ public sealed class InferenceSession
         }
         bool IsFloatWithRank(int slot) =>
             inferred.TryGetValue(_slotNames[slot], out var vi) && vi.Type == ElementType.Float && vi.Shape is { Length: >= 1 };
+        if (_options.FuseFakeQuant)
+        {
+            var pairs = FakeQuantFusion.Plan(steps.Select(st => new ElementwiseFusion.StepView(st.Node, st.Inputs, st.Outputs)).ToList(),
+                slot => constants[slot], IsFloatWithRank, slot => _isGraphOutput[slot], slot => _slotNames[slot]);
+            var kernel = new Kernels.FakeQuantizeKernel();
+            steps = pairs.Select(item => item is FakeQuantFusion.Pair p ? new Step(p.Node, kernel, p.Inputs, p.Outputs, []) : steps[(int)item]).ToList();
+        }
         var plan = ElementwiseFusion.Plan(
             steps.Select(st => new ElementwiseFusion.StepView(st.Node, st.Inputs, st.Outputs)).ToList(),
             slot => constants[slot], IsFloatWithRank, slot => _isGraphOutput[slot]);

@@ -73,6 +73,13 @@ public sealed class SessionOptions
     /// </summary>
     public bool FuseElementwise { get; init; } = true;
     /// <summary>
+    /// Run each per-tensor QuantizeLinear whose only reader is one DequantizeLinear as a single fake-quant pass
+    /// (no integer tensor in between) when nobody observes the run (no observer, no kept values; downstream re-runs
+    /// use the separate nodes too). Results are bit-identical either way; off only to measure or test the separate
+    /// kernels. Needs <see cref="FuseElementwise"/>.
+    /// </summary>
+    public bool FuseFakeQuant { get; init; } = true;
+    /// <summary>
     /// Integer GEMM weights already in the kernels' packed layout (a compiled model's), by node and slot: the kernels
     /// take them as they are instead of packing. Ones that do not fit their node fail the session's construction
     /// with <see cref="PackedWeightsException"/>, and so do ones no kernel asks for.

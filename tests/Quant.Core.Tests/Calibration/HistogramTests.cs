@@ -1,5 +1,7 @@
 using Quant.Core.Calibration;
 using Quant.Engine;
+using Quant.Onnx;
+using Quant.TestSupport;
 
 namespace Quant.Core.Tests.Calibration;
 
@@ -61,6 +63,55 @@ public class HistogramTests
                 Assert.Equal(neg[b], scratch[bins + b] + scratch[3 * bins + b]);
             }
         }
+    }
+
+    /// <summary>
+    /// The vector binning against the scalar reference on every activation of a real rec run,
+    /// each binned into the range a collector would give it and, a second time, into a quarter of that range (so lanes
+    /// are clamped to the last bin as when a batch outgrows the range), at several offsets so the vector body and the
+    /// tail split differently; min and max must be the exact ones, -0 ordered below +0.
+    /// </summary>
+    [Fact]
+    public void VectorBinningMatchesScalarOnEveryActivationOfARealRecRun()
+    {
+        var session = new InferenceSession(OnnxModelReader.Load(TestAssets.RecModel), new SessionOptions { Threads = 1 });
+        var kept = new ValueCache();
+        session.Run(new Dictionary<string, Tensor> { ["x"] = OcrSamples.Rec(OcrSamples.RecFiles[1]) }, new RunOptions { KeepValues = kept });
+        const int bins = 2048;
+        int checkedValues = 0;
+        foreach (var name in kept.Names.Order(StringComparer.Ordinal))
+        {
+            var t = kept[name];
+            if (t.Type != ElementType.Float || t.Length == 0) continue;
+            var all = t.ReadOnlySpan<float>();
+            float absMax = 0;
+            foreach (var v in all) absMax = MathF.Max(absMax, MathF.Abs(v));
+            if (!(absMax > 0)) continue;
+            int e = Math.Max(TensorStatistics.MinRangeExponent, float.ILogB(absMax) + 1);
+            foreach (int shrink in new[] { 0, 2 })
+                foreach (int offset in new[] { 0, 5 })
+                {
+                    if (offset >= all.Length) continue;
+                    var x = all[offset..];
+                    float factor = (float)Math.ScaleB(bins, -(e - shrink));
+                    var scratch = new int[4 * bins];
+                    var (min, max) = HistogramKernels.Bin(x, factor, bins, scratch);
+                    float emin = float.PositiveInfinity, emax = float.NegativeInfinity;
+                    foreach (var v in x) { emin = MathF.Min(emin, v); emax = MathF.Max(emax, v); }
+                    Assert.Equal(BitConverter.SingleToInt32Bits(emin), BitConverter.SingleToInt32Bits(min));
+                    Assert.Equal(BitConverter.SingleToInt32Bits(emax), BitConverter.SingleToInt32Bits(max));
+                    var pos = new long[bins];
+                    var neg = new long[bins];
+                    HistogramKernels.BinScalar(x, factor, bins, pos, neg);
+                    for (int b = 0; b < bins; b++)
+                    {
+                        Assert.True(pos[b] == scratch[b] + scratch[2 * bins + b], $"{name}: positive bin {b} (range 2^{e - shrink}, offset {offset})");
+                        Assert.True(neg[b] == scratch[bins + b] + scratch[3 * bins + b], $"{name}: negative bin {b} (range 2^{e - shrink}, offset {offset})");
+                    }
+                }
+            checkedValues++;
+        }
+        Assert.True(checkedValues > 300, $"only {checkedValues} activations checked");
     }
 
     [Fact]
