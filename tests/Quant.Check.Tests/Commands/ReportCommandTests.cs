@@ -64,8 +64,8 @@ public class ReportCommandTests(ITestOutputHelper output)
     [Fact]
     public void Report_of_a_real_export_has_every_section_and_loads_in_headless_chromium_without_console_errors()
     {
-        var (dir, _) = ExportAndCheck();
-        WriteDebuggingFiles(dir);
+        var (dir, config) = ExportAndCheck();
+        WriteDebuggingFiles(dir, config);
         var (code, stdout, stderr) = QuantCheck("report", "--dir", dir, "--name", "cls");
         Assert.True(code == 0, stderr);
         var page = Path.Combine(dir, "cls.report.html");
@@ -233,33 +233,19 @@ public class ReportCommandTests(ITestOutputHelper output)
             similarity = new[] { new { output = node, cosine = new { min = 0.9, avg = 0.95, max = 1.0 } } },
         }));
 
-    // replaced by real runs once compare/sensitivity/tune are merged: files in the agreed schema (SCHEMAS.md) over the
-    // real export's tensors and nodes, with made-up numbers, so the three sections render from real names and sizes.
-    private static void WriteDebuggingFiles(string dir)
+    /// <summary>The debugging commands' files for the report, written by the commands themselves on the same export.</summary>
+    private static void WriteDebuggingFiles(string dir, string config)
     {
+        var compare = QuantCheck("compare", TestAssets.ClsModel, Path.Combine(dir, "cls.qat.onnx"), "--config", config, "-d", "2",
+            "--out", dir, "--name", "cls", "--threads", "2");
+        Assert.True(compare.Code == 0, compare.Stderr);
+        var sensitivity = QuantCheck("sensitivity", TestAssets.ClsModel, "--config", config, "-d", "2", "--out", dir, "--name", "cls", "--threads", "2");
+        Assert.True(sensitivity.Code == 0, sensitivity.Stderr);
         var layers = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "cls.model_check.json"))).RootElement.GetProperty("layers")
             .EnumerateArray().Select(l => (Node: l.GetProperty("node").GetString()!, Op: l.GetProperty("op_type").GetString()!,
                 Tensor: l.GetProperty("output_tensor").GetString()!, QType: l.GetProperty("output").GetString()!)).ToList();
-        File.WriteAllText(Path.Combine(dir, "cls.compare.json"), Json(new
-        {
-            format = "quant-compare/1", model = "cls.onnx", reference = "float", actual = "qat", samples = 4,
-            tensors = layers.Select((l, i) => new
-            {
-                tensor = l.Tensor, node = l.Node, op_type = l.Op, qtype = l.QType == "int8" ? "int8" : null,
-                cosine = 1 - 0.0002 * i - (i % 7 == 3 ? 0.01 : 0), sqnr = 40 - 0.2 * i, scale = (double?)null, clipped = (double?)null,
-                flags = i == 20 ? new[] { "range_mismatch" } : [],
-            }),
-            first_nonfinite = (object?)null,
-            findings = new[] { new { flag = "range_mismatch", node = layers[20].Node, tensor = layers[20].Tensor, message = "the two inputs' ranges differ 8x; give them one scale" } },
-        }));
         var convs = layers.Where(l => l.Op == "Conv").ToList();
-        File.WriteAllText(Path.Combine(dir, "cls.sensitivity.json"), Json(new
-        {
-            format = "quant-sensitivity/1", model = "cls.onnx", config = "cls.quant.yaml", type = "node", mode = "alone", samples = 4,
-            outputs = new[] { "softmax_0.tmp_0" }, metrics = new[] { "cosine", "mse" },
-            candidates = convs.Select((c, i) => new { name = c.Node, node = c.Node, op_type = c.Op, qtype = "int8",
-                metrics = new { cosine = 0.99 + 0.0001 * i, mse = 1e-4 / (i + 1) } }),
-        }));
+        // replaced by a real run once tune is merged
         File.WriteAllText(Path.Combine(dir, "cls.tune.json"), Json(new
         {
             format = "quant-tune/1", model = "cls.onnx", config = "cls.quant.yaml",

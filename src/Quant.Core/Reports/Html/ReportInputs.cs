@@ -117,14 +117,14 @@ public sealed class ReportInputs
 
     private static CompareData ReadCompare(ReportJson j) => new(
         j.Str("reference"), j.Str("actual"), (int)j.Num("samples"),
-        j.Arr("tensors").Select(t => new CompareRow(t.Str("tensor"), t.Str("node"), t.Str("op_type"), t.StrOrNull("qtype"),
+        j.Arr("tensors").Select(t => new CompareRow(t.Str("tensor"), t.StrOrNull("node") ?? "(model input)", t.StrOrNull("op_type") ?? "", t.StrOrNull("qtype"),
             t.NumOrNull("cosine"), t.NumOrNull("sqnr"), t.NumOrNull("scale"), t.NumOrNull("clipped"),
             t.Has("flags") ? t.Strings("flags") : [])).ToList(),
         j.Has("first_nonfinite") ? Describe(j.Get("first_nonfinite")) : null,
-        j.ArrOrEmpty("findings").Select(f => (f.Str("flag"), f.Str("node"), f.Str("tensor"), f.Str("message"))).ToList());
+        j.ArrOrEmpty("findings").Select(f => (f.Str("flag"), f.StrOrNull("node") ?? "(model input)", f.Str("tensor"), f.Str("message"))).ToList());
 
     private static string Describe(ReportJson f) =>
-        $"{f.Str("kind")} first in {f.Str("tensor")} (node {f.Str("node")}, {f.Str("stage")} model)";
+        $"{f.Str("kind")} first in {f.Str("tensor")} (node {f.StrOrNull("node") ?? "(model input)"}, {f.Str("stage")} model)";
 
     private static SensitivityData ReadSensitivity(ReportJson j)
     {
