@@ -161,6 +161,10 @@ public sealed class CalibrationDataSet
         var shape = stored.Shape;
         var expected = model.Shape;
         if (expected is not null && shape.Length == expected.Length - 1) shape = [1, .. shape];
+        // Batches stack samples on axis 0, which a 0-d array does not have (found by build/fuzz.sh: an .npz scalar crashed the batching).
+        if (shape.Length == 0)
+            throw new QuantException(ErrorCode.DataShapeMismatch, at,
+                $"'{rel}' holds a single {stored.Type.DTypeName()} value (shape []), not a sample; save the array with its axes (e.g. [1, 3, 48, 192])");
         if (ic.Layout == DataLayout.NHWC)
         {
             if (shape.Length < 3)
