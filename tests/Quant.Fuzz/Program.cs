@@ -17,6 +17,7 @@ if (args.Length >= 2 && args[0] == "replay")
         var o = FuzzOracle.Execute(t, File.ReadAllBytes(f));
         if (o.Finding) bad++;
         Console.WriteLine($"{(o.Finding ? "FINDING" : "ok")} {f}: {o}");
+        if (o.Finding && o.Error is not null) Console.WriteLine(o.Error);
     }
     return bad == 0 ? 0 : 1;
 }
