@@ -23,6 +23,9 @@ public sealed record PackageBaselineSpec(string Id, NuGetVersion? Version)
     /// <summary>QB5005 at <paramref name="at"/> when the id or version is not a valid NuGet one.</summary>
     public static PackageBaselineSpec Parse(string text, SourcePosition at)
     {
+        if (!Is(text))
+            throw new QuantException(ErrorCode.CheckBaselineUnreadable, at,
+                $"baseline '{text}' is not a package spec: write package:ID for the newest version or package:ID@VERSION for one version");
         var body = text[Prefix.Length..].Trim();
         int sep = body.IndexOf('@');
         var id = (sep < 0 ? body : body[..sep]).Trim();

@@ -161,6 +161,10 @@ public sealed class CalibrationDataSet
         var shape = stored.Shape;
         var expected = model.Shape;
         if (expected is not null && shape.Length == expected.Length - 1) shape = [1, .. shape];
+        // Batches stack samples on axis 0, which a 0-d array does not have (found by build/fuzz.sh: an .npz scalar crashed the batching).
+        if (shape.Length == 0)
+            throw new QuantException(ErrorCode.DataShapeMismatch, at,
+                $"'{rel}' holds a single {stored.Type.DTypeName()} value (shape []), not a sample; save the array with its axes (e.g. [1, 3, 48, 192])");
         if (ic.Layout == DataLayout.NHWC)
         {
             if (shape.Length < 3)
@@ -304,7 +308,9 @@ public sealed class CalibrationDataSet
         {
             var first = p.Files[samples[0]].Shape;
             int[] shape = [samples.Sum(s => p.Files[s].Shape[0]), .. first[1..]];
-            var batch = Tensor.Zeros(p.Output, shape);
+            // Allocated once the first sample's data has been read: the sizes so far are the headers' claims, and a file
+            // that claims more than it holds must fail before the batch is made for it (found by build/fuzz.sh).
+            Tensor? batch = null;
             int offset = 0;
             foreach (var s in samples)
             {
@@ -320,6 +326,7 @@ public sealed class CalibrationDataSet
                 }
                 if (stored.Type != f.Stored.Type || !stored.Shape.AsSpan().SequenceEqual(f.Stored.Shape))
                     throw new QuantException(ErrorCode.DataUnreadable, f.Glob, $"'{Relative(f.Path)}' changed while calibration was reading the data set");
+                batch ??= BatchBuffer(p, shape, samples.Length, f.Glob);
                 int n = Tensor.ElementCount(f.Shape);
                 if (p.Output == ElementType.Float)
                     Preprocessor.Apply(stored, p.Config, f.Shape, batch.Span<float>().Slice(offset, n));
@@ -337,9 +344,20 @@ public sealed class CalibrationDataSet
                 }
                 offset += n;
             }
-            result[p.Model.Name] = batch;
+            result[p.Model.Name] = batch!;
         }
         return result;
+    }
+
+    private Tensor BatchBuffer(InputPlan p, int[] shape, int samples, SourcePosition glob)
+    {
+        try { return Tensor.Zeros(p.Output, shape); }
+        catch (ArgumentException)
+        {
+            var at = _config.Calibration.BatchSizePosition.Line > 0 ? _config.Calibration.BatchSizePosition : glob;
+            throw new QuantException(ErrorCode.DataShapeMismatch, at,
+                $"a batch of {samples} sample(s) of input '{p.Model.Name}' stacks to [{Join(shape)}], more elements than one tensor holds (2^31 - 1); lower calibration.batch_size");
+        }
     }
 
     /// <summary>

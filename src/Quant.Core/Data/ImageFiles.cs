@@ -74,9 +74,11 @@ internal static class ImageFiles
 
     private static SKCodec Open(string path, string name)
     {
-        // Opened by .NET (missing files and permissions fail as IOExceptions naming the path, and non-ASCII paths
-        // work on every OS); the codec owns the stream from here and closes the file when it is disposed.
-        var stream = new SKManagedStream(File.OpenRead(path), disposeManagedStream: true);
+        // Read by .NET (missing files and permissions fail as IOExceptions naming the path, and non-ASCII paths work on
+        // every OS) and handed to Skia as memory: through an SKManagedStream, a corrupt file made Skia call the stream's
+        // read callback with a size it refuses, and an exception inside that native callback ends the process (found by
+        // build/fuzz.sh). The codec owns the memory stream from here.
+        var stream = new SKMemoryStream(File.ReadAllBytes(path));
         var codec = SKCodec.Create(stream, out var result);
         if (codec is null)
         {

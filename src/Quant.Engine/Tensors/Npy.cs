@@ -41,8 +41,31 @@ public static class Npy
         long bytes = (long)count * type.SizeOf();
         if (s.CanSeek && s.Length - s.Position < bytes)
             throw new NpyFormatException($"{name}: shape ({string.Join(", ", shape)}) of {type.OnnxName()} needs {bytes} data bytes but the file has {s.Length - s.Position}; it is truncated");
+        var t = s.CanSeek ? Tensor.Zeros(type, shape) : ReadForwardOnly(s, name, type, shape, bytes);
+        if (s.CanSeek && !TryReadExactly(s, t.Bytes())) throw Truncated(name);
+        return t;
+    }
+
+    /// <summary>
+    /// A stream that cannot tell its length (an .npz entry being decompressed) is read in chunks before the tensor is
+    /// allocated, so a header that claims more data than the stream holds fails after allocating only what is there
+    /// (docs/limits.md).
+    /// </summary>
+    private static Tensor ReadForwardOnly(Stream s, string name, ElementType type, int[] shape, long bytes)
+    {
+        const int Chunk = 1 << 20;
+        var chunks = new List<byte[]>();
+        for (long left = bytes; left > 0; left -= Chunk)
+        {
+            var c = new byte[Math.Min(left, Chunk)];
+            if (!TryReadExactly(s, c))
+                throw new NpyFormatException($"{name}: shape ({string.Join(", ", shape)}) of {type.OnnxName()} needs {bytes} data bytes but the array ends before; it is truncated");
+            chunks.Add(c);
+        }
         var t = Tensor.Zeros(type, shape);
-        if (!TryReadExactly(s, t.Bytes())) throw Truncated(name);
+        var dst = t.Bytes();
+        long at = 0;
+        foreach (var c in chunks) { c.CopyTo(dst[(int)at..]); at += c.Length; }
         return t;
     }
 

@@ -36,7 +36,10 @@ public static class OnnxModelReader
         {
             proto = ModelProto.Parser.ParseFrom(bytes);
         }
-        catch (InvalidProtocolBufferException e)
+        // Google.Protobuf reports most malformed input as InvalidProtocolBufferException, but a varint or length cut off
+        // at the end of some nested messages escapes as IndexOutOfRange/ArgumentOutOfRange (found by build/fuzz.sh):
+        // whatever the decoder throws, the bytes are not a model.
+        catch (Exception e) when (e is InvalidProtocolBufferException or IndexOutOfRangeException or ArgumentException or OverflowException)
         {
             throw new OnnxFormatException($"{displayName}: not a valid ONNX model (protobuf decoding failed: {e.Message}); the file is truncated or not an .onnx file", e);
         }
@@ -316,7 +319,10 @@ public static class OnnxTensorFile
         catch (IOException e) { throw new OnnxFormatException($"{path}: cannot read tensor file: {e.Message}", e); }
         Quant.Onnx.Proto.TensorProto proto;
         try { proto = Quant.Onnx.Proto.TensorProto.Parser.ParseFrom(bytes); }
-        catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new OnnxFormatException($"{path}: not a valid TensorProto: {e.Message}", e); }
+        catch (Exception e) when (e is Google.Protobuf.InvalidProtocolBufferException or IndexOutOfRangeException or ArgumentException or OverflowException)
+        {
+            throw new OnnxFormatException($"{path}: not a valid TensorProto: {e.Message}", e);
+        }
         return OnnxModelReader.ReadTensor(proto, path, Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 }
