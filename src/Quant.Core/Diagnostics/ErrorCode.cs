@@ -99,6 +99,14 @@ enum ErrorCode
     CompileUnsupportedModel = 7118,
     CompileInvalidInputShape = 7119,
     QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
+
+    // QB8xxx: accuracy debugging. QB8021-8039: quant-check tune (automatic mixed precision)
+    TuneNoTargets = 8021,
+    TuneInvalidTarget = 8022,
+    TuneUnknownOutput = 8023,
+    TuneInvalidSetting = 8024,
+    TuneEvaluatorFailed = 8025,
+    TuneTargetMissed = 8026,
 }
 
 /// <summary>The spelling users see: <c>QB1001</c>.</summary>
