@@ -83,13 +83,14 @@ public static class Tuner
             ModelPath = request.ModelPath, ConfigPath = tunedPath, OutputDirectory = outDir, Name = name,
             CacheDirectory = request.CacheDirectory, Threads = request.Threads,
         };
-        var basis = ExportStage.Prepare(exportRequest, ConfigFor(new Dictionary<string, TuneChange>()), progress, cancel);
-        var floatOutputs = basis.Model.Graph.Outputs.Where(o => o.Type is ElementType.Float or ElementType.Float16 or ElementType.Double or ElementType.Undefined)
-            .Select(o => o.Name).ToList();
+        // Targets first: a mistake there is reported before the calibration pass.
+        var floatOutputs = StageModels.Load(request.ModelPath).Graph.Outputs
+            .Where(o => o.Type is ElementType.Float or ElementType.Float16 or ElementType.Double or ElementType.Undefined).Select(o => o.Name).ToList();
         var settings = TuneConfig.Read(userConfig, floatOutputs);
         if (settings.Targets.Count == 0)
             throw new QuantException(ErrorCode.TuneNoTargets, userConfig.Tune is null ? SourcePosition.InFile(configPath) : userConfig.TunePosition,
                 "the tuner has no target; add e.g. 'tune: {targets: {out: {output: \"*\", cosine: {min: 0.999}}}}' to the config (docs/tuning.md)");
+        var basis = ExportStage.Prepare(exportRequest, ConfigFor(new Dictionary<string, TuneChange>()), progress, cancel);
         var candidates = request.Candidates ?? settings.Candidates ?? TuneCandidates.Default;
         var budget = request.Budget ?? settings.Budget ?? DefaultBudget;
 
@@ -141,7 +142,9 @@ public static class Tuner
         best = search.Run(() =>
         {
             progress?.Report(new StageProgress("ranking nodes", 0, ladders.Count));
-            var ranked = ranking(ladders.Select(l => l.Name).ToList(), OutOfTime, cancel);
+            // The ranking may take at most half of the time left: the search needs the rest.
+            var rankingEnds = clock.Elapsed + (budget - clock.Elapsed) / 2;
+            var ranked = ranking(ladders.Select(l => l.Name).ToList(), () => clock.Elapsed > rankingEnds, cancel);
             var position = ranked.Select((r, i) => (r.Node, i)).ToDictionary(x => x.Node, x => x.i, StringComparer.Ordinal);
             log?.Invoke($"ranked {ranked.Count} of {ladders.Count} candidate nodes; most sensitive: {string.Join(", ", ranked.Take(5).Select(r => r.Node))}");
             // Nodes the ranking did not reach (budget) follow in graph order.
