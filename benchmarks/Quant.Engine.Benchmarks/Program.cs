@@ -14,7 +14,8 @@ using Quant.TestSupport;
 // "quality DATASETS_DIR": rec/cls accuracy and det IoU of the qat models per preset, QualityTable.cs;
 // "costmodel" / "estimate": the compile cost model, see CostModelCalibration.cs;
 // "drift rec|det CONFIG": per-GEMM cosine float vs qat for one export, NodeDrift.cs;
-// "weights REC_CALIB REC_HELDOUT DET_CALIB DET_HELDOUT": ec and bias correction, WeightRefinementTable.cs / build/measure-weights.sh)
+// "weights REC_CALIB REC_HELDOUT DET_CALIB DET_HELDOUT": ec and bias correction, WeightRefinementTable.cs / build/measure-weights.sh;
+// "sensitivity rec|det CALIB_DIR": node sensitivity, downstream-only vs full re-runs, SensitivityBench.cs / build/bench-sensitivity.sh)
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["presets", .. var dirs]) return PresetTable.Run(dirs);
 if (args is ["drift", .. var driftArgs]) return NodeDrift.Run(driftArgs);
@@ -23,6 +24,7 @@ if (args is ["compiled", .. var options]) return CompiledBench.Run(options);
 if (args is ["nodes", .. var nodeArgs]) return NodeProfile.Run(nodeArgs);
 if (args is ["chain", .. var chainArgs]) return ChainTable.Run(chainArgs);
 if (args is ["quality", .. var qualityArgs]) return QualityTable.Run(qualityArgs);
+if (args is ["sensitivity", .. var sensitivityArgs]) return SensitivityBench.Run(sensitivityArgs);
 if (args is ["costmodel", .. var fitArgs]) return CostModelCalibration.Fit(fitArgs);
 if (args is ["estimate", .. var compiled]) return CostModelCalibration.Estimate(compiled);
 int repeat = 10;

@@ -16,6 +16,7 @@ public static class Program
             CompileCommand.Create(),
             CheckCommand.Create(),
             BaselineCommand.Create(),
+            SensitivityCommand.Create(),
             TuneCommand.Create(),
         };
         try

@@ -53,6 +53,7 @@ internal static class TuneCommand
         Console.WriteLine($"evaluated {result.Visited.Count} configurations on {result.EvaluationData} in {ProgressLines.Duration(result.Elapsed)}" +
             (result.StoppedByBudget ? " (stopped by the budget)" : ""));
         Console.WriteLine($"cost model: {TuneCost.Description}");
+        foreach (var (key, value) in result.FloatValues) Console.WriteLine($"float model: {key} {value.ToString("G6", inv)}");
         Console.WriteLine();
         Console.WriteLine("cost / accuracy Pareto points visited");
         var head = new List<string> { "step", "changes", "cost", "vs baseline" };

@@ -100,7 +100,16 @@ enum ErrorCode
     CompileInvalidInputShape = 7119,
     QbmBadPackedWeights = 7120, // also Quant.Runtime's QbmError.BadPackedWeights
 
-    // QB8xxx: accuracy debugging. QB8021-8039: quant-check tune (automatic mixed precision)
+    // QB8001-8019: sensitivity and the threshold sweep (quant-check sensitivity, docs/sensitivity.md)
+    SensitivityUnknownOutput = 8001,
+    SensitivityUnknownNode = 8002,
+    SensitivityUnknownMetric = 8003,
+    SensitivitySampleCount = 8004,
+    SensitivityNotACandidate = 8005,
+    SensitivityInvalidOption = 8006,
+    SweepInvalidThreshold = 8007,
+    SweepInvalidTarget = 8008,
+    // QB8021-8039: quant-check tune, automatic mixed precision (docs/tuning.md)
     TuneNoTargets = 8021,
     TuneInvalidTarget = 8022,
     TuneUnknownOutput = 8023,

@@ -62,37 +62,6 @@ public sealed class ExportResult
     public IReadOnlyList<string> Warnings { get; init; } = [];
 }
 
-/// <summary>What every precision variant of one export shares (<see cref="ExportStage.Prepare"/>).</summary>
-public sealed class ExportBasis
-{
-    /// <summary>The float model as read (a QDQ input model's float graph).</summary>
-    public required OnnxModel Original { get; init; }
-    public required PreparedModel Prepared { get; init; }
-    public OnnxModel Model => Prepared.Model;
-    public QatInput? QatInput { get; init; }
-    public required InferenceSession FloatSession { get; init; }
-    public required SessionOptions SessionOptions { get; init; }
-    public required CalibrationDataSet Data { get; init; }
-    public required CalibrationRun Calibration { get; init; }
-    public required string FloatSha256 { get; init; }
-    public required string DataFingerprint { get; init; }
-    public required string ModelPath { get; init; }
-    public required TimeSpan CalibrationTime { get; init; }
-}
-
-/// <summary>One config's qat model and how it was derived (<see cref="ExportStage.Derive"/>).</summary>
-public sealed class QatDerivation
-{
-    public required OnnxModel QatModel { get; init; }
-    public required PrecisionPlan Plan { get; init; }
-    public QatInputPlan? QatPlan { get; init; }
-    public required CalibrationOutcome Outcome { get; init; }
-    public required IReadOnlyDictionary<string, QuantParams> Weights { get; init; }
-    public BiasCorrection.Result? BiasCorrection { get; init; }
-    /// <summary>The model, plan and fixed parameters the calibration candidates were derived in.</summary>
-    public required CalibrationContext Context { get; init; }
-}
-
 /// <summary>
 /// Export: float ONNX + quantization config + calibration data → <c>NAME.qat.onnx</c> (QDQ),
 /// <c>NAME.model_check.txt/.json</c>, <c>NAME.qconfig_changelogs.txt</c> and a calibration cache.
@@ -100,28 +69,29 @@ public sealed class QatDerivation
 /// the data fingerprint and the statistics settings: a changed precision setting re-derives scales
 /// from the cache without running calibration again.
 /// </summary>
-public static class ExportStage
+public static partial class ExportStage
 {
     public static ExportResult Run(ExportRequest request, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
     {
         var total = Stopwatch.StartNew();
         string name = request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath);
         Directory.CreateDirectory(request.OutputDirectory);
-        var config = QuantConfigLoader.Load(request.ConfigPath);
-        var basis = Prepare(request, config, progress, cancel);
-        var derived = Derive(basis, config, progress, cancel);
-        var (original, prepared, model, data) = (basis.Original, basis.Prepared, basis.Model, basis.Data);
-        var (floatSession, sessionOptions, floatSha256, dataFingerprint) = (basis.FloatSession, basis.SessionOptions, basis.FloatSha256, basis.DataFingerprint);
-        var (plan, qatPlan, activations, weights, qatModel, biasCorrection) =
-            (derived.Plan, derived.QatPlan, derived.Outcome.Activations, derived.Weights, derived.QatModel, derived.BiasCorrection);
-        string chosen = derived.Outcome.Label;
-        var scores = derived.Outcome.Scores.Select(c => (c.Label, c.Score)).ToList();
-        var stats = basis.Calibration.Of(derived.Outcome.Chosen.NumBins).All;
-        bool fromCache = basis.Calibration.FromCache;
-        var cachePath = basis.Calibration.CachePath;
-        var outcome = derived.Outcome;
-        var calibrationTime = basis.CalibrationTime;
+        var cacheDir = request.CacheDirectory ?? request.OutputDirectory;
+        Directory.CreateDirectory(cacheDir);
 
+        var config = QuantConfigLoader.Load(request.ConfigPath);
+        var cal = Calibrate(request, config, cacheDir, name, progress, cancel);
+        var q = Quantize(cal, config, progress, cancel);
+        var (original, prepared, model, sessionOptions, floatSession, data) = (cal.Original, cal.Prepared, cal.Model, cal.SessionOptions, cal.FloatSession, cal.Data);
+        var (floatSha256, dataFingerprint, calibrationTime) = (cal.FloatSha256, cal.DataFingerprint, cal.CalibrationTime);
+        var (plan, qatPlan, activations, weights, outcome) = (q.Plan, q.QatPlan, q.Activations, q.Weights, q.Outcome);
+        string chosen = outcome.Label;
+        var scores = outcome.Scores.Select(c => (c.Label, c.Score)).ToList();
+        var stats = cal.Run.Of(outcome.Chosen.NumBins).All;
+        bool fromCache = cal.Run.FromCache;
+        var cachePath = cal.Run.CachePath;
+        var qatModel = q.QatModel;
+        var biasCorrection = q.BiasCorrection;
         var qatPath = Path.Combine(request.OutputDirectory, QdqExporter.FileName(name));
         OnnxModelWriter.Save(qatModel, qatPath);
 
@@ -180,82 +150,6 @@ public static class ExportStage
             Config = config,
             Warnings = qatPlan?.Warnings ?? [],
         };
-    }
-
-    /// <summary>
-    /// What every precision variant of one export shares: the prepared float model, its session, the calibration data
-    /// and the calibration statistics (from the cache when model, data and statistics settings are unchanged). Applies
-    /// the request's calibration data override to <paramref name="config"/>.
-    /// </summary>
-    public static ExportBasis Prepare(ExportRequest request, QuantConfig config, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
-    {
-        string name = request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath);
-        var cacheDir = request.CacheDirectory ?? request.OutputDirectory;
-        Directory.CreateDirectory(cacheDir);
-        var original = StageModels.Load(request.ModelPath);
-        // A model that already carries Q/DQ (QAT export, quantize_static): export its float graph, keep its scales.
-        var qatInput = QatInput.Read(original, request.ModelPath);
-        if (qatInput is not null) original = qatInput.FloatModel;
-
-        var prepared = GraphPreparation.Prepare(original, new PreparationOptions { Equalize = config.Model.Weight.Equalization });
-        var model = prepared.Model;
-        var sessionOptions = new SessionOptions { Threads = request.Threads };
-        var floatSession = StageModels.Session(model, sessionOptions, request.ModelPath);
-        CalibrationDataOverride.Apply(config, request.CalibrationData, model.Graph.RuntimeInputs, "--calibration-data");
-        var data = CalibrationDataSet.Create(config, model.Graph.RuntimeInputs);
-
-        // Calibration statistics (CalibrationPass): from the cache when model, data and statistics settings are unchanged.
-        var activation = config.Model.Activation;
-        // Hashed once: the calibration cache and the float-vs-qat cache both key on it.
-        string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
-        string dataFingerprint = data.Fingerprint();
-        var calibrationTime = Stopwatch.StartNew();
-        // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa); and the
-        // statistics are per tensor of the prepared graph, which a newer Quant.Build may prepare differently.
-        string statisticsKey = $"model={floatSha256};data={dataFingerprint};graph={PreparedGraphHash(model)}"
-            + (config.Model.Weight.Equalization ? ";equalization=true" : "");
-        var run = CalibrationPass.Run(floatSession, request.ModelPath, data, cacheDir, name, statisticsKey,
-            activation.NumBinCandidates, activation.PerChannel.Contains(true), request.SelectionSamples, request.Threads,
-            (done, count) => progress?.Report(new StageProgress("calibration", done, count)), cancel);
-        calibrationTime.Stop();
-        return new ExportBasis
-        {
-            Original = original, Prepared = prepared, QatInput = qatInput, FloatSession = floatSession, SessionOptions = sessionOptions,
-            Data = data, Calibration = run, FloatSha256 = floatSha256, DataFingerprint = dataFingerprint, ModelPath = request.ModelPath,
-            CalibrationTime = calibrationTime.Elapsed,
-        };
-    }
-
-    /// <summary>
-    /// The qat model <paramref name="config"/>'s precision settings give on <paramref name="basis"/>: plan, calibration
-    /// choice (scored on the held-out samples), QDQ export and bias correction. The same basis and config give the same
-    /// model, which is how a tuned config reproduces what the tuner measured (Tuning/).
-    /// </summary>
-    public static QatDerivation Derive(ExportBasis basis, QuantConfig config, IProgress<StageProgress>? progress = null, CancellationToken cancel = default)
-    {
-        var model = basis.Model;
-        var plan = PrecisionPlanner.Plan(model, config, FusedPairs(model, basis.Prepared));
-        var qatPlan = basis.QatInput is null ? null : QatInputPlan.Apply(basis.QatInput, plan, config, basis.ModelPath);
-        var tensorTypes = ActivationTensors(plan);
-        var fixedParams = FixedParams(config, plan);
-        var weights = WeightParams(model, plan, config.Model.Weight.PerChannel);
-        // A QDQ input model's own scales win over calibration (QatInputPlan warns where the config asks otherwise).
-        if (qatPlan is not null) (fixedParams, weights) = qatPlan.Overlay(tensorTypes, fixedParams, weights);
-        // The candidates of `default` and the search lists, scored on held-out samples (CalibrationChoice).
-        var context = new CalibrationContext(model, plan, tensorTypes, fixedParams, weights, basis.SessionOptions, basis.ModelPath);
-        var outcome = CalibrationChoice.Choose(context, basis.Calibration, CalibrationCandidates.Of(config.Model.Activation), basis.FloatSession,
-            config.Model.LayerwiseSearch, (phase, done, total) => progress?.Report(new StageProgress(phase, done, total)), cancel);
-
-        var qatModel = QdqExporter.Export(model, plan, outcome.Activations, weights);
-        BiasCorrection.Result? biasCorrection = null;
-        if (config.Model.Weight.BiasCorrection)
-        {
-            progress?.Report(new StageProgress("bias correction", 0, 1));
-            biasCorrection = BiasCorrection.Run(model, plan, qatModel, config.Model.Weight, basis.Data.SampleCount, basis.Data.Samples(), basis.SessionOptions);
-            qatModel = biasCorrection.Apply(qatModel);
-            progress?.Report(new StageProgress("bias correction", 1, 1));
-        }
-        return new QatDerivation { QatModel = qatModel, Plan = plan, QatPlan = qatPlan, Outcome = outcome, Weights = weights, BiasCorrection = biasCorrection, Context = context };
     }
 
     /// <summary>
@@ -320,7 +214,7 @@ public static class ExportStage
         return result;
     }
 
-    internal static IReadOnlyList<FusedPair> FusedPairs(OnnxModel model, PreparedModel prepared)
+    private static IReadOnlyList<FusedPair> FusedPairs(OnnxModel model, PreparedModel prepared)
     {
         var byName = model.Graph.Nodes.Where(n => n.Name.Length > 0).GroupBy(n => n.Name).ToDictionary(g => g.Key, g => g.First());
         var pairs = new List<FusedPair>();

@@ -58,7 +58,15 @@ public sealed class TuneEvaluation : IDisposable
                     .ToDictionary(o => o.Key, o => o.Value.Clone(), StringComparer.Ordinal));
         }
         reference?.WriteIndex();
+        // The float model's own task metrics: what "99 % of float" is measured against.
+        var floatValues = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var t in targets.Where(t => t.Evaluator is not null))
+            floatValues[t.Key] = RunEvaluator(t.Evaluator!, Path.Combine(workDir, "reference"), CancellationToken.None);
+        FloatValues = floatValues;
     }
+
+    /// <summary>Each evaluator target's value on the float model's outputs.</summary>
+    public IReadOnlyDictionary<string, double> FloatValues { get; }
 
     public IReadOnlyList<TuneSample> Samples => _samples;
 

@@ -37,6 +37,9 @@ public static class TuneReport
             w.WriteEndObject();
             w.WriteNumber("candidate_nodes", r.CandidateNodes);
             w.WriteBoolean("stopped_by_budget", r.StoppedByBudget);
+            w.WriteStartObject("float");
+            Values(w, r.FloatValues);
+            w.WriteEndObject();
             w.WriteStartObject("baseline");
             Number(w, "cost", r.Baseline.Cost);
             Values(w, r.Baseline.Values);

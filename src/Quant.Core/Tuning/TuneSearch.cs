@@ -8,8 +8,8 @@ namespace Quant.Core.Tuning;
 /// so a model needing k changes costs about 2·log2(k) evaluations instead of k.</item>
 /// <item>If the whole ranking at level 1 misses, level 2 starts from it and upgrades a prefix to each node's next
 /// change, and so on.</item>
-/// <item>Pruning: each change of the meeting configuration, least sensitive first, is removed (or stepped back one
-/// level) when the targets are still met without it: promotions that turned out useless go.</item>
+/// <item>Pruning: each change of the meeting configuration, costliest first, is removed (or stepped back one level)
+/// when the targets are still met without it: promotions that turned out useless go.</item>
 /// </list>
 /// Every evaluation is recorded; the search stops when the budget would be exceeded by one more evaluation.
 /// </summary>
@@ -30,12 +30,14 @@ public sealed class TuneSearch(Func<IReadOnlyDictionary<string, TuneChange>, Tun
     {
         var baseline = Eval(new Dictionary<string, TuneChange>(StringComparer.Ordinal), force: true)!;
         if (baseline.Meets) return Best();
+        if (outOfTime()) { StoppedByBudget = true; return Best(); }
         var ladders = rank();
         if (ladders.Count == 0) return Best();
 
         // The configuration every level starts from: the previous level's whole ranking.
         var floor = new Dictionary<string, TuneChange>(StringComparer.Ordinal);
         Dictionary<string, TuneChange>? meeting = null;
+        TunePoint? meetingPoint = null;
         int levels = ladders.Max(l => l.Ladder.Count);
         for (int level = 0; level < levels && meeting is null; level++)
         {
@@ -52,7 +54,7 @@ public sealed class TuneSearch(Func<IReadOnlyDictionary<string, TuneChange>, Tun
             {
                 var p = Eval(With(k));
                 if (p is null) return Best();
-                if (p.Meets) { hi = k; break; }
+                if (p.Meets) { hi = k; meetingPoint = p; break; }
                 lo = k;
                 if (k == upgradable.Count) break;
             }
@@ -62,14 +64,16 @@ public sealed class TuneSearch(Func<IReadOnlyDictionary<string, TuneChange>, Tun
                 int mid = (lo + hi) / 2;
                 var p = Eval(With(mid));
                 if (p is null) return Best();
-                if (p.Meets) hi = mid; else lo = mid;
+                if (p.Meets) { hi = mid; meetingPoint = p; } else lo = mid;
             }
             meeting = With(hi);
         }
         if (meeting is null) return Best();
 
-        // Pruning, least sensitive change first: drop it, or step it back to the previous level's change.
-        var order = ladders.Select(l => l.Node).Reverse().ToList();
+        // Pruning, the costliest change first (the largest saving), ties least sensitive first: drop it, or step it back
+        // to the previous level's change.
+        var position = ladders.Select((l, i) => (l.Node, i)).ToDictionary(x => x.Node, x => x.i, StringComparer.Ordinal);
+        var order = meetingPoint!.Changes.OrderByDescending(c => c.Cost).ThenByDescending(c => position[c.Node]).Select(c => c.Node).ToList();
         foreach (var node in order)
         {
             if (!meeting.TryGetValue(node, out var change)) continue;

@@ -1,11 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
-using Quant.Core.Calibration;
+using Quant.Core.Analysis.Sensitivity;
 using Quant.Core.Config;
 using Quant.Core.Data;
 using Quant.Core.Diagnostics;
-using Quant.Core.Export;
-using Quant.Core.Precision;
 using Quant.Core.Stages;
 using Quant.Engine;
 using Quant.Onnx;
@@ -28,14 +26,14 @@ public sealed class TuneRequest
     public IReadOnlyList<TuneChange>? Candidates { get; init; }
     /// <summary>Overrides tune.budget (default 10 minutes).</summary>
     public TimeSpan? Budget { get; init; }
-    /// <summary>The node ranking; null: <see cref="RestoreRanking"/>.</summary>
+    /// <summary>The node ranking; null: <see cref="SensitivityRanking"/>.</summary>
     public Func<TuneContext, NodeRanking>? Ranking { get; init; }
     /// <summary>Where progress lines go (one per evaluation).</summary>
     public Action<string>? Log { get; init; }
 }
 
 /// <summary>What every evaluation of one tuning run shares (for rankings built on it).</summary>
-public sealed record TuneContext(ExportBasis Basis, QatDerivation Baseline, TuneEvaluation Evaluation, Func<IReadOnlyDictionary<string, TuneChange>, QuantConfig> ConfigFor);
+public sealed record TuneContext(CalibratedModel Calibrated, QuantizedModel Baseline, TuneEvaluation Evaluation, Func<IReadOnlyDictionary<string, TuneChange>, QuantConfig> ConfigFor);
 
 /// <summary>What the tuner found.</summary>
 public sealed class TuneResult
@@ -51,13 +49,15 @@ public sealed class TuneResult
     public required string EvaluationData { get; init; }
     public required int CandidateNodes { get; init; }
     public required TimeSpan Elapsed { get; init; }
+    /// <summary>Each evaluator target's value on the float model.</summary>
+    public required IReadOnlyDictionary<string, double> FloatValues { get; init; }
     public bool Met => Best.Meets;
 }
 
 /// <summary>
 /// <c>quant-check tune</c>: automatic mixed precision. Every configuration tried is the user's config with node_config
 /// entries added, derived from the cached calibration statistics exactly as the export derives it
-/// (<see cref="ExportStage.Derive"/>: same plan, same calibration choice, same scales) and measured on the evaluation
+/// (<see cref="ExportStage.Quantize"/>: same plan, same calibration choice, same scales) and measured on the evaluation
 /// samples; the search (<see cref="TuneSearch"/>) looks for the cheapest (<see cref="TuneCost"/>) that meets every
 /// target. The best configuration found is always written, also when the targets are missed.
 /// </summary>
@@ -90,7 +90,7 @@ public static class Tuner
         if (settings.Targets.Count == 0)
             throw new QuantException(ErrorCode.TuneNoTargets, userConfig.Tune is null ? SourcePosition.InFile(configPath) : userConfig.TunePosition,
                 "the tuner has no target; add e.g. 'tune: {targets: {out: {output: \"*\", cosine: {min: 0.999}}}}' to the config (docs/tuning.md)");
-        var basis = ExportStage.Prepare(exportRequest, ConfigFor(new Dictionary<string, TuneChange>()), progress, cancel);
+        var basis = ExportStage.Calibrate(exportRequest, ConfigFor(new Dictionary<string, TuneChange>()), request.CacheDirectory ?? outDir, name, progress, cancel);
         var candidates = request.Candidates ?? settings.Candidates ?? TuneCandidates.Default;
         var budget = request.Budget ?? settings.Budget ?? DefaultBudget;
 
@@ -106,7 +106,7 @@ public static class Tuner
         var cost = new TuneCost(basis.Model, basis.FloatSession, samples[0].Inputs, request.ModelPath);
 
         progress?.Report(new StageProgress("baseline", 0, 1));
-        var baseline = ExportStage.Derive(basis, ConfigFor(new Dictionary<string, TuneChange>()), null, cancel);
+        var baseline = ExportStage.Quantize(basis, ConfigFor(new Dictionary<string, TuneChange>()), null, cancel);
         var baselinePlan = baseline.Plan;
         var ladders = baselinePlan.Nodes
             .Select(n => (n.Name, Ladder: (IReadOnlyList<TuneChange>)candidates.Where(c => TuneCandidates.Applies(c, n)).ToList()))
@@ -119,7 +119,7 @@ public static class Tuner
         TunePoint Evaluate(IReadOnlyDictionary<string, TuneChange> changes)
         {
             var started = clock.Elapsed;
-            var derived = ExportStage.Derive(basis, ConfigFor(changes), null, cancel);
+            var derived = ExportStage.Quantize(basis, ConfigFor(changes), null, cancel);
             var values = evaluation.Measure(derived.QatModel, cancel);
             var nodeChanges = changes.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c =>
             {
@@ -138,7 +138,7 @@ public static class Tuner
         TunePoint best;
         progress?.Report(new StageProgress("baseline", 1, 1));
         // The baseline first: when it already meets the targets nothing needs ranking.
-        var ranking = (request.Ranking ?? RestoreRanking)(context);
+        var ranking = (request.Ranking ?? SensitivityRanking)(context);
         best = search.Run(() =>
         {
             progress?.Report(new StageProgress("ranking nodes", 0, ladders.Count));
@@ -160,6 +160,7 @@ public static class Tuner
             Targets = settings.Targets, Baseline = visited[0], Best = best, Visited = visited, TunedConfigPath = tunedPath,
             ReportPath = Path.Combine(outDir, name + ".tune.json"), StoppedByBudget = search.StoppedByBudget,
             EvaluationSamples = samples.Count, EvaluationData = dataText, CandidateNodes = ladders.Count, Elapsed = clock.Elapsed,
+            FloatValues = evaluation.FloatValues,
         };
         AtomicText.Write(result.ReportPath, TuneReport.RenderJson(result, Path.GetFileName(request.ModelPath), Path.GetFileName(configPath)));
         return result;
@@ -170,7 +171,7 @@ public static class Tuner
     /// the calibration samples held out from the statistics candidates are fitted on (all of them in the statistics of the
     /// exported scales, so the evaluation is then somewhat optimistic).
     /// </summary>
-    private static (IReadOnlyList<TuneSample> Samples, string Description) EvaluationSamples(TuneRequest request, ExportBasis basis, string configPath)
+    private static (IReadOnlyList<TuneSample> Samples, string Description) EvaluationSamples(TuneRequest request, CalibratedModel basis, string configPath)
     {
         if (request.EvaluationData is { Count: > 0 } globs)
         {
@@ -180,35 +181,28 @@ public static class Tuner
             var samples = data.Samples().Select((s, i) => new TuneSample(s, data.SampleLabel(i))).ToList();
             return (samples, $"--data: {samples.Count} samples");
         }
-        var split = basis.Calibration.Split;
-        var held = split.ScoredBatches.Select((b, k) => new TuneSample(basis.Calibration.ScoredInputs[k], basis.Data.SampleLabel(basis.Data.BatchSamples[b][0]))).ToList();
+        var split = basis.Run.Split;
+        var held = split.ScoredBatches.Select((b, k) => new TuneSample(basis.Run.ScoredInputs[k], basis.Data.SampleLabel(basis.Data.BatchSamples[b][0]))).ToList();
         return (held, split.IsHeldOut
             ? $"{held.Count} calibration samples held out from the fitted statistics ({split.Describe()})"
             : $"the first {held.Count} calibration samples (too few samples to hold any out)");
     }
 
     /// <summary>
-    /// The default ranking (the sensitivity analysis' <c>restore</c> mode): everything quantized as the baseline, one
-    /// node restored to float32, the worst cosine of the float outputs over the first 4 evaluation samples; the baseline's
-    /// calibration method is kept (no re-choice), so a node costs one export and 4 runs.
+    /// The default ranking: the sensitivity analysis in mode <c>restore</c> (Analysis/Sensitivity: everything quantized
+    /// as the baseline, one node restored to float32, exact downstream-only re-runs), by the worst float output's
+    /// cosine on the first 4 calibration samples. Nodes it does not score follow in graph order.
     /// </summary>
-    public static NodeRanking RestoreRanking(TuneContext context) => (nodes, outOfTime, cancel) =>
+    public static NodeRanking SensitivityRanking(TuneContext context) => (nodes, outOfTime, cancel) =>
     {
-        var basis = context.Basis;
-        var chosen = context.Baseline.Outcome.Chosen;
-        var stats = basis.Calibration.Of(chosen.NumBins).All;
-        var fused = ExportStage.FusedPairs(basis.Model, basis.Prepared);
-        var scored = new List<RankedNode>();
-        foreach (var node in nodes)
+        var options = new SensitivityOptions
         {
-            cancel.ThrowIfCancellationRequested();
-            if (outOfTime()) break;
-            var plan = PrecisionPlanner.Plan(basis.Model, context.ConfigFor(new Dictionary<string, TuneChange> { [node] = TuneChange.Float32 }), fused);
-            var ctx = context.Baseline.Context with { Plan = plan, Tensors = ExportStage.ActivationTensors(plan) };
-            var qat = QdqExporter.Export(basis.Model, plan, CalibrationChoice.Params(ctx, chosen, stats), context.Baseline.Weights);
-            scored.Add(new RankedNode(node, context.Evaluation.WorstCosine(qat)));
-        }
-        return scored.OrderByDescending(r => r.Score).ToList();
+            Type = CandidateType.Node, Mode = SensitivityMode.Restore, Metrics = [CheckMetric.Cosine],
+            Samples = Math.Min(4, context.Calibrated.Data.SampleCount),
+        };
+        var result = NodeSensitivity.Run(context.Calibrated, context.Baseline, options, null, cancel);
+        var wanted = nodes.ToHashSet(StringComparer.Ordinal);
+        return result.Candidates.Where(c => wanted.Contains(c.Name)).Select(c => new RankedNode(c.Name, c.Worst(CheckMetric.Cosine))).ToList();
     };
 
     private static string Describe(TunePoint p, IReadOnlyList<TuneTarget> targets, int changes, TimeSpan took)
