@@ -195,15 +195,24 @@ public static class Tuner
     /// </summary>
     public static NodeRanking SensitivityRanking(TuneContext context) => (nodes, outOfTime, cancel) =>
     {
-        var options = new SensitivityOptions
+        var scored = new List<RankedNode>();
+        // In chunks, so that the ranking stops at its deadline (each chunk re-runs the base model on the samples once).
+        foreach (var chunk in nodes.Chunk(RankingChunk))
         {
-            Type = CandidateType.Node, Mode = SensitivityMode.Restore, Metrics = [CheckMetric.Cosine],
-            Samples = Math.Min(4, context.Calibrated.Data.SampleCount),
-        };
-        var result = NodeSensitivity.Run(context.Calibrated, context.Baseline, options, null, cancel);
-        var wanted = nodes.ToHashSet(StringComparer.Ordinal);
-        return result.Candidates.Where(c => wanted.Contains(c.Name)).Select(c => new RankedNode(c.Name, c.Worst(CheckMetric.Cosine))).ToList();
+            if (outOfTime()) break;
+            var options = new SensitivityOptions
+            {
+                Type = CandidateType.Node, Mode = SensitivityMode.Restore, Metrics = [CheckMetric.Cosine], Nodes = chunk,
+                Samples = Math.Min(TuneEvaluation.RankingSamples, context.Calibrated.Data.SampleCount),
+            };
+            var result = NodeSensitivity.Run(context.Calibrated, context.Baseline, options, null, cancel);
+            scored.AddRange(result.Candidates.Where(c => chunk.Contains(c.Name)).Select(c => new RankedNode(c.Name, c.Worst(CheckMetric.Cosine))));
+        }
+        // Most sensitive first: restoring it to float brings the outputs closest to float (a stable sort keeps graph order on ties).
+        return scored.OrderByDescending(r => double.IsNaN(r.Score) ? double.NegativeInfinity : r.Score).ToList();
     };
+
+    private const int RankingChunk = 24;
 
     private static string Describe(TunePoint p, IReadOnlyList<TuneTarget> targets, int changes, TimeSpan took)
     {
