@@ -24,7 +24,7 @@ internal static class SensitivityCommand
         var type = new Option<string>("--node-type", "-n") { Description = "node: score nodes; weight: only their weight inputs quantized; activation: only activation tensors", DefaultValueFactory = _ => "node" };
         var metrics = new Option<string[]>("--metrics", "-m") { Description = "Metrics: cosine, mse, mre, sqnr, chebyshev, l1, l2 (ranked by the first)", AllowMultipleArgumentsPerToken = true };
         var outputs = new Option<string[]>("--outputs", "-o") { Description = "Model outputs to score (default: every float output)", AllowMultipleArgumentsPerToken = true };
-        var samples = new Option<int>("--data-num", "-d") { Description = "Calibration samples to score on (the first ones)", DefaultValueFactory = _ => SensitivityOptions.DefaultSamples };
+        var samples = new Option<int?>("--data-num", "-d") { Description = "Calibration samples to score on (the first ones; default 8, or all when the data has fewer)" };
         var nodes = new Option<string[]>("--interested-nodes", "-i") { Description = "Only these candidates (node names; tensor names for -n activation)", AllowMultipleArgumentsPerToken = true };
         var mode = new Option<string>("--mode") { Description = "alone: only the candidate quantized (HMCT); restore: everything quantized, the candidate restored to float32", DefaultValueFactory = _ => "alone" };
         var top = new Option<int>("--top") { Description = "Rows of the console table (the files hold every candidate)", DefaultValueFactory = _ => 20 };
@@ -52,10 +52,10 @@ internal static class SensitivityCommand
                 Mode = SensitivityOptions.ModeOf(parse.GetValue(mode)!) ?? throw new CliUsageException($"--mode '{parse.GetValue(mode)}': give alone or restore"),
                 Metrics = parse.GetValue(metrics) is { Length: > 0 } ms ? ms.Select(NodeSensitivity.MetricOf).Distinct().ToList() : [CheckMetric.Cosine],
                 Outputs = parse.GetValue(outputs) is { Length: > 0 } os ? os : null,
-                Samples = parse.GetValue(samples),
+                Samples = parse.GetValue(samples) ?? SensitivityOptions.DefaultSamples,
+                SamplesAtMost = parse.GetValue(samples) is null,
                 Nodes = parse.GetValue(nodes) is { Length: > 0 } ns ? ns : null,
             };
-            if (options.Samples < 1) throw new CliUsageException($"-d {options.Samples}: give at least 1 sample");
             bool sweeping = parse.GetResult(sweep) is not null;
             var thresholds = sweeping ? Thresholds(parse.GetValue(sweep) ?? []) : null;
             var target = Target(parse.GetValue(to)!);

@@ -106,9 +106,8 @@ enum ErrorCode
     SensitivityUnknownMetric = 8003,
     SensitivitySampleCount = 8004,
     SensitivityNotACandidate = 8005,
-    SensitivityInvalidOption = 8006,
-    SweepInvalidThreshold = 8007,
-    SweepInvalidTarget = 8008,
+    SweepInvalidThreshold = 8006,
+    SweepInvalidTarget = 8007,
     // QB8021-8039: quant-check tune, automatic mixed precision (docs/tuning.md)
     TuneNoTargets = 8021,
     TuneInvalidTarget = 8022,

@@ -49,6 +49,7 @@ public static class NodeSensitivity
         if (options.Metrics.Count == 0)
             throw new QuantException(ErrorCode.SensitivityUnknownMetric, SourcePosition.InFile(Path.GetFileName(cal.ModelPath)), "no metric to score with; give at least one of " + MetricList);
         int available = cal.Data.SampleCount;
+        if (options.SamplesAtMost && available >= 1) options = With(options, Math.Min(options.Samples, available));
         if (options.Samples < 1 || options.Samples > available)
             throw new QuantException(ErrorCode.SensitivitySampleCount, q.Config.Calibration.SamplesPosition.Line > 0 ? q.Config.Calibration.SamplesPosition : SourcePosition.InFile(q.Config.SourceFile),
                 $"{options.Samples} samples asked for, but the config's calibration data has {available}; give a number from 1 to {available}");
@@ -62,18 +63,22 @@ public static class NodeSensitivity
         var exported = options.Mode == SensitivityMode.Restore ? QdqExporter.Export(model, q.Plan, q.Activations, q.Weights) : null;
         var baseSession = exported is null ? cal.FloatSession : StageModels.Session(exported, cal.SessionOptions, cal.ModelPath);
         var references = new List<IReadOnlyDictionary<string, Tensor>>();
-        var caches = new List<ValueCache>();
         var baseline = new OutputScores(outputs);
-        foreach (var sample in inputs)
+        ValueCache BaseRun(int s)
         {
             cancel.ThrowIfCancellationRequested();
             var cache = new ValueCache();
-            var outs = StageModels.Run(baseSession, sample, cal.ModelPath, new RunOptions { KeepValues = cache });
-            var reference = exported is null ? outs : StageModels.Run(cal.FloatSession, sample, cal.ModelPath);
+            var outs = StageModels.Run(baseSession, inputs[s], cal.ModelPath, new RunOptions { KeepValues = cache });
+            var reference = exported is null ? outs : StageModels.Run(cal.FloatSession, inputs[s], cal.ModelPath);
             references.Add(reference);
             baseline.Add(reference, outs);
-            caches.Add(cache);
+            return cache;
         }
+        // Every sample's values kept at once when they fit (each candidate's score is then complete before the next one
+        // starts); otherwise one sample at a time, every candidate on it, its small model built once and kept.
+        var caches = new List<ValueCache> { BaseRun(0) };
+        bool keepAll = options.Strategy == SensitivityStrategy.FullExport || Bytes(caches[0]) * inputs.Count <= options.MaxKeptBytes;
+        if (keepAll) for (int s = 1; s < inputs.Count; s++) caches.Add(BaseRun(s));
         double baseSeconds = clock.Elapsed.TotalSeconds;
 
         var context = new VariantContext
@@ -83,19 +88,26 @@ public static class NodeSensitivity
             SessionOptions = cal.SessionOptions,
         };
         var basePlan = options.Mode == SensitivityMode.Alone ? PlanVariants.AllFloat(q.Plan) : q.Plan;
-        var scored = new List<CandidateScore>(candidates.Count);
+        var scores = candidates.Select(_ => new OutputScores(outputs)).ToArray();
+        var variants = new LocalVariant?[candidates.Count];
         var scoring = Stopwatch.StartNew();
         double first = 0;
-        progress?.Report(new StageProgress("sensitivity", 0, candidates.Count));
-        foreach (var c in candidates)
+        int passes = keepAll ? 1 : inputs.Count, total = candidates.Count * passes, done = 0;
+        progress?.Report(new StageProgress("sensitivity", 0, total));
+        for (int pass = 0; pass < passes; pass++)
         {
-            cancel.ThrowIfCancellationRequested();
-            var scores = new OutputScores(outputs);
-            int local = Score(context, q.Plan, basePlan, c, options, baseSession, caches, references, scores, cal.ModelPath);
-            scored.Add(new CandidateScore { Candidate = c.Info, Scores = scores, LocalNodes = local });
-            if (scored.Count == 1) first = scoring.Elapsed.TotalSeconds;
-            progress?.Report(new StageProgress("sensitivity", scored.Count, candidates.Count));
+            var window = keepAll ? caches : [pass == 0 ? caches[0] : BaseRun(pass)];
+            var windowReferences = keepAll ? references : [references[pass]];
+            if (!keepAll && pass > 0) caches.Clear(); // the previous sample's values are no longer needed
+            for (int k = 0; k < candidates.Count; k++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                Score(context, q.Plan, basePlan, candidates[k], options, baseSession, window, windowReferences, scores[k], ref variants[k], cal.ModelPath);
+                if (++done == 1) first = scoring.Elapsed.TotalSeconds;
+                progress?.Report(new StageProgress("sensitivity", done, total));
+            }
         }
+        var scored = candidates.Select((c, k) => new CandidateScore { Candidate = c.Info, Scores = scores[k], LocalNodes = variants[k]?.NodeCount ?? 0 }).ToList();
         double seconds = scoring.Elapsed.TotalSeconds;
         return new SensitivityResult
         {
@@ -107,8 +119,23 @@ public static class NodeSensitivity
         };
     }
 
-    private static int Score(VariantContext context, PrecisionPlan plan, PrecisionPlan basePlan, Candidate c, SensitivityOptions options,
-        InferenceSession baseSession, List<ValueCache> caches, List<IReadOnlyDictionary<string, Tensor>> references, OutputScores scores, string file)
+    private static SensitivityOptions With(SensitivityOptions o, int samples) => new()
+    {
+        Type = o.Type, Mode = o.Mode, Metrics = o.Metrics, Outputs = o.Outputs, Samples = samples, Nodes = o.Nodes, Strategy = o.Strategy,
+        MaxKeptBytes = o.MaxKeptBytes,
+    };
+
+    private static long Bytes(ValueCache cache)
+    {
+        long bytes = 0;
+        foreach (var name in cache.Names)
+            if (cache[name] is { Type: not ElementType.String } t) bytes += t.Bytes().Length;
+        return bytes;
+    }
+
+    private static void Score(VariantContext context, PrecisionPlan plan, PrecisionPlan basePlan, Candidate c, SensitivityOptions options,
+        InferenceSession baseSession, List<ValueCache> caches, List<IReadOnlyDictionary<string, Tensor>> references, OutputScores scores,
+        ref LocalVariant? built, string file)
     {
         var members = new HashSet<Node>(c.Nodes, ReferenceEqualityComparer.Instance);
         NodePrecision Variant(Node n)
@@ -119,10 +146,14 @@ public static class NodeSensitivity
             return copy;
         }
         var changed = c.Nodes.Where(n => !PlanVariants.Same(basePlan[n], Variant(n))).ToList();
-        if (options.Strategy == SensitivityStrategy.FullExport) return ScoreFull(context, basePlan, Variant, baseSession.Model, caches, references, scores, file, options);
-        LocalVariant variant;
+        if (options.Strategy == SensitivityStrategy.FullExport)
+        {
+            ScoreFull(context, Variant, caches, references, scores, file);
+            return;
+        }
         long t0 = Stopwatch.GetTimestamp();
-        try { variant = LocalVariant.Build(context, changed, n => basePlan[n], Variant); }
+        LocalVariant variant;
+        try { variant = built ??= LocalVariant.Build(context, changed, n => basePlan[n], Variant); }
         catch (EngineException e) { throw new QuantException(ErrorCode.ModelRunFailed, SourcePosition.InFile(file), e.Message, e); }
         long t1 = Stopwatch.GetTimestamp();
         for (int s = 0; s < caches.Count; s++)
@@ -137,12 +168,11 @@ public static class NodeSensitivity
         }
         context.BuildTicks += t1 - t0;
         context.RunTicks += Stopwatch.GetTimestamp() - t1;
-        return variant.NodeCount;
     }
 
     /// <summary>The naive way, for benchmarks and checks: export the whole variant and run it end to end on every sample.</summary>
-    private static int ScoreFull(VariantContext context, PrecisionPlan basePlan, Func<Node, NodePrecision> variant, OnnxModel _, List<ValueCache> caches,
-        List<IReadOnlyDictionary<string, Tensor>> references, OutputScores scores, string file, SensitivityOptions options)
+    private static void ScoreFull(VariantContext context, Func<Node, NodePrecision> variant, List<ValueCache> caches,
+        List<IReadOnlyDictionary<string, Tensor>> references, OutputScores scores, string file)
     {
         var plan = PlanVariants.Copy(context.Model, context.Model.Graph.Nodes, variant);
         var exported = QdqExporter.Export(context.Model, plan, context.Activations, context.Weights);
@@ -153,7 +183,6 @@ public static class NodeSensitivity
             var feeds = inputNames.ToDictionary(n => n, n => caches[s][n], StringComparer.Ordinal);
             scores.Add(references[s], StageModels.Run(session, feeds, file));
         }
-        return exported.Graph.Nodes.Count;
     }
 
     private static IReadOnlyDictionary<string, Tensor> BaseOutputs(InferenceSession session, ValueCache cache) =>

@@ -25,8 +25,15 @@ public sealed class SensitivityOptions
     public IReadOnlyList<string>? Outputs { get; init; }
     /// <summary>How many calibration samples to score on (the first ones of the config's data).</summary>
     public int Samples { get; init; } = DefaultSamples;
+    /// <summary>When true, <see cref="Samples"/> is an upper bound (the command's default -d): data with fewer samples is not an error.</summary>
+    public bool SamplesAtMost { get; init; }
     /// <summary>Only these candidates (node names; for <see cref="CandidateType.Activation"/> also tensor names); null: all.</summary>
     public IReadOnlyList<string>? Nodes { get; init; }
+    /// <summary>
+    /// Memory for the base runs' kept values: when every sample's fit, each candidate is scored on all samples before the
+    /// next (first results early); otherwise samples are taken one at a time. The scores are the same either way.
+    /// </summary>
+    public long MaxKeptBytes { get; init; } = 2L << 30;
     /// <summary>Downstream re-runs (the default); <see cref="SensitivityStrategy.FullExport"/> exports and runs every variant whole (benchmarks).</summary>
     public SensitivityStrategy Strategy { get; init; } = SensitivityStrategy.Downstream;
 
