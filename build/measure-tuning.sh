@@ -55,11 +55,12 @@ fi
 if [[ -z "$only" || "$only" == split ]]; then
   # Tune on dev lines 0-99 (dev_00NN), report on 100-199 (dev_01NN): a run whose budget ends after its baseline
   # evaluation measures a config as it is.
+  # The float model reads 0.84 of lines 0-99 (0.90 of 100-199): the target is 99 % of that half's float value.
   d="$work/rec-split"; mkdir -p "$d"
-  printf 'preset: performance\n%s\n%s\n' "$rec_input" "$rec_target" > "$d/rec.yaml"
+  printf 'preset: performance\n%s\n%s\n' "$rec_input" "${rec_target/min: 0.8613/min: 0.8316}" > "$d/rec.yaml"
   run tune "$models/ch_PP-OCRv4_rec_infer.onnx" --config "$d/rec.yaml" --out "$d/tune" --name rec \
       --data "$datasets/ppocr-rec/dev/dev_00*.npy" --budget "$budget"
-  run tune "$models/ch_PP-OCRv4_rec_infer.onnx" --config "$d/tune/rec.tuned.yaml" --out "$d/report-tuned" --name rec \
+  run tune "$models/ch_PP-OCRv4_rec_infer.onnx" --config "$d/tune/rec.tuned.yaml" --out "$d/report-tuned" --cache "$d/tune" --name rec \
       --data "$datasets/ppocr-rec/dev/dev_01*.npy" --budget 1s
   run tune "$models/ch_PP-OCRv4_rec_infer.onnx" --config "$d/rec.yaml" --out "$d/report-performance" --name rec \
       --data "$datasets/ppocr-rec/dev/dev_01*.npy" --budget 1s
