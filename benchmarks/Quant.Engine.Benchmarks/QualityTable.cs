@@ -3,6 +3,7 @@ using System.Globalization;
 using Quant.Core.DeploymentRuntime;
 using Quant.Core.Stages;
 using Quant.Engine;
+using PaddleOcr;
 using Quant.TestSupport;
 using YamlDotNet.RepresentationModel;
 

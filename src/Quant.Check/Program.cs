@@ -19,6 +19,7 @@ public static class Program
             CompareCommand.Create(),
             ReportCommand.Create(),
             SensitivityCommand.Create(),
+            TuneCommand.Create(),
         };
         try
         {

@@ -155,21 +155,22 @@ internal static class ChecksConfigReader
     private static readonly string[] ThresholdKeys = ["min", "max", "over"];
     private static readonly string[] EvaluatorKeys = ["command", "metric", "min", "max", "timeout"];
 
-    public static ChecksConfig Read(YamlReader r, YamlScalarNode keyNode, YamlNode node)
+    /// <summary>Reads rules written like <c>checks:</c>; <paramref name="section"/> names them in messages (<c>tune.targets</c> reuses the syntax).</summary>
+    public static ChecksConfig Read(YamlReader r, YamlScalarNode keyNode, YamlNode node, string section = "checks")
     {
         var rules = new List<CheckRule>();
         var tolerance = new BaselineTolerance();
         if (node is YamlSequenceNode seq)
         {
             for (int i = 0; i < seq.Children.Count; i++)
-                rules.Add(ReadRule(r, seq.Children[i], $"checks[{i}]", null, $"rule {i + 1}"));
+                rules.Add(ReadRule(r, seq.Children[i], $"{section}[{i}]", null, $"rule {i + 1}"));
         }
         else
         {
-            foreach (var (key, kn, v) in r.Entries(r.Mapping(node, "checks"), "checks", null))
+            foreach (var (key, kn, v) in r.Entries(r.Mapping(node, section), section, null))
             {
-                if (key == "baseline_tolerance") tolerance = ReadTolerance(r, v, "checks.baseline_tolerance");
-                else rules.Add(ReadRule(r, v, $"checks.{key}", kn, key));
+                if (key == "baseline_tolerance") tolerance = ReadTolerance(r, v, $"{section}.baseline_tolerance");
+                else rules.Add(ReadRule(r, v, $"{section}.{key}", kn, key));
             }
         }
         var names = new Dictionary<string, CheckRule>(StringComparer.Ordinal);
@@ -178,10 +179,10 @@ internal static class ChecksConfigReader
         {
             if (!names.TryAdd(rule.Name, rule))
                 throw new QuantException(ErrorCode.ConfigInvalidValue, rule.Position,
-                    $"checks: two rules are named '{rule.Name}' (the other at line {names[rule.Name].Position.Line}); names label results and must be unique");
+                    $"{section}: two rules are named '{rule.Name}' (the other at line {names[rule.Name].Position.Line}); names label results and must be unique");
             if (rule.Evaluator is { } e && !evaluators.TryAdd((rule.Stage, e.Metric), rule))
                 throw new QuantException(ErrorCode.ConfigInvalidValue, e.Position,
-                    $"checks.{rule.Name}.evaluator: metric '{e.Metric}' is already read by rule '{evaluators[(rule.Stage, e.Metric)].Name}' for the same stage; the baseline keys evaluators by metric, so give each a distinct metric name");
+                    $"{section}.{rule.Name}.evaluator: metric '{e.Metric}' is already read by rule '{evaluators[(rule.Stage, e.Metric)].Name}' for the same stage; the baseline keys evaluators by metric, so give each a distinct metric name");
         }
         return new ChecksConfig { Rules = rules, Tolerance = tolerance, Position = r.At(keyNode) };
     }

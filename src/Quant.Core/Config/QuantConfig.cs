@@ -41,6 +41,9 @@ public sealed class QuantConfig
     public SourcePosition ChecksPosition { get; init; }
     /// <summary>The parsed <c>checks:</c> rules (empty when absent).</summary>
     public ChecksConfig CheckRules { get; init; } = ChecksConfig.None;
+    /// <summary>The <c>tune:</c> section as written (read by <c>quant-check tune</c>, Tuning/TuneConfig); null when absent.</summary>
+    public YamlNode? Tune { get; init; }
+    public SourcePosition TunePosition { get; init; }
 
     /// <summary>The folder data globs are relative to.</summary>
     public string BaseDirectory => Path.GetDirectoryName(Path.GetFullPath(SourceFile)) ?? ".";

@@ -16,7 +16,7 @@ namespace Quant.Core.Config;
 public static partial class QuantConfigLoader
 {
     private static readonly string[] HmctSections = ["model_config", "op_config", "node_config", "subgraph_config"];
-    private static readonly string[] TopKeys = ["preset", "inputs", "calibration", "checks", "quant_config", .. HmctSections];
+    private static readonly string[] TopKeys = ["preset", "inputs", "calibration", "checks", "tune", "quant_config", .. HmctSections];
     private static readonly string[] ModelKeys = ["all_node_type", "model_output_type", "activation", "weight", "layerwise_search"];
     private static readonly string[] ActivationKeys = ["calibration_type", "max_percentile", "per_channel", "asymmetric", "num_bin"];
     private static readonly string[] WeightKeys = ["per_channel", "bias_correction", "equalization"];
@@ -134,6 +134,9 @@ public static partial class QuantConfigLoader
             Checks = checks,
             ChecksPosition = checksAt,
             CheckRules = checkRules,
+            // Read by `quant-check tune` (Tuning/TuneConfig); the other stages ignore it.
+            Tune = sections.TryGetValue("tune", out var tn) ? tn.Value : null,
+            TunePosition = sections.TryGetValue("tune", out var tk) ? r.At(tk.Key) : default,
         };
     }
 

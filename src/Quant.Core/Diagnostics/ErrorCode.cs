@@ -108,6 +108,13 @@ enum ErrorCode
     SensitivityNotACandidate = 8005,
     SweepInvalidThreshold = 8006,
     SweepInvalidTarget = 8007,
+    // QB8021-8039: quant-check tune, automatic mixed precision (docs/tuning.md)
+    TuneNoTargets = 8021,
+    TuneInvalidTarget = 8022,
+    TuneUnknownOutput = 8023,
+    TuneInvalidSetting = 8024,
+    TuneEvaluatorFailed = 8025,
+    TuneTargetMissed = 8026,
     // QB8041-8059: compare (layer-wise float vs qat / quantized / compiled)
     CompareInputsDiffer = 8041,
     CompareNotFromFloat = 8042,

@@ -1,5 +1,6 @@
 using Quant.Core.DeploymentRuntime;
 using Quant.Onnx;
+using PaddleOcr;
 using Quant.TestSupport;
 
 namespace Quant.Engine.Tests.Models;

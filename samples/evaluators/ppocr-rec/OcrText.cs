@@ -1,11 +1,12 @@
 using System.Text;
 using Quant.Engine;
 
-namespace Quant.TestSupport;
+namespace PaddleOcr;
 
 /// <summary>
 /// PaddleOCR rec's text read-out and its metrics as the dataset README defines them (ppocr-rec/dev): greedy CTC decoding
-/// and the edit distance behind character accuracy. Shared by the oracle test and the quality table.
+/// and the edit distance behind character accuracy. The one copy: the rec evaluator (this folder) compiles it, and so do
+/// the tests' support library (the oracle test) and the quality table, by link.
 /// </summary>
 public static class OcrText
 {
