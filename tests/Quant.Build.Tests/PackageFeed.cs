@@ -10,7 +10,14 @@ namespace Quant.Build.Tests;
 /// </summary>
 public sealed class PackageFeed
 {
-    public const string Version = "0.1.0-test";
+    /// <summary>
+    /// The packages' version: a fresh one for each run that packs them (QUANT_BUILD_FEED's packages are 0.1.0-test).
+    /// The SDK remembers where it last found a local tool of an id and version (~/.dotnet/toolResolverCache) and does
+    /// not look again, so with one fixed version a later run's `dotnet quant-check` went to an earlier run's package
+    /// cache, which is gone once that run's temp folder is swept ("Run dotnet tool restore").
+    /// </summary>
+    public static string Version { get; } = Environment.GetEnvironmentVariable("QUANT_BUILD_FEED") is { Length: > 0 }
+        ? "0.1.0-test" : $"0.1.0-test.run{Guid.NewGuid():N}"[..26];
 
     public string Folder { get; }
     public string PackageCache { get; }
