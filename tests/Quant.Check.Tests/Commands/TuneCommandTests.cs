@@ -33,7 +33,7 @@ public class TuneCommandTests
             var error = Assert.Single(errors);
             Assert.StartsWith($"{config}(15,7): error QB8026: tune target softmax_11.tmp_0:cosine >= 0.999999 missed: best reached 0.", error);
             Assert.Contains("rec.tuned.yaml", error);
-            Assert.Contains("--budget", error); // the budget ran out: what to try
+            Assert.Contains("try more candidates", error);
             // The budget bounds the search; the process also starts .NET, calibrates and measures the baseline once.
             Assert.True(clock.Elapsed < budget + TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
 
@@ -43,7 +43,8 @@ public class TuneCommandTests
             var root = report.RootElement;
             Assert.Equal("quant-tune/1", root.GetProperty("format").GetString());
             Assert.False(root.GetProperty("met").GetBoolean());
-            Assert.True(root.GetProperty("stopped_by_budget").GetBoolean());
+            // On a quiet machine the ec-only search can end before the budget does; either way the message says which.
+            Assert.Equal(root.GetProperty("stopped_by_budget").GetBoolean(), error.Contains("the budget ran out: give more time (--budget)", StringComparison.Ordinal));
             Assert.Equal("rec.yaml", root.GetProperty("config").GetString());
             double best = root.GetProperty("best").GetProperty("values").GetProperty("softmax_11.tmp_0:cosine").GetDouble();
             double baseline = root.GetProperty("baseline").GetProperty("values").GetProperty("softmax_11.tmp_0:cosine").GetDouble();
