@@ -241,21 +241,15 @@ public class ReportCommandTests(ITestOutputHelper output)
         Assert.True(compare.Code == 0, compare.Stderr);
         var sensitivity = QuantCheck("sensitivity", TestAssets.ClsModel, "--config", config, "-d", "2", "--out", dir, "--name", "cls", "--threads", "2");
         Assert.True(sensitivity.Code == 0, sensitivity.Stderr);
-        var layers = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "cls.model_check.json"))).RootElement.GetProperty("layers")
-            .EnumerateArray().Select(l => (Node: l.GetProperty("node").GetString()!, Op: l.GetProperty("op_type").GetString()!,
-                Tensor: l.GetProperty("output_tensor").GetString()!, QType: l.GetProperty("output").GetString()!)).ToList();
-        var convs = layers.Where(l => l.Op == "Conv").ToList();
-        // replaced by a real run once tune is merged
-        File.WriteAllText(Path.Combine(dir, "cls.tune.json"), Json(new
-        {
-            format = "quant-tune/1", model = "cls.onnx", config = "cls.quant.yaml",
-            targets = new[] { new { output = "softmax_0.tmp_0", metric = "cosine", min = (double?)0.995, max = (double?)null } },
-            met = true, cost_model = "MACs weighted by qtype width",
-            baseline = new { cost = 100.0, values = new Dictionary<string, double> { ["softmax_0.tmp_0:cosine"] = 0.98 } },
-            best = new { cost = 104.5, values = new Dictionary<string, double> { ["softmax_0.tmp_0:cosine"] = 0.9962 }, config = "cls.tuned.yaml",
-                changes = new[] { new { node = convs[0].Node, op_type = "Conv", change = "int16", cost = 4.5 } } },
-            visited = Enumerable.Range(0, 12).Select(s => new { step = s, cost = 100.0 + s * 1.5, values = new Dictionary<string, double> { ["softmax_0.tmp_0:cosine"] = 0.98 + 0.0015 * s - (s % 3 == 1 ? 0.004 : 0) },
-                changes = s, meets = 0.98 + 0.0015 * s - (s % 3 == 1 ? 0.004 : 0) >= 0.995, pareto = s % 3 != 1 }),
-        }));
+        // tune: an SQNR int8 cls does not reach (its cosine is already 1), so the search visits several points (the Pareto chart's input);
+        // met (exit 0) or not (exit 1, QB8026), it writes its report.
+        var tuneConfig = Path.Combine(dir, "cls.tune.yaml");
+        File.WriteAllText(tuneConfig, File.ReadAllText(config).TrimEnd() + "\n" +
+            "tune:\n  targets:\n    softmax:\n      output: \"*\"\n      sqnr: {min: 1000}\n");
+        var tune = QuantCheck("tune", TestAssets.ClsModel, "--config", tuneConfig, "--out", dir, "--name", "cls", "--candidates", "int16",
+            "--budget", "15s", "--threads", "2");
+        Assert.True(tune.Code is 0 or 1 && File.Exists(Path.Combine(dir, "cls.tune.json")), tune.Stdout + tune.Stderr);
+        using var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "cls.tune.json")));
+        Assert.True(report.RootElement.GetProperty("visited").GetArrayLength() >= 2, "the tuning chart needs more than the baseline");
     }
 }
