@@ -33,12 +33,15 @@ public static class RequantizationLockstep
         // Concat's scale) have no qat counterpart: they are computed here from the qat run's values for their consumers.
         var introduced = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         Tensor Value(string name) => qatValues.TryGet(name, out var v) ? v : introduced[name];
+        bool Available(string name) => name.Length == 0 || quantized.Graph.Initializers.ContainsKey(name) || qatValues.TryGet(name, out _) || introduced.ContainsKey(name);
         foreach (var node in quantized.Graph.Nodes)
         {
             // A QTable with a float table (a folded chain ending in a DequantizeLinear) writes float too.
             bool compared = node.Domain == LoweringEmitter.Domain && node.GetInt("to", 3) != (long)ElementType.Float
                 && qatValues.TryGet(node.Outputs[0], out var qatValue) && qatValue.Type is ElementType.Int8 or ElementType.Int16;
             if (!compared && node.Outputs.All(o => o.Length == 0 || qatValues.TryGet(o, out _))) continue;
+            // An input neither run produced (downstream of a node that could not run alone): nothing to compare it from.
+            if (!node.Inputs.All(Available)) continue;
             var results = RunAlone(quantized, node, qatValues, Value);
             if (!compared)
             {
