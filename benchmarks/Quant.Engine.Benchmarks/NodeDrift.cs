@@ -20,7 +20,9 @@ internal static class NodeDrift
             ? (TestAssets.RecModel, OcrSamples.Rec(OcrSamples.RecFiles[^1]))
             : (TestAssets.DetModel, OcrSamples.Det(OcrSamples.DetFiles[^1]));
         var work = TestAssets.TempDir("drift");
-        var result = ExportStage.Run(new ExportRequest { ModelPath = model, ConfigPath = args[1], OutputDirectory = work, Name = "m" });
+        var result = ExportStage.Run(new ExportRequest { ModelPath = model, ConfigPath = args[1], OutputDirectory = work, Name = args[0],
+            // The quality table's statistics cache (keyed by model, data and statistics settings): a rerun only re-derives scales.
+            CacheDirectory = Path.Combine(TestAssets.RepoRoot, ".cache", "quality", "cache") });
         var prepared = result.Prepared.Model;
         var feeds = new Dictionary<string, Tensor> { [prepared.Graph.RuntimeInputs.First().Name] = sample };
         var fv = new ValueCache();

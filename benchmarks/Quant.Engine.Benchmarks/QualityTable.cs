@@ -80,6 +80,11 @@ internal static class QualityTable
                 exportTime.Stop();
                 var run = task.Evaluate(export.QatModelPath);
                 results[(model, preset)] = task.Cell(run, floatRun);
+                if (model == "rec")
+                    // A continuous measure next to the line count: where two rows differ by a line or two, this says
+                    // whether one is closer to float overall, and the lists say which lines moved.
+                    notes.Add($"rec {preset}: output cosine vs float over the measured lines mean {run.Cosines.Average():F5}, min {run.Cosines.Min():F4}; " +
+                        $"wrong where float reads right: {string.Join(" ", run.Wrong.Except(floatRun.Wrong))}; right where float is wrong: {string.Join(" ", floatRun.Wrong.Except(run.Wrong))}");
                 Console.Error.WriteLine($"{model} {preset}: {results[(model, preset)]}  ({total.Elapsed.TotalSeconds:F0} s)");
                 if (model == "det")
                     notes.Add($"det {preset} IoU per photo: " + string.Join(", ", task.PhotoIoU(run, floatRun).Select(p => $"{p.Photo} {p.IoU:F3}")));
@@ -145,7 +150,13 @@ internal static class QualityTable
         }
     }
 
-    private sealed record Measured(double LineAccuracy, double CharAccuracy, double ClsAccuracy, double MeanPTrue, List<bool[]> Masks);
+    private sealed record Measured(double LineAccuracy, double CharAccuracy, double ClsAccuracy, double MeanPTrue, List<bool[]> Masks)
+    {
+        /// <summary>rec: the lines read wrong (file names without extension).</summary>
+        public SortedSet<string> Wrong { get; init; } = [];
+        /// <summary>rec: per line, the cosine of the output (softmax over the classes, every time step) against float's.</summary>
+        public double[] Cosines { get; init; } = [];
+    }
 
     private sealed class Task
     {
@@ -156,6 +167,8 @@ internal static class QualityTable
         public required List<(string File, Tensor Input, string Label)> Samples { get; init; }
         public string[] Keys { get; init; } = [];
         public string Note { get; set; } = "";
+        /// <summary>rec: the float model's outputs, the reference of the per-line cosines.</summary>
+        private List<Tensor>? FloatOutputs { get; set; }
         /// <summary>How ONNX Runtime runs the models (all optimizations, the users' runtime, unless --ort-optimization says otherwise).</summary>
         public required OrtOptimization Ort { get; init; }
 
@@ -168,15 +181,21 @@ internal static class QualityTable
                 case "rec":
                 {
                     int exact = 0; long distance = 0, length = 0;
+                    var wrong = new SortedSet<string>(StringComparer.Ordinal);
+                    // The first run (the float model) is the reference the per-line output cosines compare with.
+                    FloatOutputs ??= outputs;
+                    var cosines = new double[Samples.Count];
                     for (int i = 0; i < Samples.Count; i++)
                     {
                         var text = OcrText.CtcGreedy(outputs[i], Keys);
                         var label = Samples[i].Label;
                         if (text.Replace(" ", "") == label.Replace(" ", "")) exact++;
+                        else wrong.Add(Path.GetFileNameWithoutExtension(Samples[i].File));
                         distance += OcrText.EditDistance(text.Replace(" ", ""), label.Replace(" ", ""));
                         length += OcrText.Length(label.Replace(" ", ""));
+                        cosines[i] = Quant.Core.Analysis.Similarity.Of(outputs[i], FloatOutputs[i]).Cosine;
                     }
-                    return new Measured((double)exact / Samples.Count, 1 - (double)distance / length, 0, 0, []);
+                    return new Measured((double)exact / Samples.Count, 1 - (double)distance / length, 0, 0, []) { Wrong = wrong, Cosines = cosines };
                 }
                 case "cls":
                 {
