@@ -15,6 +15,10 @@ namespace Quant.Core.Calibration;
 /// shift is its own, not its predecessors'. The corrections therefore do not interact and one pass measures them all;
 /// a second pass judges each with the configured metric on the same samples and keeps it only where it helps.</para>
 /// Conv, ConvTranspose and Gemm with a float bias are corrected; MatMul has no bias to carry the shift and is skipped.
+/// <para>A corrected bias keeps <see cref="Int32BiasFit"/>'s promise: it fits half the int32 range at the exported
+/// input × weight scale, which the integer contract quantizes it to (spec §4.2). The fit runs before the correction is
+/// known, so a channel whose corrected bias would leave that range keeps its bias uncorrected (counted per layer); with
+/// int16 inputs the product scale is small enough for this to matter (the fitted channels sit at the limit).</para>
 /// Deterministic: fixed samples (the first num_sample), fixed summation order, double accumulators.
 /// </summary>
 public static class BiasCorrection
@@ -28,8 +32,10 @@ public static class BiasCorrection
     /// <param name="Before">The metric of the layer's fake-quant output against float before correction.</param>
     /// <param name="After">The same after correction.</param>
     /// <param name="Applied">Whether the correction was kept (it improved <paramref name="Before"/>).</param>
+    /// <param name="AtInt32Limit">Channels left uncorrected because the corrected bias would not fit int32 at the
+    /// exported input × weight scale with <see cref="Int32BiasFit.Headroom"/>.</param>
     public sealed record Layer(string Node, string OpType, string Bias, int Channels, double MeanAbsShift, double MaxAbsShift,
-        double Before, double After, bool Applied);
+        double Before, double After, bool Applied, int AtInt32Limit = 0);
 
     public sealed record Result(string Metric, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyDictionary<string, float[]> Biases)
     {
@@ -54,6 +60,7 @@ public static class BiasCorrection
         public double[] SumDiff = new double[values.Length];
         public long[] Count = new long[values.Length];
         public double[] Shift = [];
+        public int AtInt32Limit;
         // Pass 2 accumulators, before (0) and after (1): dot, |q|², |f|², sum |f−q|, sum (f−q)², elements.
         public readonly double[,] Acc = new double[2, 6];
     }
@@ -79,10 +86,18 @@ public static class BiasCorrection
         var used = samples.Take(n).ToList();
 
         foreach (var sample in used) Pass(floatSession, qatSession, sample, byOutput, judge: false);
+        var producers = qat.Graph.Producers();
         foreach (var t in targets)
         {
             t.Shift = new double[t.Values.Length];
             for (int c = 0; c < t.Shift.Length; c++) t.Shift[c] = t.Count[c] == 0 ? 0 : t.SumDiff[c] / t.Count[c];
+            if (BiasLimits(qat, producers, t) is not { } limits) continue;
+            for (int c = 0; c < t.Shift.Length; c++)
+            {
+                if (Math.Abs((double)(float)(t.Values[c] + t.Shift[c])) <= limits[c]) continue;
+                t.Shift[c] = 0;
+                t.AtInt32Limit++;
+            }
         }
         foreach (var sample in used) Pass(floatSession, qatSession, sample, byOutput, judge: true);
 
@@ -99,7 +114,7 @@ public static class BiasCorrection
                 biases[t.Bias] = corrected;
             }
             layers.Add(new Layer(t.Node.Name, t.Node.OpType, t.Bias, t.Values.Length,
-                t.Shift.Length == 0 ? 0 : t.Shift.Average(Math.Abs), t.Shift.Length == 0 ? 0 : t.Shift.Max(Math.Abs), before, after, better));
+                t.Shift.Length == 0 ? 0 : t.Shift.Average(Math.Abs), t.Shift.Length == 0 ? 0 : t.Shift.Max(Math.Abs), before, after, better, t.AtInt32Limit));
         }
         return new Result(metric, used.Count, layers, biases);
     }
@@ -121,6 +136,30 @@ public static class BiasCorrection
         }
         return targets;
     }
+
+    /// <summary>
+    /// Per output channel, the largest |bias| that stays within <see cref="Int32BiasFit"/>'s range at the scales the
+    /// qat model gives the target's input and weight (read from their DequantizeLinear nodes); null when the input is not
+    /// quantized per tensor (no single product scale, no int32 bias: Int32BiasFit leaves such nodes alone too).
+    /// </summary>
+    private static double[]? BiasLimits(OnnxModel qat, Dictionary<string, Node> producers, Target t)
+    {
+        var node = qat.Graph.Nodes.FirstOrDefault(n => n.Name == t.Node.Name);
+        if (node is null || node.Inputs.Count < 2) return null;
+        if (DequantizeScales(qat, producers, node.Inputs[0]) is not { Length: 1 } x) return null;
+        if (DequantizeScales(qat, producers, node.Inputs[1]) is not { Length: > 0 } w) return null;
+        if (w.Length != 1 && t.Values.Length % w.Length != 0) return null;
+        var limits = new double[t.Values.Length];
+        double limit = int.MaxValue * Int32BiasFit.Headroom;
+        // Output channel m reads weight channel m % channels, as in Int32BiasFit (grouped ConvTranspose).
+        for (int m = 0; m < limits.Length; m++) limits[m] = (double)x[0] * w[w.Length == 1 ? 0 : m % w.Length] * limit;
+        return limits;
+    }
+
+    private static float[]? DequantizeScales(OnnxModel qat, Dictionary<string, Node> producers, string tensor) =>
+        producers.TryGetValue(tensor, out var dq) && dq.OpType == "DequantizeLinear" && dq.Inputs.Count > 1
+            && qat.Graph.Initializers.TryGetValue(dq.Inputs[1], out var s) && s.Type == ElementType.Float
+            ? s.As<float>().ToArray() : null;
 
     private static void Pass(InferenceSession floatSession, InferenceSession qatSession, IReadOnlyDictionary<string, Tensor> sample,
         Dictionary<string, Target> targets, bool judge) =>

@@ -47,6 +47,10 @@ public sealed class WeightRefinementReport(OnnxModel prepared, PrecisionPlan pla
         TextTable.Aligned(sb, ["node", "op", "bias", "channels", "shift mean / max |.|", $"{bc.Metric} before -> after", "kept"],
             bc.Layers.Select(l => new[] { l.Node, l.OpType, l.Bias, l.Channels.ToString(Inv), $"{G(l.MeanAbsShift)} / {G(l.MaxAbsShift)}",
                 $"{G(l.Before)} -> {G(l.After)}", l.Applied ? "yes" : "no" }).ToList());
+        int limited = bc.Layers.Where(l => l.Applied).Sum(l => l.AtInt32Limit);
+        if (limited > 0)
+            sb.Append($"{limited.ToString(Inv)} channel(s) of kept layers left uncorrected: the corrected bias would not fit int32 at input scale x weight scale ")
+              .Append("(layers: ").AppendJoin(", ", bc.Layers.Where(l => l.Applied && l.AtInt32Limit > 0).Select(l => $"{l.Node} {l.AtInt32Limit.ToString(Inv)}")).Append(")\n");
     }
 
     public void RenderJson(Utf8JsonWriter w)
@@ -69,6 +73,7 @@ public sealed class WeightRefinementReport(OnnxModel prepared, PrecisionPlan pla
             w.WriteStartObject(); w.WriteString("node", l.Node); w.WriteString("op_type", l.OpType); w.WriteString("bias", l.Bias);
             w.WriteNumber("channels", l.Channels); w.WriteNumber("mean_abs_shift", Round(l.MeanAbsShift)); w.WriteNumber("max_abs_shift", Round(l.MaxAbsShift));
             w.WriteNumber("before", Round(l.Before)); w.WriteNumber("after", Round(l.After)); w.WriteBoolean("applied", l.Applied);
+            w.WriteNumber("channels_at_int32_limit", l.AtInt32Limit);
             w.WriteEndObject();
         }
         w.WriteEndArray();

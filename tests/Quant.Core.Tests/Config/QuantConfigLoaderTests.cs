@@ -192,6 +192,33 @@ public sealed class QuantConfigLoaderTests : IDisposable
         Assert.Equal([expected], LoadYaml(yaml).Model.Activation.Asymmetric);
     }
 
+    [Theory]
+    [InlineData("preset: precision\n", true)]
+    [InlineData("preset: precision\nmodel_config:\n  activation:\n    calibration_type: max\n", true)]
+    [InlineData("preset: precision\nmodel_config:\n  weight:\n    per_channel: true\n", true)]
+    [InlineData("preset: precision\nmodel_config:\n  weight:\n    bias_correction: false\n", false)]
+    [InlineData("preset: base\n", false)]
+    [InlineData("preset: upper_bound\n", false)]
+    [InlineData("preset: performance\n", false)]
+    [InlineData("model_config:\n  all_node_type: int16\n", false)]
+    public void Precision_corrects_biases_unless_the_config_says_otherwise(string yaml, bool expected)
+    {
+        var w = LoadYaml(yaml).Model.Weight;
+        Assert.Equal(expected, w.BiasCorrection);
+        // The preset's default is the plain `true`: the default metric and sample count.
+        Assert.Null(w.BiasCorrectionMetric);
+        Assert.Null(w.BiasCorrectionSamples);
+    }
+
+    [Fact]
+    public void Precision_takes_bias_correction_options_from_the_config()
+    {
+        var w = LoadYaml("preset: precision\nmodel_config:\n  weight:\n    bias_correction: {metric: mae, num_sample: 4}\n").Model.Weight;
+        Assert.True(w.BiasCorrection);
+        Assert.Equal("mae", w.BiasCorrectionMetric);
+        Assert.Equal(4, w.BiasCorrectionSamples);
+    }
+
     private static void AssertHmct(QuantConfig c)
     {
         Assert.Equal(QType.Int8, c.Model.AllNodeType);

@@ -29,7 +29,31 @@ public class PrecisionPresetConvertTests(Xunit.Abstractions.ITestOutputHelper ou
         Assert.Equal(51, gemms.Count);
         Assert.All(gemms, n => Assert.Null(n.FloatIsland));
 
-        var qat = new InferenceSession(OnnxModelReader.Load(export.QatModelPath));
+        // The preset corrects biases by default; every corrected bias still fits half the int32 range at the exported
+        // input x weight scale (Int32BiasFit's promise, which the integer contract quantizes the bias with).
+        Assert.True(export.Config.Model.Weight.BiasCorrection);
+        using (var report = System.Text.Json.JsonDocument.Parse(File.ReadAllText(export.ModelCheckJsonPath)))
+        {
+            int kept = report.RootElement.GetProperty("bias_correction").GetProperty("layers").EnumerateArray().Count(l => l.GetProperty("applied").GetBoolean());
+            output.WriteLine($"bias correction kept in {kept} layers");
+            Assert.True(kept > 0, "no layer's bias was corrected");
+        }
+        var qatModel = OnnxModelReader.Load(export.QatModelPath);
+        var producers = qatModel.Graph.Producers();
+        float[] Scales(string tensor) => qatModel.Graph.Initializers[producers[tensor].Inputs[1]].As<float>().ToArray();
+        int biases = 0;
+        foreach (var n in qatModel.Graph.Nodes.Where(n => n.OpType == "Conv" && n.Inputs.Count > 2))
+        {
+            var b = qatModel.Graph.Initializers[n.Inputs[2]].As<float>().ToArray();
+            float sx = Scales(n.Inputs[0]).Single();
+            var sw = Scales(n.Inputs[1]);
+            for (int m = 0; m < b.Length; m++)
+                Assert.True(Math.Abs(b[m]) <= (double)sx * sw[m % sw.Length] * int.MaxValue * 0.5, $"{n.Name} channel {m}: bias {b[m]} beyond half the int32 range");
+            biases++;
+        }
+        Assert.True(biases >= 30, $"only {biases} Conv biases checked");
+
+        var qat = new InferenceSession(qatModel);
         var ours = new InferenceSession(OnnxModelReader.Load(quantized));
         foreach (var file in OcrSamples.RecFiles)
         {
