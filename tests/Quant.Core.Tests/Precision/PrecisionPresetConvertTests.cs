@@ -10,8 +10,9 @@ namespace Quant.Core.Tests.Precision;
 
 /// <summary>
 /// The J6 precision preset (int16 GEMM activations with int8 weights, int16 x int16 attention MatMuls, float16 elsewhere)
-/// through the real export and convert stages on PaddleOCR rec: every GEMM becomes an integer op and the quantized
-/// model computes what the qat model computes.
+/// through the real export, convert and compile stages on PaddleOCR rec: the preset's bias correction keeps every bias
+/// in the int32 range, every GEMM becomes an integer op, the quantized model computes what the qat model computes and the
+/// compiled model exactly what the quantized model computes.
 /// </summary>
 public class PrecisionPresetConvertTests(Xunit.Abstractions.ITestOutputHelper output)
 {
@@ -70,6 +71,15 @@ public class PrecisionPresetConvertTests(Xunit.Abstractions.ITestOutputHelper ou
                 Assert.True(cos >= bound, $"{file} '{name}': quantized vs qat cosine {cos} < {bound}");
             }
         }
+
+        // And the compiled model computes what the quantized model computes, bit for bit (biases corrected or not).
+        var qbm = Path.Combine(dir, "rec.qbm");
+        Quant.Core.Compilation.CompileStage.Run(quantized, qbm);
+        var compiled = Quant.Runtime.QbmModel.Load(qbm);
+        var probe = new Dictionary<string, Tensor> { ["x"] = OcrSamples.Rec(OcrSamples.RecFiles[0]) };
+        var expected = ours.Run(probe);
+        foreach (var (name, actual) in compiled.Run(probe))
+            Assert.True(expected[name].Bytes().SequenceEqual(actual.Bytes()), $"compiled output '{name}' differs from the quantized model's");
         Directory.Delete(dir, true);
     }
 }
