@@ -187,7 +187,7 @@ public sealed class CalibrationCollector : IValueObserver
         for (int p = 0; p < parts; p++)
         {
             var h = _scratch[p];
-            if (h is null || h.Length != 4 * bins) _scratch[p] = new int[4 * bins];
+            if (h is null || h.Length != HistogramKernels.ScratchLength(bins)) _scratch[p] = new int[HistogramKernels.ScratchLength(bins)];
             else Array.Clear(h);
         }
         if (parts == 1) return HistogramKernels.Bin(array.AsSpan(0, length), factor, bins, _scratch[0]);
@@ -209,19 +209,7 @@ public sealed class CalibrationCollector : IValueObserver
     /// <summary>Adds the scratch histograms of the last <see cref="BinParallel"/> to the statistics.</summary>
     private void Accumulate(TensorStatistics s)
     {
-        int bins = s.NumBins;
-        var pos = s.Positive;
-        var neg = s.Negative;
-        int stride = 2 * bins;
-        for (int p = 0; p < _parts; p++)
-        {
-            var h = _scratch[p];
-            for (int b = 0; b < bins; b++)
-            {
-                pos[b] += h[b] + h[stride + b];
-                neg[b] += h[bins + b] + h[stride + bins + b];
-            }
-        }
+        for (int p = 0; p < _parts; p++) HistogramKernels.AddTo(_scratch[p], s.NumBins, s.Positive, s.Negative);
     }
 
     /// <summary>A snapshot of the statistics (deep copy), tagged with the caller's cache key.</summary>
