@@ -25,6 +25,12 @@ internal static class LoopBench
         if (args is ["binning"]) return Binning();
         if (args is ["fakequant"]) return FakeQuantPair();
         if (args is ["keep", var keepModel]) return KeepValuesRun(keepModel);
+        if (args is ["export", var exportModel, var exportDir])
+        {
+            // The export alone, artifacts kept (to compare qat.onnx and the statistics cache across builds).
+            Export(CompiledBench.Describe(exportModel), exportDir, "performance");
+            return 0;
+        }
         int repeat = 8, threads = 1;
         var names = new[] { "det", "rec", "cls" };
         string preset = "performance";
@@ -150,7 +156,7 @@ internal static class LoopBench
     /// <summary>One calibration sample: the float run observed by a collector that keeps accumulating, as in an export.</summary>
     private static Func<double> Calibrating(List<Dictionary<string, Tensor>> samples, InferenceSession floatSession, int threads)
     {
-        var collector = new CalibrationCollector(numBins: 2048, threads: threads);
+        var collector = new CalibrationCollector(numBins: 2048, threads: threads, valueOrder: CalibrationPass.ValueOrder(floatSession));
         return Cycling(samples, feeds => floatSession.Run(feeds, new RunOptions { Observer = collector }));
     }
 
@@ -165,7 +171,7 @@ internal static class LoopBench
     /// <summary>How much calibration observes and how much of its time the statistics take (the rest is the unfused float run).</summary>
     private static string CalibrationProfile(string name, InferenceSession floatSession, List<Dictionary<string, Tensor>> samples, int threads)
     {
-        var collector = new CalibrationCollector(numBins: 2048, threads: threads);
+        var collector = new CalibrationCollector(numBins: 2048, threads: threads, valueOrder: CalibrationPass.ValueOrder(floatSession));
         var timed = new TimedCollector(collector);
         var run = Cycling(samples, feeds => floatSession.Run(feeds, new RunOptions { Observer = timed }));
         double total = samples.Sum(_ => run()) / samples.Count;
@@ -176,13 +182,27 @@ internal static class LoopBench
                string.Join(", ", timed.ByOp.OrderByDescending(kv => kv.Value).Take(12).Select(kv => $"{kv.Key} {kv.Value / samples.Count / 1e6:F1}"));
     }
 
-    private sealed class TimedCollector(CalibrationCollector inner) : IValueObserver
+    private sealed class TimedCollector(CalibrationCollector inner) : ITileObserver
     {
         public long Ns, Values, Elements;
+        public bool TakesTiles => inner.TakesTiles;
+        private readonly HashSet<string> _pieces = [];
+
+        public void OnTile(string name, ReadOnlySpan<float> tile)
+        {
+            long t0 = Now();
+            inner.OnTile(name, tile);
+            Ns += Now() - t0;
+            if (_pieces.Add(name)) Values++;
+            Elements += tile.Length;
+            ByOp["(in fused chains)"] = ByOp.GetValueOrDefault("(in fused chains)") + tile.Length;
+        }
+
         private static long Now() => s_threadCpu ? ThreadCpuNs() : (long)(Stopwatch.GetTimestamp() * (1e9 / Stopwatch.Frequency));
         public Dictionary<string, long> ByOp { get; } = [];
         public Tensor? OnValue(in ObservedValue value)
         {
+            _pieces.Clear();
             if (value.Value.Type != ElementType.Float) return null;
             long t0 = Now();
             inner.OnValue(value);
