@@ -10,13 +10,16 @@ using Quant.TestSupport;
 
 /// <summary>
 /// Issue 11's tuning-loop speed: per model, in one run on the same real samples, the plain float run, the fake-quant
-/// (qat) run of the exported NAME.qat.onnx and one calibration sample (the float run observed by a
-/// <see cref="CalibrationCollector"/>, as <see cref="CalibrationPass"/> runs it), each as a median of alternating rounds,
-/// with the ratios qat / float and calibration / float. With <c>--compare</c> the same rounds also time the qat run
+/// (qat) run of the exported NAME.qat.onnx, one calibration sample (the prepared float graph, as
+/// <see cref="ExportStage"/> calibrates it, observed by a <see cref="CalibrationCollector"/> as <see cref="CalibrationPass"/>
+/// runs it) and the plain run of that prepared graph, each as a median of alternating rounds, with the ratios qat / float,
+/// calibration / float and calibration / prepared float. With <c>--compare</c> the same rounds also time the qat run
 /// without the fake-quant fusion (<see cref="SessionOptions.FuseFakeQuant"/> off: the separate Q and DQ kernels), after
-/// checking that both give the same output bits on every sample. A "where the time goes" line per model gives the qat run's milliseconds by op type.
+/// checking that both give the same output bits on every sample. "Where the time goes" lines per model give the qat and
+/// prepared float runs' milliseconds by op type and the calibration's statistics time and observed elements.
 /// Usage: build/bench-loop.sh [--repeat N] [--models det,rec,cls] [--threads N] [--preset P] [--compare];
-/// "loop binning" and "loop fakequant" time the two kernels alone.
+/// "loop binning" and "loop fakequant" time the two kernels alone, "loop keep det|rec" a run keeping every value,
+/// "loop export det|rec DIR" exports and keeps the artifacts (to compare builds).
 /// </summary>
 internal static class LoopBench
 {
@@ -190,9 +193,10 @@ internal static class LoopBench
 
         public void OnTile(string name, ReadOnlySpan<float> tile)
         {
-            long t0 = Now();
+            // Wall ticks: a CPU-clock system call per 1024-element piece would cost more than the piece's binning.
+            long t0 = Stopwatch.GetTimestamp();
             inner.OnTile(name, tile);
-            Ns += Now() - t0;
+            Ns += (long)((Stopwatch.GetTimestamp() - t0) * (1e9 / Stopwatch.Frequency));
             if (_pieces.Add(name)) Values++;
             Elements += tile.Length;
             ByOp["(in fused chains)"] = ByOp.GetValueOrDefault("(in fused chains)") + tile.Length;
