@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Quant.Core.Calibration;
 using Quant.Core.DeploymentRuntime;
+using Quant.Core.Passes;
 using Quant.Core.Stages;
 using Quant.Engine;
 using Quant.Onnx;
@@ -9,13 +10,16 @@ using Quant.TestSupport;
 
 /// <summary>
 /// Issue 11's tuning-loop speed: per model, in one run on the same real samples, the plain float run, the fake-quant
-/// (qat) run of the exported NAME.qat.onnx and one calibration sample (the float run observed by a
-/// <see cref="CalibrationCollector"/>, as <see cref="CalibrationPass"/> runs it), each as a median of alternating rounds,
-/// with the ratios qat / float and calibration / float. With <c>--compare</c> the same rounds also time the qat run
+/// (qat) run of the exported NAME.qat.onnx, one calibration sample (the prepared float graph, as
+/// <see cref="ExportStage"/> calibrates it, observed by a <see cref="CalibrationCollector"/> as <see cref="CalibrationPass"/>
+/// runs it) and the plain run of that prepared graph, each as a median of alternating rounds, with the ratios qat / float,
+/// calibration / float and calibration / prepared float. With <c>--compare</c> the same rounds also time the qat run
 /// without the fake-quant fusion (<see cref="SessionOptions.FuseFakeQuant"/> off: the separate Q and DQ kernels), after
-/// checking that both give the same output bits on every sample. A "where the time goes" line per model gives the qat run's milliseconds by op type.
+/// checking that both give the same output bits on every sample. "Where the time goes" lines per model give the qat and
+/// prepared float runs' milliseconds by op type and the calibration's statistics time and observed elements.
 /// Usage: build/bench-loop.sh [--repeat N] [--models det,rec,cls] [--threads N] [--preset P] [--compare];
-/// "loop binning" and "loop fakequant" time the two kernels alone.
+/// "loop binning" and "loop fakequant" time the two kernels alone, "loop keep det|rec" a run keeping every value,
+/// "loop export det|rec DIR" exports and keeps the artifacts (to compare builds).
 /// </summary>
 internal static class LoopBench
 {
@@ -23,6 +27,13 @@ internal static class LoopBench
     {
         if (args is ["binning"]) return Binning();
         if (args is ["fakequant"]) return FakeQuantPair();
+        if (args is ["keep", var keepModel]) return KeepValuesRun(keepModel);
+        if (args is ["export", var exportModel, var exportDir])
+        {
+            // The export alone, artifacts kept (to compare qat.onnx and the statistics cache across builds).
+            Export(CompiledBench.Describe(exportModel), exportDir, "performance");
+            return 0;
+        }
         int repeat = 8, threads = 1;
         var names = new[] { "det", "rec", "cls" };
         string preset = "performance";
@@ -51,13 +62,17 @@ internal static class LoopBench
                 var model = CompiledBench.Describe(name);
                 var qat = Export(model, work, preset);
                 var samples = Samples(name);
-                var floatSession = new InferenceSession(OnnxModelReader.Load(model.FloatPath), new SessionOptions { Threads = threads });
+                var floatModel = OnnxModelReader.Load(model.FloatPath);
+                var floatSession = new InferenceSession(floatModel, new SessionOptions { Threads = threads });
+                // Calibration runs the prepared graph (folded affines, one HardSwish op), as ExportStage.Calibrate does.
+                var preparedSession = new InferenceSession(GraphPreparation.Prepare(floatModel).Model, new SessionOptions { Threads = threads });
                 var qatSession = new InferenceSession(OnnxModelReader.Load(qat), new SessionOptions { Threads = threads });
                 var contestants = new List<Func<double>>
                 {
                     Cycling(samples, feeds => floatSession.Run(feeds)),
                     Cycling(samples, feeds => qatSession.Run(feeds)),
-                    Calibrating(samples, floatSession, threads),
+                    Calibrating(samples, preparedSession, threads),
+                    Cycling(samples, feeds => preparedSession.Run(feeds)),
                 };
                 if (compare)
                 {
@@ -76,12 +91,13 @@ internal static class LoopBench
                 var times = LatencyRounds.Measure(contestants, repeat, warmup: 2);
                 var m = times.Select(LatencyRounds.Median).ToArray();
                 string label = $"{name} [{string.Join("x", samples[0]["x"].Shape)}]";
-                rows.Add($"{label,-20} {m[0],9:F1} {m[1],9:F1} {m[1] / m[0],7:F2} {m[2],13:F1} {m[2] / m[0],7:F2}" +
-                         (compare ? $" {m[3],13:F1} {m[3] / m[0],7:F2}" : ""));
-                profiles.Add(Profile(name, qatSession, samples[0], Math.Max(1, repeat / LatencyRounds.DefaultRounds)));
-                profiles.Add(CalibrationProfile(name, floatSession, samples, threads));
+                rows.Add($"{label,-20} {m[0],9:F1} {m[1],9:F1} {m[1] / m[0],7:F2} {m[3],13:F1} {m[2],13:F1} {m[2] / m[0],7:F2} {m[2] / m[3],7:F2}" +
+                         (compare ? $" {m[4],13:F1} {m[4] / m[0],7:F2}" : ""));
+                profiles.Add(Profile(name + " qat", qatSession, samples[0], Math.Max(1, repeat / LatencyRounds.DefaultRounds)));
+                profiles.Add(CalibrationProfile(name, preparedSession, samples, threads));
+                profiles.Add(Profile(name + " prepared float", preparedSession, samples[0], Math.Max(1, repeat / LatencyRounds.DefaultRounds)));
             }
-            Console.WriteLine($"{"model",-20} {"float ms",9} {"qat ms",9} {"ratio",7} {"calib ms/sample",13} {"ratio",7}" +
+            Console.WriteLine($"{"model",-20} {"float ms",9} {"qat ms",9} {"ratio",7} {"prepared ms",13} {"calib ms/sample",13} {"/float",7} {"/prep",7}" +
                               (compare ? $" {"qat unfused ms",13} {"ratio",7}" : ""));
             foreach (var r in rows) Console.WriteLine(r);
             foreach (var p in profiles) Console.WriteLine(p);
@@ -143,7 +159,7 @@ internal static class LoopBench
     /// <summary>One calibration sample: the float run observed by a collector that keeps accumulating, as in an export.</summary>
     private static Func<double> Calibrating(List<Dictionary<string, Tensor>> samples, InferenceSession floatSession, int threads)
     {
-        var collector = new CalibrationCollector(numBins: 2048, threads: threads);
+        var collector = new CalibrationCollector(numBins: 2048, threads: threads, valueOrder: CalibrationPass.ValueOrder(floatSession));
         return Cycling(samples, feeds => floatSession.Run(feeds, new RunOptions { Observer = collector }));
     }
 
@@ -151,28 +167,46 @@ internal static class LoopBench
     {
         var timings = new NodeTimings();
         for (int r = 0; r < runs; r++) qat.Run(feeds, new RunOptions { Timings = timings });
-        return $"{name} qat, ms per run by op type: " +
+        return $"{name}, ms per run by op type: " +
                string.Join(", ", timings.ByOpType().Take(10).Select(t => $"{t.OpType} {t.Milliseconds / runs:F1} ({t.Nodes})"));
     }
 
     /// <summary>How much calibration observes and how much of its time the statistics take (the rest is the unfused float run).</summary>
     private static string CalibrationProfile(string name, InferenceSession floatSession, List<Dictionary<string, Tensor>> samples, int threads)
     {
-        var timed = new TimedCollector(new CalibrationCollector(numBins: 2048, threads: threads));
+        var collector = new CalibrationCollector(numBins: 2048, threads: threads, valueOrder: CalibrationPass.ValueOrder(floatSession));
+        var timed = new TimedCollector(collector);
         var run = Cycling(samples, feeds => floatSession.Run(feeds, new RunOptions { Observer = timed }));
         double total = samples.Sum(_ => run()) / samples.Count;
+        // The share of elements in the first positive bin (exact zeros and the smallest magnitudes): increments of one counter.
+        double firstBin = collector.Tensors.Sum(t => (double)t.PositiveHistogram[0]) / collector.Tensors.Sum(t => (double)t.Count);
         return $"{name} calibration, per sample: {total:F1} ms, of which statistics {timed.Ns / 1e6 / samples.Count:F1} ms " +
-               $"over {timed.Values / samples.Count} float values, {timed.Elements / samples.Count / 1e6:F1} M elements; M elements by producer: " +
+               $"over {timed.Values / samples.Count} float values, {timed.Elements / samples.Count / 1e6:F1} M elements ({firstBin:P0} in the first positive bin); M elements by producer: " +
                string.Join(", ", timed.ByOp.OrderByDescending(kv => kv.Value).Take(12).Select(kv => $"{kv.Key} {kv.Value / samples.Count / 1e6:F1}"));
     }
 
-    private sealed class TimedCollector(CalibrationCollector inner) : IValueObserver
+    private sealed class TimedCollector(CalibrationCollector inner) : ITileObserver
     {
         public long Ns, Values, Elements;
+        public bool TakesTiles => inner.TakesTiles;
+        private readonly HashSet<string> _pieces = [];
+
+        public void OnTile(string name, ReadOnlySpan<float> tile)
+        {
+            // Wall ticks: a CPU-clock system call per 1024-element piece would cost more than the piece's binning.
+            long t0 = Stopwatch.GetTimestamp();
+            inner.OnTile(name, tile);
+            Ns += (long)((Stopwatch.GetTimestamp() - t0) * (1e9 / Stopwatch.Frequency));
+            if (_pieces.Add(name)) Values++;
+            Elements += tile.Length;
+            ByOp["(in fused chains)"] = ByOp.GetValueOrDefault("(in fused chains)") + tile.Length;
+        }
+
         private static long Now() => s_threadCpu ? ThreadCpuNs() : (long)(Stopwatch.GetTimestamp() * (1e9 / Stopwatch.Frequency));
         public Dictionary<string, long> ByOp { get; } = [];
         public Tensor? OnValue(in ObservedValue value)
         {
+            _pieces.Clear();
             if (value.Value.Type != ElementType.Float) return null;
             long t0 = Now();
             inner.OnValue(value);
@@ -211,6 +245,38 @@ internal static class LoopBench
             for (int r = 0; r < reps; r++) sink += System.Numerics.Tensors.TensorPrimitives.Max(data) + System.Numerics.Tensors.TensorPrimitives.Min(data);
             Console.WriteLine($"  min+max alone: {(ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element {sink > 1e30}");
         }
+        return 0;
+    }
+
+    /// <summary>
+    /// What keeping every value costs (<c>loop keep det|rec</c>): the prepared float model's plain run against the run
+    /// with <see cref="RunOptions.KeepValues"/> (what the sensitivity base runs do), thread CPU and wall ms, alternating, with the
+    /// kept bytes and the garbage collections the kept runs caused.
+    /// </summary>
+    private static int KeepValuesRun(string name)
+    {
+        s_threadCpu = ThreadCpuNs() > 0;
+        var model = CompiledBench.Describe(name);
+        var session = new InferenceSession(GraphPreparation.Prepare(OnnxModelReader.Load(model.FloatPath)).Model, new SessionOptions { Threads = 1 });
+        var samples = Samples(name);
+        long kept = 0;
+        int gcBefore = GC.CollectionCount(2);
+        var wall = new List<double>[] { [], [] };
+        var contestants = new List<Func<double>>
+        {
+            Cycling(samples, feeds => session.Run(feeds)),
+            Cycling(samples, feeds =>
+            {
+                var cache = new ValueCache();
+                long t0 = Stopwatch.GetTimestamp();
+                session.Run(feeds, new RunOptions { KeepValues = cache });
+                wall[1].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                kept = cache.Names.Where(n => cache[n].Type != ElementType.String).Sum(n => (long)cache[n].Bytes().Length);
+            }),
+        };
+        var times = LatencyRounds.Measure(contestants, 4, warmup: 1);
+        Console.WriteLine($"{name}: plain run {LatencyRounds.Median(times[0]):F1} ms CPU, keeping every value {LatencyRounds.Median(times[1]):F1} ms CPU " +
+                          $"({wall[1].Order().ElementAt(wall[1].Count / 2):F1} ms wall), {kept / 1e6:F0} MB kept per run, {GC.CollectionCount(2) - gcBefore} gen2 collections; load average {LoadAverage()}");
         return 0;
     }
 

@@ -12,7 +12,15 @@ namespace Quant.Core.Calibration;
 /// batch size or spatial size. Statistics are over all elements, so batches of any size and samples
 /// of different shapes mix freely. Not thread-safe: one run at a time.
 /// </summary>
-public sealed class CalibrationCollector : IValueObserver
+/// <remarks>
+/// Without per-channel statistics it is an <see cref="ITileObserver"/>: the run keeps its fused elementwise chains and
+/// the values inside them arrive in pieces (<see cref="OnTile"/>). The statistics are the same numbers either way,
+/// because a histogram folded to a wider range is exactly the one binned there directly (<see cref="TensorStatistics"/>):
+/// each piece is binned into the range that covers everything seen so far, and the counts pending in the piece
+/// scratch are added and folded whenever the range must grow. Only the first-observation order could differ (a fused
+/// step runs where its first outside reader would); <paramref name="valueOrder"/> restores it.
+/// </remarks>
+public sealed class CalibrationCollector : ITileObserver
 {
     /// <summary>Below this many elements a tensor is binned on the calling thread.</summary>
     private const int ParallelThreshold = 1 << 16;
@@ -27,7 +35,12 @@ public sealed class CalibrationCollector : IValueObserver
     /// <param name="numBins">Histogram bins per tensor (HMCT's num_bin).</param>
     /// <param name="perChannel">Also keep min/max per channel along axis 1 (tensors of rank &gt;= 2).</param>
     /// <param name="threads">Most threads used to bin one large tensor.</param>
-    public CalibrationCollector(IEnumerable<string>? observe = null, int numBins = 2048, bool perChannel = false, int threads = 0)
+    /// <param name="valueOrder">
+    /// The order the statistics are listed in (value names; the unfused plan's order of graph inputs then node outputs,
+    /// which is what an unfused run observes); names not in it follow in first-observation order.
+    /// </param>
+    public CalibrationCollector(IEnumerable<string>? observe = null, int numBins = 2048, bool perChannel = false, int threads = 0,
+        IReadOnlyList<string>? valueOrder = null)
     {
         if (numBins < 2 || numBins > 1 << 20) throw new ArgumentOutOfRangeException(nameof(numBins), numBins, "num_bin must be between 2 and 1048576");
         _observe = observe is null ? null : new HashSet<string>(observe, StringComparer.Ordinal);
@@ -35,17 +48,26 @@ public sealed class CalibrationCollector : IValueObserver
         PerChannel = perChannel;
         _threads = threads > 0 ? threads : Environment.ProcessorCount;
         _scratch = new int[_threads][];
+        if (valueOrder is not null)
+        {
+            _rank = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var v in valueOrder) _rank.TryAdd(v, _rank.Count);
+        }
     }
+
+    private readonly Dictionary<string, int>? _rank;
 
     public int NumBins { get; }
     public bool PerChannel { get; }
-    /// <summary>The tensors seen so far, in first-observation order.</summary>
-    public IReadOnlyList<TensorStatistics> Tensors => _order;
+    /// <summary>The tensors seen so far, in first-observation order (pending pieces added).</summary>
+    public IReadOnlyList<TensorStatistics> Tensors { get { FlushPieces(); return _order; } }
     /// <summary>Bytes retained by the statistics and the binning scratch.</summary>
-    public long RetainedBytes => _order.Sum(s => s.RetainedBytes) + _scratch.Sum(s => (s?.Length ?? 0) * 4L);
+    public long RetainedBytes => _order.Sum(s => s.RetainedBytes) + _scratch.Sum(s => (s?.Length ?? 0) * 4L)
+        + (_idleScratch.Count + _pieces.Count) * (long)HistogramKernels.ScratchLength(NumBins) * 4;
 
     public Tensor? OnValue(in ObservedValue value)
     {
+        FlushPieces();
         if (value.Value.Type != ElementType.Float) return null;
         if (_observe is not null && !_observe.Contains(value.Name)) return null;
         Add(value.Name, value.Value);
@@ -56,12 +78,8 @@ public sealed class CalibrationCollector : IValueObserver
     public void Add(string name, Tensor t)
     {
         if (t.Type != ElementType.Float) throw new ArgumentException($"'{name}' is {t.Type.OnnxName()}; calibration observes float tensors only");
-        if (!_stats.TryGetValue(name, out var s))
-        {
-            s = new TensorStatistics(name, NumBins);
-            _stats[name] = s;
-            _order.Add(s);
-        }
+        FlushPieces();
+        var s = StatisticsOf(name);
         var x = t.ReadOnlySpan<float>();
         if (x.Length == 0) return;
 
@@ -94,6 +112,74 @@ public sealed class CalibrationCollector : IValueObserver
         if (s.RangeExponent is null) { s.Positive[0] += x.Length; return; } // every element is 0
         BinParallel(s, array, x.Length);
         Accumulate(s);
+    }
+
+    private TensorStatistics StatisticsOf(string name)
+    {
+        if (!_stats.TryGetValue(name, out var s))
+        {
+            s = new TensorStatistics(name, NumBins);
+            _stats[name] = s;
+            _order.Add(s);
+        }
+        return s;
+    }
+
+    /// <summary>Per-channel statistics need whole tensors, so the run then observes the unfused plan.</summary>
+    public bool TakesTiles => !PerChannel;
+
+    /// <summary>The values whose pieces are being binned, each with its scratch of pending counts (in the current range).</summary>
+    private readonly List<(TensorStatistics Stats, int[] Scratch)> _pieces = [];
+    private readonly Stack<int[]> _idleScratch = new();
+
+    /// <summary>Folds the next piece of a value inside a fused chain into its statistics.</summary>
+    public void OnTile(string name, ReadOnlySpan<float> x)
+    {
+        if (_observe is not null && !_observe.Contains(name)) return;
+        if (x.Length == 0) return;
+        int p = _pieces.FindIndex(e => e.Stats.Name == name);
+        if (p < 0)
+        {
+            var scratch = _idleScratch.Count > 0 ? _idleScratch.Pop() : new int[HistogramKernels.ScratchLength(NumBins)];
+            _pieces.Add((StatisticsOf(name), scratch));
+            p = _pieces.Count - 1;
+        }
+        var (s, h) = _pieces[p];
+        float min = TensorPrimitives.Min(x), max = TensorPrimitives.Max(x);
+        if (!float.IsFinite(min) || !float.IsFinite(max))
+        {
+            AddPending(s, h);
+            AddWithNonFinite(s, x);
+            return;
+        }
+        Merge(s, min, max, x.Length);
+        float absMax = MathF.Max(-min, max);
+        if (!s.Covers(absMax))
+        {
+            // The pending counts belong to the old range: add them before it grows (EnsureRange folds them exactly).
+            AddPending(s, h);
+            s.EnsureRange(absMax);
+        }
+        if (s.RangeExponent is null) { s.Positive[0] += x.Length; return; } // every element so far is 0
+        HistogramKernels.Bin(x, s.BinFactor, s.NumBins, h);
+    }
+
+    private static void AddPending(TensorStatistics s, int[] scratch)
+    {
+        HistogramKernels.AddTo(scratch, s.NumBins, s.Positive, s.Negative);
+        Array.Clear(scratch);
+    }
+
+    /// <summary>Adds the pending counts of every value seen in pieces: called before anything else is observed or read.</summary>
+    private void FlushPieces()
+    {
+        if (_pieces.Count == 0) return;
+        foreach (var (s, h) in _pieces)
+        {
+            AddPending(s, h);
+            _idleScratch.Push(h);
+        }
+        _pieces.Clear();
     }
 
     private static void Merge(TensorStatistics s, float min, float max, long count)
@@ -187,7 +273,7 @@ public sealed class CalibrationCollector : IValueObserver
         for (int p = 0; p < parts; p++)
         {
             var h = _scratch[p];
-            if (h is null || h.Length != 4 * bins) _scratch[p] = new int[4 * bins];
+            if (h is null || h.Length != HistogramKernels.ScratchLength(bins)) _scratch[p] = new int[HistogramKernels.ScratchLength(bins)];
             else Array.Clear(h);
         }
         if (parts == 1) return HistogramKernels.Bin(array.AsSpan(0, length), factor, bins, _scratch[0]);
@@ -209,23 +295,17 @@ public sealed class CalibrationCollector : IValueObserver
     /// <summary>Adds the scratch histograms of the last <see cref="BinParallel"/> to the statistics.</summary>
     private void Accumulate(TensorStatistics s)
     {
-        int bins = s.NumBins;
-        var pos = s.Positive;
-        var neg = s.Negative;
-        int stride = 2 * bins;
-        for (int p = 0; p < _parts; p++)
-        {
-            var h = _scratch[p];
-            for (int b = 0; b < bins; b++)
-            {
-                pos[b] += h[b] + h[stride + b];
-                neg[b] += h[bins + b] + h[stride + bins + b];
-            }
-        }
+        for (int p = 0; p < _parts; p++) HistogramKernels.AddTo(_scratch[p], s.NumBins, s.Positive, s.Negative);
     }
 
     /// <summary>A snapshot of the statistics (deep copy), tagged with the caller's cache key.</summary>
-    public CalibrationStatistics ToStatistics(string cacheKey) => new(cacheKey, NumBins, _order.Select(Copy).ToList());
+    public CalibrationStatistics ToStatistics(string cacheKey)
+    {
+        FlushPieces();
+        var ordered = _rank is null ? _order
+            : _order.Select((s, i) => (s, i)).OrderBy(e => _rank.TryGetValue(e.s.Name, out var r) ? r : int.MaxValue).ThenBy(e => e.i).Select(e => e.s);
+        return new(cacheKey, NumBins, ordered.Select(Copy).ToList());
+    }
 
     private static TensorStatistics Copy(TensorStatistics s)
     {

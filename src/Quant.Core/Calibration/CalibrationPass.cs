@@ -53,7 +53,8 @@ public static class CalibrationPass
         bool fromCache = cached.Count == bins.Count;
         var scoredSet = new HashSet<int>(split.ScoredBatches);
         var scored = new SortedDictionary<int, IReadOnlyDictionary<string, Tensor>>();
-        var collectors = fromCache ? [] : bins.Select(b => new CalibrationCollector(numBins: b, perChannel: perChannel, threads: threads)).ToList();
+        var order = ValueOrder(floatSession);
+        var collectors = fromCache ? [] : bins.Select(b => new CalibrationCollector(numBins: b, perChannel: perChannel, threads: threads, valueOrder: order)).ToList();
         var observer = new FanOut(collectors);
         int done = 0, count = data.BatchSamples.Count, index = 0;
         progress?.Invoke(0, count);
@@ -89,13 +90,27 @@ public static class CalibrationPass
         return new CalibrationRun { Statistics = pairs, Split = split, ScoredInputs = scored.Values.ToList(), CachePath = PathOf(bins[0], false), FromCache = false };
     }
 
-    /// <summary>Hands every observed value to each collector (one per num_bin candidate).</summary>
-    private sealed class FanOut(IReadOnlyList<CalibrationCollector> collectors) : IValueObserver
+    /// <summary>
+    /// The order an unfused run observes values in (graph inputs, then every node's outputs in plan order): the
+    /// statistics keep it whether or not the run fuses elementwise chains.
+    /// </summary>
+    public static IReadOnlyList<string> ValueOrder(InferenceSession session) =>
+        session.Inputs.Select(i => i.Name).Concat(session.PlannedNodes.SelectMany(n => n.Outputs)).Where(n => n.Length > 0).ToList();
+
+    /// <summary>Hands every observed value (and every piece of one inside a fused chain) to each collector (one per num_bin candidate).</summary>
+    private sealed class FanOut(IReadOnlyList<CalibrationCollector> collectors) : ITileObserver
     {
+        public bool TakesTiles => collectors.All(c => c.TakesTiles);
+
         public Tensor? OnValue(in ObservedValue value)
         {
             foreach (var c in collectors) c.OnValue(value);
             return null;
+        }
+
+        public void OnTile(string name, ReadOnlySpan<float> tile)
+        {
+            foreach (var c in collectors) c.OnTile(name, tile);
         }
     }
 }

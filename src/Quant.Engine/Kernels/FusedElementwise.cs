@@ -25,10 +25,13 @@ internal readonly record struct FusedInstruction(FusedOp Op, int Dst, int A, int
 /// the unfused kernels (same IEEE ops, same FMA use), so fused and unfused runs agree to the bit.
 /// Register 0 holds the chain's input; <see cref="_outputRegisters"/> are written to the outputs.
 /// </summary>
-internal sealed class FusedElementwiseKernel(FusedInstruction[] program, int registers, int[] outputRegisters) : IKernel
+internal sealed class FusedElementwiseKernel(FusedInstruction[] program, int registers, int[] outputRegisters,
+    (int Register, string Name)[]? interior = null) : IKernel
 {
     private const int Tile = 1024;
     private readonly int[] _outputRegisters = outputRegisters;
+    /// <summary>The registers holding values that exist only inside the chain, for a tile observer.</summary>
+    private readonly (int Register, string Name)[] _interior = interior ?? [];
 
     [ThreadStatic] private static float[]? t_scratch;
 
@@ -43,6 +46,18 @@ internal sealed class FusedElementwiseKernel(FusedInstruction[] program, int reg
         var xs = (float[])x.Buffer;
         int n = x.Length;
         int tiles = (n + Tile - 1) / Tile;
+        if (ctx.TileObserver is { } observer && _interior.Length > 0)
+        {
+            // The observer takes each interior value's pieces in order on this thread.
+            var scratch = t_scratch is { } s && s.Length >= registers * Tile ? s : t_scratch = new float[registers * Tile];
+            for (int t = 0; t < tiles; t++)
+            {
+                int count = Math.Min(Tile, n - t * Tile);
+                RunTile(xs, outputs, t * Tile, count, scratch);
+                foreach (var (register, name) in _interior) observer.OnTile(name, scratch.AsSpan(register * Tile, count));
+            }
+            return;
+        }
         ElementwiseChunk.For(ctx, tiles, (t0, t1) =>
         {
             var scratch = t_scratch is { } s && s.Length >= registers * Tile ? s : t_scratch = new float[registers * Tile];

@@ -23,8 +23,9 @@ internal static class ElementwiseFusion
     /// Returns, in order, either an index into <paramref name="steps"/> (an unfused step) or a fused chain
     /// (head slot, member step indices, kernel, output slots).
     /// </summary>
+    /// <param name="nameOf">Value names, so that a tile observer can be told which value a piece of a chain's interior is.</param>
     public static List<object> Plan(IReadOnlyList<StepView> steps, Func<int, Tensor?> constantOf, Func<int, bool> isFloatWithRank,
-        Func<int, bool> isGraphOutput)
+        Func<int, bool> isGraphOutput, Func<int, string>? nameOf = null)
     {
         var readers = new Dictionary<int, List<int>>();
         for (int s = 0; s < steps.Count; s++)
@@ -40,7 +41,7 @@ internal static class ElementwiseFusion
             {
                 bool touches = st.Inputs.Any(i => i >= 0 && open.Registers.ContainsKey(i) && i != open.Head);
                 if (touches && open.TryAdd(s, st, constantOf)) continue;
-                if (touches) Close(ref open, result, steps, readers, isGraphOutput);
+                if (touches) Close(ref open, result, steps, readers, isGraphOutput, nameOf);
             }
             if (open is null && Chain.StartsAt(st, constantOf, isFloatWithRank) is { } head)
             {
@@ -49,11 +50,12 @@ internal static class ElementwiseFusion
             }
             result.Add(s);
         }
-        if (open is not null) Close(ref open, result, steps, readers, isGraphOutput);
+        if (open is not null) Close(ref open, result, steps, readers, isGraphOutput, nameOf);
         return result;
     }
 
-    private static void Close(ref Chain? open, List<object> result, IReadOnlyList<StepView> steps, Dictionary<int, List<int>> readers, Func<int, bool> isGraphOutput)
+    private static void Close(ref Chain? open, List<object> result, IReadOnlyList<StepView> steps, Dictionary<int, List<int>> readers, Func<int, bool> isGraphOutput,
+        Func<int, string>? nameOf)
     {
         var chain = open!;
         open = null;
@@ -70,7 +72,10 @@ internal static class ElementwiseFusion
                 if (o >= 0 && (isGraphOutput(o) || readers.GetValueOrDefault(o, []).Any(r => !memberSet.Contains(r))))
                     outputs.Add(o);
         if (outputs.Count == 0) outputs.Add(steps[chain.Members[^1]].Outputs[0]);
-        var kernel = new FusedElementwiseKernel([.. chain.Program], chain.Registers.Count, outputs.Select(o => chain.Registers[o]).ToArray());
+        // The interior: values written to a register only (not the head, not an output), in the chain's order.
+        var interior = nameOf is null ? null : chain.Registers.Where(kv => kv.Value > 0 && !outputs.Contains(kv.Key))
+            .OrderBy(kv => kv.Value).Select(kv => (kv.Value, nameOf(kv.Key))).ToArray();
+        var kernel = new FusedElementwiseKernel([.. chain.Program], chain.Registers.Count, outputs.Select(o => chain.Registers[o]).ToArray(), interior);
         result.Add(new FusedChain(chain.Head, [.. chain.Members], kernel, [.. outputs]));
     }
 

@@ -193,7 +193,7 @@ public sealed class InferenceSession
         }
         var plan = ElementwiseFusion.Plan(
             steps.Select(st => new ElementwiseFusion.StepView(st.Node, st.Inputs, st.Outputs)).ToList(),
-            slot => constants[slot], IsFloatWithRank, slot => _isGraphOutput[slot]);
+            slot => constants[slot], IsFloatWithRank, slot => _isGraphOutput[slot], slot => _slotNames[slot]);
         var fused = new List<Step>(plan.Count);
         foreach (var item in plan)
         {
@@ -267,9 +267,10 @@ public sealed class InferenceSession
         foreach (var (slot, info) in _inputs)
             if (values[slot] is { } t) Observe(options, info.Name, slot, null, values, owned);
 
-        bool watched = options.Observer is not null || options.KeepValues is not null;
+        // A tile observer sees the values inside fused chains piece by piece, so its runs keep the fused plan.
+        bool watched = options.KeepValues is not null || options.Observer is not null and not ITileObserver { TakesTiles: true };
         // The arena runs the unfused steps: the plan's lifetimes are those of the program's own step order.
-        if (!watched && _arenaPlaces is not null) return Execute(_steps, values, owned, options, stepFilter: null, arena: true);
+        if (!watched && options.Observer is null && _arenaPlaces is not null) return Execute(_steps, values, owned, options, stepFilter: null, arena: true);
         return Execute(watched ? _steps : _fastSteps, values, owned, options, stepFilter: null);
     }
 
@@ -331,7 +332,7 @@ public sealed class InferenceSession
                 var st = plan[i];
                 long started = options.Timings is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
                 var produced = Execute(st.Node, st.Kernel, st.Inputs, st.Outputs, values, pool, _options.Threads,
-                    arenaBuffer, arenaBuffer is null ? null : _arenaPlaces![i]);
+                    arenaBuffer, arenaBuffer is null ? null : _arenaPlaces![i], options.Observer is ITileObserver { TakesTiles: true } tileObserver ? tileObserver : null);
                 options.Timings?.Add(st.Node, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 for (int k = 0; k < st.Outputs.Length; k++)
                 {
@@ -378,20 +379,21 @@ public sealed class InferenceSession
     {
         if (options.Observer is null) return;
         var replacement = options.Observer.OnValue(new ObservedValue(name, values[slot]!, producer));
+        if (options.Observer is ITileObserver { TakesTiles: true }) return; // read-only: the fused plan has no place for a replacement
         if (replacement is null || ReferenceEquals(replacement, values[slot])) return;
         values[slot] = replacement;
         owned[slot] = false; // the observer owns it; never recycle its buffer
     }
 
     private static Tensor?[] Execute(Node node, IKernel kernel, int[] inputSlots, int[] outputSlots, Tensor?[] values, BufferPool pool, int threads,
-        ArenaBuffer? arena = null, (long Offset, long Bytes)[]? places = null)
+        ArenaBuffer? arena = null, (long Offset, long Bytes)[]? places = null, ITileObserver? tiles = null)
     {
         var inputs = new Tensor?[inputSlots.Length];
         for (int k = 0; k < inputSlots.Length; k++)
             inputs[k] = inputSlots[k] < 0 ? null : values[inputSlots[k]]
                 ?? throw new EngineException($"{node.Describe()}: input '{node.Inputs[k]}' has no value");
         var outputs = new Tensor?[outputSlots.Length];
-        var ctx = new KernelContext(node, inputs, outputs, pool, threads, arena, places);
+        var ctx = new KernelContext(node, inputs, outputs, pool, threads, arena, places) { TileObserver = tiles };
         try
         {
             kernel.Run(ctx);

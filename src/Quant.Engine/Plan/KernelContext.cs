@@ -28,6 +28,8 @@ public sealed class KernelContext
     public int OutputCount => _outputs.Length;
     /// <summary>Most threads the kernel may use (1 = run inline).</summary>
     public int Threads { get; }
+    /// <summary>Set when a run's observer takes the values inside fused chains (<see cref="ITileObserver"/>).</summary>
+    internal ITileObserver? TileObserver { get; init; }
 
     /// <summary>Input <paramref name="index"/>, or null when omitted (optional input).</summary>
     public Tensor? Input(int index) => index < _inputs.Length ? _inputs[index] : null;

@@ -17,6 +17,22 @@ public interface IValueObserver
 }
 
 /// <summary>Every value of a run by name, kept so that a later run can reuse the upstream part.</summary>
+/// <summary>
+/// A read-only observer that can take the values computed inside a fused elementwise chain tile by tile. With one,
+/// a run keeps the fused plan: values between steps come to <see cref="IValueObserver.OnValue"/> as usual (its
+/// result is ignored: nothing is replaced), and each float value that only exists inside a fused chain comes to
+/// <see cref="OnTile"/> as consecutive pieces, in order, during that step (on the calling thread; the chain then runs
+/// its tiles on one thread). Integer values inside a fused Quantize→Dequantize pair are not seen.
+/// </summary>
+public interface ITileObserver : IValueObserver
+{
+    /// <summary>False to be an ordinary observer for now (the run then executes the unfused plan).</summary>
+    bool TakesTiles { get; }
+
+    /// <summary>The next piece of float value <paramref name="name"/> (valid only during the call).</summary>
+    void OnTile(string name, ReadOnlySpan<float> tile);
+}
+
 public sealed class ValueCache
 {
     private readonly Dictionary<string, Tensor> _values = new(StringComparer.Ordinal);

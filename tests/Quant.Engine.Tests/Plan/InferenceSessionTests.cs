@@ -42,6 +42,51 @@ public class InferenceSessionTests
             Assert.Equal(kept[name].Bytes().ToArray(), observer.Seen[name].Bytes().ToArray());
     }
 
+    /// <summary>Clones whole values and concatenates the pieces of values inside fused chains.</summary>
+    private sealed class Pieces(bool takesTiles) : ITileObserver
+    {
+        public readonly Dictionary<string, List<float>> Seen = new(StringComparer.Ordinal);
+        public readonly HashSet<string> InPieces = new(StringComparer.Ordinal);
+        public bool TakesTiles => takesTiles;
+        public Tensor? OnValue(in ObservedValue v)
+        {
+            Assert.False(Seen.ContainsKey(v.Name), $"{v.Name} seen twice");
+            Seen[v.Name] = v.Value.Type == ElementType.Float ? [.. v.Value.ReadOnlySpan<float>()] : [];
+            // A replacement a tile observer returns is ignored (an ordinary observer's would be used).
+            return takesTiles && v.Value.Type == ElementType.Float ? Tensor.From(new float[v.Value.Length], v.Value.Shape) : null;
+        }
+        public void OnTile(string name, ReadOnlySpan<float> tile)
+        {
+            if (!Seen.TryGetValue(name, out var l)) Seen[name] = l = [];
+            InPieces.Add(name);
+            l.AddRange(tile);
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void A_tile_observer_keeps_the_fused_plan_and_sees_every_value_once_whole_or_in_pieces(int threads)
+    {
+        var session = new InferenceSession(RecModel.Value, new SessionOptions { Threads = threads });
+        Assert.Contains(session.FastPlanNodes, n => n.OpType == "FusedElementwise");
+        var kept = new ValueCache();
+        var plain = session.Run(Feeds(), new RunOptions { KeepValues = kept });
+        var expected = session.PlannedNodes.SelectMany(n => n.Outputs).Where(o => o.Length > 0).Prepend("x").ToList();
+        foreach (var takesTiles in new[] { true, false })
+        {
+            var observer = new Pieces(takesTiles);
+            var outputs = session.Run(Feeds(), new RunOptions { Observer = observer });
+            // Every planned value exactly once with the bits of the kept run; a tile observer's replacements are ignored.
+            Assert.Equal(expected.Order(StringComparer.Ordinal), observer.Seen.Keys.Order(StringComparer.Ordinal));
+            foreach (var name in expected.Where(n => kept[n].Type == ElementType.Float))
+                Assert.True(kept[name].ReadOnlySpan<float>().SequenceEqual(observer.Seen[name].ToArray()), $"{name} differs (tiles {takesTiles})");
+            foreach (var (name, t) in plain) Assert.Equal(t.Bytes().ToArray(), outputs[name].Bytes().ToArray());
+            if (takesTiles) Assert.True(observer.InPieces.Count >= 28, $"{observer.InPieces.Count} values came in pieces");
+            else Assert.Empty(observer.InPieces);
+        }
+    }
+
     [Fact]
     public void Observed_intermediates_equal_the_same_values_made_graph_outputs()
     {
