@@ -103,6 +103,20 @@ public class QConvTests
     }
 
     [Fact]
+    public void Pixel_lane_int8_convolutions_on_det_and_rec_shapes_equal_the_exact_result()
+    {
+        // The dense int8 path (blocked input, taps gathered per panel, pixels in the GEMM lanes) on the layer shapes
+        // of det and rec at reduced size: det's stem (3 channels, 3x3 stride 2), 3x3 96 → 24, 1x1 16 → 32 read in
+        // place, 1x1 96 → 18 (rows off the 6-row tile), rec's 3x3 stride (2, 1)-like 1x1 on a 3-row strip; planes that
+        // end inside a 16-pixel tile and several panels.
+        int seed = 90;
+        foreach (var (ch, m, h, w, k, stride, pad) in new[]
+                 { (3, 16, 41, 39, 3, 2, 1), (96, 24, 20, 20, 3, 1, 1), (16, 32, 40, 41, 1, 1, 0), (96, 18, 20, 20, 1, 1, 0), (48, 120, 3, 40, 1, 1, 0), (12, 96, 24, 17, 3, 1, 1) })
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: ch, M: m, Group: 1, H: h, W: w, k, stride, 1, pad, Zx: seed % 2 == 0 ? -3 : 0,
+                Bias: true, PerChannel: true, Wide: false), seed++);
+    }
+
+    [Fact]
     public void Strided_depthwise_convolutions_with_dilation_equal_the_exact_result()
     {
         // Strides above 1 run on column phases of the padded plane: strides 2 and 3, dilations that land on either phase.
