@@ -117,6 +117,46 @@ public class QConvTests
     }
 
     [Fact]
+    public void Int8_depthwise_float_sums_stay_exact_at_the_largest_products()
+    {
+        // The vector depthwise path sums in float32: with x − z_x = 255 and w = −128 on almost every tap (det's 5x5 and
+        // an 8x8 kernel, the most taps it takes) every partial sum is the largest the int8 types allow; the int32
+        // accumulators (to = int32) must equal the exact ones on both paths.
+        foreach (var (k, stride) in new[] { (5, 1), (8, 1), (5, 2), (3, 2) })
+        {
+            int c = 4, h = 20, w = 23, pad = k / 2, zx = -128;
+            var x = Enumerable.Range(0, c * h * w).Select(i => i % 97 == 0 ? -128 : 127).ToArray();
+            var wt = Enumerable.Range(0, c * k * k).Select(i => i % 11 == 5 ? 127 : -128).ToArray();
+            var b = new[] { 0, 1 << 30, -(1 << 30), 12345 };
+            var consts = new Dictionary<string, Tensor> { ["w"] = Ints(ElementType.Int8, wt, c, 1, k, k), ["b"] = Tensor.From(b, c) };
+            var node = Node("QConv", ["x", "w", "b"], ("group", c), ("strides", new long[] { stride, stride }), ("pads", new long[] { pad, pad, pad, pad }),
+                ("kernel_shape", new long[] { k, k }), ("x_zero_point", zx), ("to", (int)ElementType.Int32));
+            var plan = new QConvPlan(Setup(node, consts));
+            int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+            var expected = new int[c * oh * ow];
+            for (int m = 0; m < c; m++)
+                for (int i = 0; i < oh; i++)
+                    for (int j = 0; j < ow; j++)
+                    {
+                        long acc = b[m];
+                        for (int kh = 0; kh < k; kh++)
+                            for (int kw = 0; kw < k; kw++)
+                            {
+                                int ih = i * stride - pad + kh, iw = j * stride - pad + kw;
+                                if (ih >= 0 && iw >= 0 && ih < h && iw < w) acc += (long)(x[(m * h + ih) * w + iw] - zx) * wt[(m * k + kh) * k + kw];
+                            }
+                        expected[(m * oh + i) * ow + j] = (int)acc;
+                    }
+            foreach (var vector in new[] { false, true })
+            {
+                var y = Tensor.Zeros(ElementType.Int32, [1, c, oh, ow]);
+                plan.Run(Ints(ElementType.Int8, x, 1, c, h, w), y, vector, Sequential);
+                Assert.True(expected.SequenceEqual(Values(y)), $"k={k} stride={stride} vector={vector}: differs at {FirstDifference(expected, Values(y))}");
+            }
+        }
+    }
+
+    [Fact]
     public void Strided_depthwise_convolutions_with_dilation_equal_the_exact_result()
     {
         // Strides above 1 run on column phases of the padded plane: strides 2 and 3, dilations that land on either phase.
