@@ -107,15 +107,21 @@ internal static class QAveragePoolKernels
             int inPlane = 1, outPlane = 1;
             for (int d = 0; d < r; d++) { inPlane *= g.In[d]; outPlane *= g.Out[d]; }
             if (outPlane == 0) return;
-            // One (m, n) per distinct count (spec §8.1: count_include_pad = 0 varies it at the borders).
+            // One (m, n) per distinct count (spec §8.1: count_include_pad = 0 varies it at the borders), looked up once
+            // per output position before the planes are shared out: the count does not depend on the plane.
             var multipliers = new Dictionary<long, (int, int)>();
-            (int, int) For(long c)
+            var perPosition = new (int M, int N)[outPlane];
+            var pos = new int[r];
+            for (int flat = 0; flat < outPlane; flat++)
             {
-                lock (multipliers)
+                long c = 1;
+                for (int d = 0; d < r; d++) c *= g.Count(d, pos[d]);
+                if (c > 0)
                 {
                     if (!multipliers.TryGetValue(c, out var mn)) multipliers[c] = mn = _a.For(c);
-                    return mn;
+                    perPosition[flat] = mn;
                 }
+                for (int d = r - 1; d >= 0 && ++pos[d] == g.Out[d]; d--) pos[d] = 0;
             }
             var rowStride = new int[r];
             for (int d = r - 1, st = 1; d >= 0; d--) { rowStride[d] = st; st *= g.In[d]; }
@@ -148,7 +154,7 @@ internal static class QAveragePoolKernels
                         }
                     }
                     // A window wholly in the padding averages nothing: its real value is 0, the integer z_y.
-                    QuantBuildOps.Set(y, p * outPlane + flat, empty || count == 0 ? Math.Clamp(_a.Zy, _a.Lo, _a.Hi) : _a.Output(sum, For(count)));
+                    QuantBuildOps.Set(y, p * outPlane + flat, empty || count == 0 ? Math.Clamp(_a.Zy, _a.Lo, _a.Hi) : _a.Output(sum, perPosition[flat]));
                     for (int d = r - 1; d >= 0 && ++o[d] == g.Out[d]; d--) o[d] = 0;
                 }
             });

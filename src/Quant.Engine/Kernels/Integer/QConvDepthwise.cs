@@ -84,6 +84,11 @@ internal static class QConvDepthwise
             for (; i < d.Length; i++) d[i] = from[i] - zx;
             return;
         }
+        if (g.SW == 2 && vector && Avx512F.IsSupported)
+        {
+            SplitPairs(src, g.PL, c0, c1, zx, dst[..qw], dst.Slice(qw, qw));
+            return;
+        }
         // Phase f holds columns f, f + SW, …: one strided pass per phase, no division per element.
         for (int f = 0; f < g.SW; f++)
         {
@@ -91,6 +96,33 @@ internal static class QConvDepthwise
             var d = dst.Slice(f * qw, qw);
             for (int c = first, q = first / g.SW; c < c1; c += g.SW, q++) d[q] = src[c - g.PL] - zx;
         }
+    }
+
+    /// <summary>
+    /// Stride 2: padded columns [c0, c1) of the row (column c is src[c − pl]) as x − z_x into the even and odd phases
+    /// (column c at position c / 2 of phase c mod 2), 32 columns per step: widen, convert, then one two-source permute
+    /// per phase. The same values as the strided loop.
+    /// </summary>
+    private static void SplitPairs(ReadOnlySpan<sbyte> src, int pl, int c0, int c1, int zx, Span<float> even, Span<float> odd)
+    {
+        int c = c0;
+        if ((c & 1) != 0 && c < c1) { odd[c / 2] = src[c - pl] - zx; c++; }
+        var z = Vector512.Create(zx);
+        var evens = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        var odds = evens + Vector512<int>.One;
+        ref sbyte sr = ref MemoryMarshal.GetReference(src);
+        ref float er = ref MemoryMarshal.GetReference(even);
+        ref float or = ref MemoryMarshal.GetReference(odd);
+        for (; c + 32 <= c1; c += 32)
+        {
+            var a = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref sr, (nuint)(c - pl))) - z);
+            var b = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.LoadUnsafe(ref sr, (nuint)(c - pl + 16))) - z);
+            Avx512F.PermuteVar16x32x2(a, evens, b).StoreUnsafe(ref er, (nuint)(c / 2));
+            Avx512F.PermuteVar16x32x2(a, odds, b).StoreUnsafe(ref or, (nuint)(c / 2));
+        }
+        for (; c < c1; c++)
+            if ((c & 1) == 0) even[c / 2] = src[c - pl] - zx;
+            else odd[c / 2] = src[c - pl] - zx;
     }
 
     /// <summary>One output row: bias + Σ_t w[t]·buf[base + off[t] + ow], all taps in registers per 16 outputs.</summary>

@@ -124,7 +124,7 @@ public class QConvTests
         // accumulators (to = int32) must equal the exact ones on both paths.
         foreach (var (k, stride) in new[] { (5, 1), (8, 1), (5, 2), (3, 2) })
         {
-            int c = 4, h = 20, w = 23, pad = k / 2, zx = -128;
+            int c = 4, h = 20, w = 71, pad = k / 2, zx = -128;
             var x = Enumerable.Range(0, c * h * w).Select(i => i % 97 == 0 ? -128 : 127).ToArray();
             var wt = Enumerable.Range(0, c * k * k).Select(i => i % 11 == 5 ? 127 : -128).ToArray();
             var b = new[] { 0, 1 << 30, -(1 << 30), 12345 };
