@@ -41,11 +41,23 @@ internal sealed class FusedActivation
 
     /// <summary>
     /// y[i] = fl32((double)acc[i]·s): int32 → double is exact, then one product and one rounding to float (round to
-    /// nearest even, as the scalar cast); four lanes at a time with AVX.
+    /// nearest even, as the scalar cast); sixteen per step with AVX-512, eight with AVX.
     /// </summary>
     public static void ScaleToFloat(ReadOnlySpan<int> acc, double s, Span<float> y)
     {
         int i = 0;
+        if (Avx512F.IsSupported)
+        {
+            var sv = Vector512.Create(s);
+            ref int ar = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(acc);
+            ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
+            for (; i <= acc.Length - 16; i += 16)
+            {
+                var lo = Avx512F.ConvertToVector256Single(Avx512F.ConvertToVector512Double(Vector256.LoadUnsafe(ref ar, (nuint)i)) * sv);
+                var hi = Avx512F.ConvertToVector256Single(Avx512F.ConvertToVector512Double(Vector256.LoadUnsafe(ref ar, (nuint)i + 8)) * sv);
+                Vector512.Create(lo, hi).StoreUnsafe(ref yr, (nuint)i);
+            }
+        }
         if (Avx.IsSupported)
         {
             var sv = Vector256.Create(s);

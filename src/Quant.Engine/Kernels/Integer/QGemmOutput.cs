@@ -151,7 +151,8 @@ internal sealed class QGemmOutput
             return;
         }
         const int Piece = 512;
-        Span<float> f = stackalloc float[Piece];
+        // Sized to the run: the stack buffer is zeroed on every call, and the pixel-lane GEMM writes short runs.
+        Span<float> f = stackalloc float[Math.Min(Piece, acc.Length)];
         double s = FloatScale(channel);
         for (int start = 0; start < acc.Length; start += Piece)
         {
