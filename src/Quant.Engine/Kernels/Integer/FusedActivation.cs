@@ -36,6 +36,14 @@ internal sealed class FusedActivation
 
     private const float Sixth = 1f / 6f;
 
+    /// <summary>Sixteen lanes of the activation: the very lane function <see cref="Map"/> applies.</summary>
+    public Vector512<float> Apply(Vector512<float> x) => new ActivationKernels.HardSwishOp().Apply(x);
+
+    /// <summary>Sixteen accumulators to fl32(acc·s): the arithmetic of <see cref="ScaleToFloat"/>'s AVX-512 step.</summary>
+    public static Vector512<float> ScaleToFloat(Vector512<int> acc, Vector512<double> s) =>
+        Vector512.Create(Avx512F.ConvertToVector256Single(Avx512F.ConvertToVector512Double(acc.GetLower()) * s),
+                         Avx512F.ConvertToVector256Single(Avx512F.ConvertToVector512Double(acc.GetUpper()) * s));
+
     /// <summary>The activation over a run, in place, with the float engine's vector map.</summary>
     public void Map(Span<float> x) => ActivationKernels.Map(new ActivationKernels.HardSwishOp(), x, x);
 
@@ -52,11 +60,7 @@ internal sealed class FusedActivation
             ref int ar = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(acc);
             ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
             for (; i <= acc.Length - 16; i += 16)
-            {
-                var lo = Avx512F.ConvertToVector256Single(Avx512F.ConvertToVector512Double(Vector256.LoadUnsafe(ref ar, (nuint)i)) * sv);
-                var hi = Avx512F.ConvertToVector256Single(Avx512F.ConvertToVector512Double(Vector256.LoadUnsafe(ref ar, (nuint)i + 8)) * sv);
-                Vector512.Create(lo, hi).StoreUnsafe(ref yr, (nuint)i);
-            }
+                ScaleToFloat(Vector512.LoadUnsafe(ref ar, (nuint)i), sv).StoreUnsafe(ref yr, (nuint)i);
         }
         if (Avx.IsSupported)
         {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -136,6 +137,7 @@ internal static class QConvDepthwise
             ref float b = ref MemoryMarshal.GetReference(buf);
             ref int o = ref MemoryMarshal.GetReference(row);
             var vb = Vector512.Create(bias);
+            for (; i <= n - 64; i += 64) Sum4(ref b, start + i, off, wv, vb, ref Unsafe.Add(ref o, i));
             for (; i <= n - 16; i += 16)
                 (Sum(ref b, start + i, off, wv) + vb).StoreUnsafe(ref o, (nuint)i);
             // The tail: the last 16 outputs again (same sums), so no scalar loop is needed.
@@ -150,12 +152,41 @@ internal static class QConvDepthwise
         }
     }
 
-    /// <summary>Σ_t w[t]·buf[at + off[t] .. + 16] in float, exact (see the class remarks), as int32 lanes.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    /// <summary>
+    /// Σ_t w[t]·buf[at + off[t] .. + 16] in float, exact (see the class remarks), as int32 lanes. Even and odd taps go
+    /// to two accumulators, so two multiply-add chains overlap (the sums are exact integers, so the order is free).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<int> Sum(ref float b, int at, ReadOnlySpan<int> off, ReadOnlySpan<Vector512<float>> wv)
     {
-        var s = Vector512<float>.Zero;
-        for (int t = 0; t < wv.Length; t++) s = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref b, (nuint)(at + off[t])), wv[t], s);
-        return Avx512F.ConvertToVector512Int32(s);
+        Vector512<float> s0 = Vector512<float>.Zero, s1 = Vector512<float>.Zero;
+        int t = 0;
+        for (; t + 2 <= wv.Length; t += 2)
+        {
+            s0 = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref b, (nuint)(at + off[t])), wv[t], s0);
+            s1 = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref b, (nuint)(at + off[t + 1])), wv[t + 1], s1);
+        }
+        if (t < wv.Length) s0 = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref b, (nuint)(at + off[t])), wv[t], s0);
+        return Avx512F.ConvertToVector512Int32(s0 + s1);
+    }
+
+    /// <summary>64 outputs at once: four independent multiply-add chains share each tap's weight and offset.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Sum4(ref float b, int at, ReadOnlySpan<int> off, ReadOnlySpan<Vector512<float>> wv, Vector512<int> bias, ref int o)
+    {
+        Vector512<float> s0 = Vector512<float>.Zero, s1 = s0, s2 = s0, s3 = s0;
+        for (int t = 0; t < wv.Length; t++)
+        {
+            ref float src = ref Unsafe.Add(ref b, at + off[t]);
+            var w = wv[t];
+            s0 = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref src), w, s0);
+            s1 = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref src, 16), w, s1);
+            s2 = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref src, 32), w, s2);
+            s3 = Avx512F.FusedMultiplyAdd(Vector512.LoadUnsafe(ref src, 48), w, s3);
+        }
+        (Avx512F.ConvertToVector512Int32(s0) + bias).StoreUnsafe(ref o);
+        (Avx512F.ConvertToVector512Int32(s1) + bias).StoreUnsafe(ref o, 16);
+        (Avx512F.ConvertToVector512Int32(s2) + bias).StoreUnsafe(ref o, 32);
+        (Avx512F.ConvertToVector512Int32(s3) + bias).StoreUnsafe(ref o, 48);
     }
 }
