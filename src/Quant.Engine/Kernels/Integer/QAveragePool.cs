@@ -123,6 +123,11 @@ internal static class QAveragePoolKernels
                 }
                 for (int d = r - 1; d >= 0 && ++pos[d] == g.Out[d]; d--) pos[d] = 0;
             }
+            if (r == 2 && x.Type == ElementType.Int8)
+            {
+                Planes2D(ctx, x, y, g, perPosition);
+                return;
+            }
             var rowStride = new int[r];
             for (int d = r - 1, st = 1; d >= 0; d--) { rowStride[d] = st; st *= g.In[d]; }
             ctx.For(x.Shape[0] * x.Shape[1], p =>
@@ -156,6 +161,49 @@ internal static class QAveragePoolKernels
                     // A window wholly in the padding averages nothing: its real value is 0, the integer z_y.
                     QuantBuildOps.Set(y, p * outPlane + flat, empty || count == 0 ? Math.Clamp(_a.Zy, _a.Lo, _a.Hi) : _a.Output(sum, perPosition[flat]));
                     for (int d = r - 1; d >= 0 && ++o[d] == g.Out[d]; d--) o[d] = 0;
+                }
+            });
+        }
+
+        /// <summary>
+        /// 2-D int8 windows: each output row's and column's tap range and count computed once, then per plane a plain
+        /// double loop over every window on the int8 data. The same sums, counts and (m, n) as the general loop, so the
+        /// same bits.
+        /// </summary>
+        private void Planes2D(KernelContext ctx, Tensor x, Tensor y, PoolKernels.Geometry g, (int M, int N)[] perPosition)
+        {
+            int oh = g.Out[0], ow = g.Out[1], w = g.In[1], inPlane = g.In[0] * w, outPlane = oh * ow;
+            var rows = new (int Lo, int Hi, int Count)[oh];
+            var cols = new (int Lo, int Hi, int Count)[ow];
+            for (int i = 0; i < oh; i++) { var (lo, hi) = g.Taps(0, i); rows[i] = (lo, hi, g.Count(0, i)); }
+            for (int j = 0; j < ow; j++) { var (lo, hi) = g.Taps(1, j); cols[j] = (lo, hi, g.Count(1, j)); }
+            int s0 = g.Stride[0], s1 = g.Stride[1], p0 = g.PadBegin[0], p1 = g.PadBegin[1], d0 = g.Dilation[0], d1 = g.Dilation[1];
+            ctx.For(x.Shape[0] * x.Shape[1], p =>
+            {
+                var src = x.ReadOnlySpan<sbyte>().Slice(p * inPlane, inPlane);
+                for (int i = 0; i < oh; i++)
+                {
+                    var row = rows[i];
+                    for (int j = 0; j < ow; j++)
+                    {
+                        var col = cols[j];
+                        int at = p * outPlane + i * ow + j;
+                        // A window wholly in the padding averages nothing: its real value is 0, the integer z_y.
+                        if (row.Lo >= row.Hi || col.Lo >= col.Hi || (long)row.Count * col.Count == 0)
+                        {
+                            QuantBuildOps.Set(y, at, Math.Clamp(_a.Zy, _a.Lo, _a.Hi));
+                            continue;
+                        }
+                        long sum = 0;
+                        for (int kh = row.Lo; kh < row.Hi; kh++)
+                        {
+                            int rowAt = (i * s0 - p0 + kh * d0) * w;
+                            for (int kw = col.Lo; kw < col.Hi; kw++) sum += src[rowAt + j * s1 - p1 + kw * d1];
+                        }
+                        // Padded taps hold the real zero z_x and add nothing; in-image taps add q − z_x.
+                        sum -= (long)(row.Hi - row.Lo) * (col.Hi - col.Lo) * _a.Zx;
+                        QuantBuildOps.Set(y, at, _a.Output(sum, perPosition[i * ow + j]));
+                    }
                 }
             });
         }
