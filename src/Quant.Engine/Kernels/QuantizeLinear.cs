@@ -261,7 +261,7 @@ public static class QuantizeRun
     /// Sixteen lanes with AVX-512: the conversion rounds half to even by itself (the default MXCSR mode), which
     /// equals Round-then-truncate on the clamped range.
     /// </summary>
-    private static Vector512<int> Vector(Vector512<float> x, Vector512<float> scale, Vector512<float> lo, Vector512<float> hi, Vector512<int> zp)
+    internal static Vector512<int> Vector(Vector512<float> x, Vector512<float> scale, Vector512<float> lo, Vector512<float> hi, Vector512<int> zp)
     {
         var v = x / scale;
         v = Vector512.ConditionalSelect(Vector512.Equals(v, v), v, lo);

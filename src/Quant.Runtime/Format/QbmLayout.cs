@@ -5,7 +5,7 @@ public static class QbmLayout
 {
     /// <summary>"\x89QBM\r\n\x1A\n": a non-ASCII first byte and the line-ending bytes catch text-mode transfers.</summary>
     public static ReadOnlySpan<byte> Magic => [0x89, (byte)'Q', (byte)'B', (byte)'M', 0x0D, 0x0A, 0x1A, 0x0A];
-    public const uint FormatVersion = 3;
+    public const uint FormatVersion = 4;
     public const int HeaderBytes = 64;
     public const int HashOffset = 24;
     public const int SectionEntryBytes = 24;

@@ -100,11 +100,15 @@ public class QbmBadInputTests(ClsQbm cls) : IClassFixture<ClsQbm>
         // Version 1 (a roofline cost section) is refused as any other version: its Cost section is laid out differently.
         var v1 = cls.Copy();
         BinaryPrimitives.WriteUInt32LittleEndian(v1.AsSpan(8), 1);
-        Rejects(v1, QbmError.UnsupportedVersion, "format version 1; this runtime reads version 3");
+        Rejects(v1, QbmError.UnsupportedVersion, "format version 1; this runtime reads version 4");
         // Version 2 (weights not pre-packed, eight sections) is refused too: recompile.
         var v2 = cls.Copy();
         BinaryPrimitives.WriteUInt32LittleEndian(v2.AsSpan(8), 2);
-        Rejects(v2, QbmError.UnsupportedVersion, "format version 2; this runtime reads version 3");
+        Rejects(v2, QbmError.UnsupportedVersion, "format version 2; this runtime reads version 4");
+        // Version 3 (a QConv int8.channels_last packing this runtime no longer takes) is refused: recompile.
+        var v3 = cls.Copy();
+        BinaryPrimitives.WriteUInt32LittleEndian(v3.AsSpan(8), 3);
+        Rejects(v3, QbmError.UnsupportedVersion, "format version 3; this runtime reads version 4");
     }
 
     [Fact]

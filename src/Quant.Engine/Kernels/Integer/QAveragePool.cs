@@ -107,15 +107,26 @@ internal static class QAveragePoolKernels
             int inPlane = 1, outPlane = 1;
             for (int d = 0; d < r; d++) { inPlane *= g.In[d]; outPlane *= g.Out[d]; }
             if (outPlane == 0) return;
-            // One (m, n) per distinct count (spec §8.1: count_include_pad = 0 varies it at the borders).
+            // One (m, n) per distinct count (spec §8.1: count_include_pad = 0 varies it at the borders), looked up once
+            // per output position before the planes are shared out: the count does not depend on the plane.
             var multipliers = new Dictionary<long, (int, int)>();
-            (int, int) For(long c)
+            var perPosition = new (int M, int N)[outPlane];
+            var pos = new int[r];
+            for (int flat = 0; flat < outPlane; flat++)
             {
-                lock (multipliers)
+                long c = 1;
+                for (int d = 0; d < r; d++) c *= g.Count(d, pos[d]);
+                if (c > 0)
                 {
                     if (!multipliers.TryGetValue(c, out var mn)) multipliers[c] = mn = _a.For(c);
-                    return mn;
+                    perPosition[flat] = mn;
                 }
+                for (int d = r - 1; d >= 0 && ++pos[d] == g.Out[d]; d--) pos[d] = 0;
+            }
+            if (r == 2 && x.Type == ElementType.Int8)
+            {
+                Planes2D(ctx, x, y, g, perPosition);
+                return;
             }
             var rowStride = new int[r];
             for (int d = r - 1, st = 1; d >= 0; d--) { rowStride[d] = st; st *= g.In[d]; }
@@ -148,8 +159,51 @@ internal static class QAveragePoolKernels
                         }
                     }
                     // A window wholly in the padding averages nothing: its real value is 0, the integer z_y.
-                    QuantBuildOps.Set(y, p * outPlane + flat, empty || count == 0 ? Math.Clamp(_a.Zy, _a.Lo, _a.Hi) : _a.Output(sum, For(count)));
+                    QuantBuildOps.Set(y, p * outPlane + flat, empty || count == 0 ? Math.Clamp(_a.Zy, _a.Lo, _a.Hi) : _a.Output(sum, perPosition[flat]));
                     for (int d = r - 1; d >= 0 && ++o[d] == g.Out[d]; d--) o[d] = 0;
+                }
+            });
+        }
+
+        /// <summary>
+        /// 2-D int8 windows: each output row's and column's tap range and count computed once, then per plane a plain
+        /// double loop over every window on the int8 data. The same sums, counts and (m, n) as the general loop, so the
+        /// same bits.
+        /// </summary>
+        private void Planes2D(KernelContext ctx, Tensor x, Tensor y, PoolKernels.Geometry g, (int M, int N)[] perPosition)
+        {
+            int oh = g.Out[0], ow = g.Out[1], w = g.In[1], inPlane = g.In[0] * w, outPlane = oh * ow;
+            var rows = new (int Lo, int Hi, int Count)[oh];
+            var cols = new (int Lo, int Hi, int Count)[ow];
+            for (int i = 0; i < oh; i++) { var (lo, hi) = g.Taps(0, i); rows[i] = (lo, hi, g.Count(0, i)); }
+            for (int j = 0; j < ow; j++) { var (lo, hi) = g.Taps(1, j); cols[j] = (lo, hi, g.Count(1, j)); }
+            int s0 = g.Stride[0], s1 = g.Stride[1], p0 = g.PadBegin[0], p1 = g.PadBegin[1], d0 = g.Dilation[0], d1 = g.Dilation[1];
+            ctx.For(x.Shape[0] * x.Shape[1], p =>
+            {
+                var src = x.ReadOnlySpan<sbyte>().Slice(p * inPlane, inPlane);
+                for (int i = 0; i < oh; i++)
+                {
+                    var row = rows[i];
+                    for (int j = 0; j < ow; j++)
+                    {
+                        var col = cols[j];
+                        int at = p * outPlane + i * ow + j;
+                        // A window wholly in the padding averages nothing: its real value is 0, the integer z_y.
+                        if (row.Lo >= row.Hi || col.Lo >= col.Hi || (long)row.Count * col.Count == 0)
+                        {
+                            QuantBuildOps.Set(y, at, Math.Clamp(_a.Zy, _a.Lo, _a.Hi));
+                            continue;
+                        }
+                        long sum = 0;
+                        for (int kh = row.Lo; kh < row.Hi; kh++)
+                        {
+                            int rowAt = (i * s0 - p0 + kh * d0) * w;
+                            for (int kw = col.Lo; kw < col.Hi; kw++) sum += src[rowAt + j * s1 - p1 + kw * d1];
+                        }
+                        // Padded taps hold the real zero z_x and add nothing; in-image taps add q − z_x.
+                        sum -= (long)(row.Hi - row.Lo) * (col.Hi - col.Lo) * _a.Zx;
+                        QuantBuildOps.Set(y, at, _a.Output(sum, perPosition[i * ow + j]));
+                    }
                 }
             });
         }

@@ -45,9 +45,12 @@ internal sealed class QConvPlan
     private readonly long[] _colSum;
     private readonly Lazy<Int8Weights[]> _w8;
     private readonly Lazy<Int16Weights[]> _w16;
-    /// <summary>Channels rounded up to 4: the pixel pitch of the channels-last input of <see cref="RunChannelsLast"/>.</summary>
-    private readonly int _cp;
-    private readonly Lazy<Int8Weights> _w8Last;
+    /// <summary>Input channels in quads of 4 (the blocked input of <see cref="RunPixelLanes"/>).</summary>
+    private readonly int _quads;
+    /// <summary>Dense int8 weights for <see cref="Int8PixelGemm"/>: rows [m][(kh, kw, quad)] of 4 bytes, padded rows zero; null when the node cannot take that path.</summary>
+    private readonly int[]? _rows;
+    /// <summary>Per padded row: B[m] − z_x·Σ w[m] − 128·Σ w[m] (the VNNI offset), wrapped to int32 like the sums.</summary>
+    private readonly int[]? _rowConstants;
     public QGemmOutput Output { get; }
 
     public QConvPlan(KernelSetup s)
@@ -74,8 +77,8 @@ internal sealed class QConvPlan
         for (int m = 0; m < _m; m++)
             for (int t = 0; t < k; t++) _colSum[m] += _w[m * k + t];
         _w8 = s.Packed("int8", _group, K, Mg, () => PackGroups(b => Int8Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)));
-        _cp = (_cg + 3) & ~3;
-        _w8Last = s.Packed("int8.channels_last", _kh * _kw * _cp, _m, PackChannelsLast);
+        _quads = (_cg + 3) / 4;
+        if (_wType == ElementType.Int8 && _group == 1 && !Output.Wide) (_rows, _rowConstants) = PixelLaneRows();
         _w16 = s.Packed("int16", _group, K, Mg, () => PackGroups(b => _wType == ElementType.Int8
             ? Int16Weights.Pack(b.Select(v => (sbyte)v).ToArray(), K, Mg)
             : Int16Weights.Pack(b.Select(v => (short)v).ToArray(), K, Mg)));
@@ -100,20 +103,25 @@ internal sealed class QConvPlan
     }
 
     /// <summary>
-    /// B[K', M] for <see cref="RunChannelsLast"/>: K' runs over (kh, kw, c) with c padded to <see cref="_cp"/>, the
-    /// order of a channels-last panel row; the padding channels hold zero weights, so Σ_k w (and the correction) is
-    /// the same as in W's own order.
+    /// The weights as <see cref="Int8PixelGemm"/> rows: group (kh, kw, q) holds channels 4q..4q+3 of tap (kh, kw), the
+    /// order <see cref="GatherTaps"/> writes; channels past C hold zero weights, so the sums are W's own. Built from W
+    /// when the plan is made (a reorder of M·K bytes), so a compiled model needs no packed copy.
     /// </summary>
-    private Int8Weights PackChannelsLast()
+    private (int[] Rows, int[] Constants) PixelLaneRows()
     {
-        int k = K, kp = _kh * _kw * _cp;
-        var b = new sbyte[kp * _m];
+        int k = K, groups = _kh * _kw * _quads, mp = Int8PixelGemm.PaddedRows(_m);
+        var rows = new int[mp * groups];
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.Cast<int, sbyte>(rows.AsSpan());
+        var constants = new int[mp];
         for (int m = 0; m < _m; m++)
+        {
             for (int c = 0; c < _cg; c++)
                 for (int kh = 0; kh < _kh; kh++)
                     for (int kw = 0; kw < _kw; kw++)
-                        b[((kh * _kw + kw) * _cp + c) * _m + m] = (sbyte)_w[m * k + (c * _kh + kh) * _kw + kw];
-        return Int8Weights.Pack(b, kp, _m);
+                        bytes[(m * groups + (kh * _kw + kw) * _quads + c / 4) * 4 + c % 4] = (sbyte)_w[m * k + (c * _kh + kh) * _kw + kw];
+            constants[m] = unchecked((int)(_bias[m] - _zx * _colSum[m] - 128 * _colSum[m]));
+        }
+        return (rows, constants);
     }
 
     private readonly record struct Geometry(int H, int W, int OH, int OW, int SH, int SW, int DH, int DW, int PT, int PL);
@@ -184,8 +192,8 @@ internal sealed class QConvPlan
                     ArrayPool<int>.Shared.Return(acc);
                 });
             }
-            else if (!Output.Wide && x8 && _wType == ElementType.Int8 && _group == 1)
-                RunChannelsLast(x, n * c * plane, g, y, yOffset, forEach);
+            else if (_rows is not null && x8)
+                RunPixelLanes(x, n * c * plane, g, y, yOffset, forEach);
             else if (!Output.Wide)
             {
                 var rented = ArrayPool<int>.Shared.Rent(_m * ohw);
@@ -247,72 +255,88 @@ internal sealed class QConvPlan
     }
 
     /// <summary>
-    /// Dense int8 × int8 (one group): the input once as channels-last bytes u = x + 128 (the VNNI offset of §5.1,
-    /// applied while transposing), so a panel row is _kh · _kw runs of whole pixels copied from it (a 1x1 stride-1
-    /// convolution reads it as the panel itself), and <see cref="Int8Gemm.RunOffset"/> consumes the panels as written.
+    /// Dense int8 × int8 (one group): the input once as blocked offset bytes (quads of 4 channels per pixel, spec §5.1's
+    /// x + 128, <see cref="Int8PixelGemm.Block"/>), then per panel of output pixels the taps gathered from it (a 1x1
+    /// stride-1 convolution reads the blocked input itself) and <see cref="Int8PixelGemm"/> with pixels in the lanes, so
+    /// each channel's accumulators come out as one contiguous run and are requantized straight into Y.
     /// </summary>
-    private void RunChannelsLast(Tensor x, int xOffset, Geometry g, Tensor y, int yOffset, Action<int, Action<int>> forEach)
+    private void RunPixelLanes(Tensor x, int xOffset, Geometry g, Tensor y, int yOffset, Action<int, Action<int>> forEach)
     {
-        int cp = _cp, plane = g.H * g.W, ohw = g.OH * g.OW, kp = _kh * _kw * cp;
-        var weights = _w8Last.Value;
-        var hwc = ArrayPool<byte>.Shared.Rent(plane * cp);
-        QConvChannelsLast.Write(x, xOffset, _cg, plane, cp, hwc, forEach);
+        int plane = g.H * g.W, ohw = g.OH * g.OW, groups = _kh * _kw * _quads, mp = Int8PixelGemm.PaddedRows(_m);
+        // The slack past the plane is read (and dropped) as the padding pixels of the last 16-pixel tile.
+        int pitch = plane + Int8PixelGemm.Pixels;
+        var blocked = ArrayPool<int>.Shared.Rent(_quads * pitch);
+        Int8PixelGemm.Block(x, xOffset, _cg, plane, pitch, blocked, forEach);
         bool direct = _kh == 1 && _kw == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PL == 0 && g.OH == g.H && g.OW == g.W;
-        int panels = (ohw + RowsPerPanel - 1) / RowsPerPanel;
+        int panel = PanelPixels(ohw, mp), panels = (ohw + panel - 1) / panel;
         forEach(panels, job =>
         {
-            int p0 = job * RowsPerPanel, rows = Math.Min(RowsPerPanel, ohw - p0);
-            var tmp = ArrayPool<int>.Shared.Rent(rows * _m);
-            var channel = ArrayPool<int>.Shared.Rent(rows);
-            byte[]? col = null;
-            if (direct) Int8Gemm.RunOffset(hwc.AsSpan(p0 * cp, rows * cp), weights, rows, tmp.AsSpan(0, rows * _m));
+            int p0 = job * panel, count = Math.Min(panel, ohw - p0), padded = Int8PixelGemm.PaddedPixels(count);
+            var acc = ArrayPool<int>.Shared.Rent(mp * padded);
+            if (direct)
+                Int8PixelGemm.Run(blocked.AsSpan(p0), pitch, groups, padded, _rows!, _rowConstants!, _m, acc, padded);
             else
             {
-                col = ArrayPool<byte>.Shared.Rent(rows * kp);
-                Im2ColChannelsLast(hwc, g, p0, rows, col.AsSpan(0, rows * kp));
-                Int8Gemm.RunOffset(col.AsSpan(0, rows * kp), weights, rows, tmp.AsSpan(0, rows * _m));
-                ArrayPool<byte>.Shared.Return(col);
+                var col = ArrayPool<int>.Shared.Rent(groups * padded);
+                GatherTaps(blocked, pitch, g, p0, count, col, padded);
+                Int8PixelGemm.Run(col.AsSpan(0, groups * padded), padded, groups, padded, _rows!, _rowConstants!, _m, acc, padded);
+                ArrayPool<int>.Shared.Return(col);
             }
-            // Each channel's column of the panel, with its constant, requantized straight into Y: no int32 plane.
-            var dst = channel.AsSpan(0, rows);
-            for (int m = 0; m < _m; m++)
-            {
-                int corr = unchecked((int)(_bias[m] - _zx * _colSum[m]));
-                for (int r = 0; r < rows; r++) dst[r] = unchecked(tmp[r * _m + m] + corr);
-                Output.Write(dst, m, y, yOffset + m * ohw + p0, true);
-            }
-            ArrayPool<int>.Shared.Return(channel);
-            ArrayPool<int>.Shared.Return(tmp);
+            for (int m = 0; m < _m; m++) Output.Write(acc.AsSpan(m * padded, count), m, y, yOffset + m * ohw + p0, true);
+            ArrayPool<int>.Shared.Return(acc);
         });
-        ArrayPool<byte>.Shared.Return(hwc);
+        ArrayPool<int>.Shared.Return(blocked);
     }
 
-    /// <summary>Rows [p0, p0 + rows) of the channels-last panel [pixels, (kh, kw, c)]; padding taps hold z_x + 128.</summary>
-    private void Im2ColChannelsLast(byte[] hwc, Geometry g, int p0, int rows, Span<byte> col)
+    /// <summary>
+    /// Output pixels per panel: the panel's accumulators (padded rows × pixels) stay within 256 KiB, and a small image
+    /// still splits into about four panels so two threads share it.
+    /// </summary>
+    private static int PanelPixels(int ohw, int paddedRows)
     {
-        int cp = _cp, kp = _kh * _kw * cp, run = _kw * cp;
-        byte pad = (byte)(_zx + 128);
-        for (int r = 0; r < rows; r++)
+        int most = Math.Clamp(65536 / paddedRows / Int8PixelGemm.Pixels * Int8PixelGemm.Pixels, 2 * Int8PixelGemm.Pixels, 512);
+        return Math.Min(most, Int8PixelGemm.PaddedPixels((ohw + 3) / 4));
+    }
+
+    /// <summary>
+    /// Pixels [p0, p0 + count) of the tap matrix: group (kh, kw, q) of pixel p at (group · stride + p − p0), read from the
+    /// blocked input; taps in the padding hold z_x + 128 in every byte. Runs of one output row are copied whole.
+    /// </summary>
+    private void GatherTaps(int[] blocked, int pitch, Geometry g, int p0, int count, int[] col, int stride)
+    {
+        int pad = (byte)(_zx + 128) * 0x01010101;
+        for (int p = p0; p < p0 + count;)
         {
-            int p = p0 + r, oh = p / g.OW, ow = p % g.OW, iw0 = ow * g.SW - g.PL;
-            var dst = col.Slice(r * kp, kp);
-            bool inside = g.DW == 1 && iw0 >= 0 && iw0 + _kw <= g.W;
+            int oh = p / g.OW, ow0 = p % g.OW, len = Math.Min(g.OW - ow0, p0 + count - p), j0 = p - p0;
             for (int kh = 0; kh < _kh; kh++)
             {
-                var taps = dst.Slice(kh * run, run);
                 int ih = oh * g.SH - g.PT + kh * g.DH;
-                if ((uint)ih >= (uint)g.H) { taps.Fill(pad); continue; }
-                int rowBase = ih * g.W;
-                // Interior: the _kw pixels are adjacent in the input row, so one copy of _kw · cp bytes.
-                if (inside) { hwc.AsSpan((rowBase + iw0) * cp, run).CopyTo(taps); continue; }
                 for (int kw = 0; kw < _kw; kw++)
                 {
-                    int iw = iw0 + kw * g.DW;
-                    var tap = taps.Slice(kw * cp, cp);
-                    if ((uint)iw < (uint)g.W) hwc.AsSpan((rowBase + iw) * cp, cp).CopyTo(tap);
-                    else tap.Fill(pad);
+                    int first = (kh * _kw + kw) * _quads;
+                    if ((uint)ih >= (uint)g.H)
+                    {
+                        for (int q = 0; q < _quads; q++) col.AsSpan((first + q) * stride + j0, len).Fill(pad);
+                        continue;
+                    }
+                    // Output columns whose tap lands inside the row: iw = ow·SW − PL + kw·DW in [0, W).
+                    int shift = kw * g.DW - g.PL, need = -shift, last = g.W - 1 - shift;
+                    int lo = need <= 0 ? 0 : (need + g.SW - 1) / g.SW, hi = last < 0 ? 0 : last / g.SW + 1;
+                    lo = Math.Clamp(lo, ow0, ow0 + len);
+                    hi = Math.Clamp(hi, lo, ow0 + len);
+                    for (int q = 0; q < _quads; q++)
+                    {
+                        var dst = col.AsSpan((first + q) * stride + j0, len);
+                        dst[..(lo - ow0)].Fill(pad);
+                        dst[(hi - ow0)..].Fill(pad);
+                        var src = blocked.AsSpan(q * pitch + ih * g.W);
+                        if (hi == lo) continue;
+                        if (g.SW == 1) src.Slice(lo + shift, hi - lo).CopyTo(dst[(lo - ow0)..]);
+                        else for (int ow = lo; ow < hi; ow++) dst[ow - ow0] = src[ow * g.SW + shift];
+                    }
                 }
             }
+            p += len;
         }
     }
 

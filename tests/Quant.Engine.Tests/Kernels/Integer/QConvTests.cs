@@ -103,6 +103,60 @@ public class QConvTests
     }
 
     [Fact]
+    public void Pixel_lane_int8_convolutions_on_det_and_rec_shapes_equal_the_exact_result()
+    {
+        // The dense int8 path (blocked input, taps gathered per panel, pixels in the GEMM lanes) on the layer shapes
+        // of det and rec at reduced size: det's stem (3 channels, 3x3 stride 2), 3x3 96 → 24, 1x1 16 → 32 read in
+        // place, 1x1 96 → 18 (rows off the 6-row tile), rec's 3x3 stride (2, 1)-like 1x1 on a 3-row strip; planes that
+        // end inside a 16-pixel tile and several panels.
+        int seed = 90;
+        foreach (var (ch, m, h, w, k, stride, pad) in new[]
+                 { (3, 16, 41, 39, 3, 2, 1), (96, 24, 20, 20, 3, 1, 1), (16, 32, 40, 41, 1, 1, 0), (96, 18, 20, 20, 1, 1, 0), (48, 120, 3, 40, 1, 1, 0), (12, 96, 24, 17, 3, 1, 1) })
+            Check(new Case(ElementType.Int8, ElementType.Int8, ElementType.Int8, C: ch, M: m, Group: 1, H: h, W: w, k, stride, 1, pad, Zx: seed % 2 == 0 ? -3 : 0,
+                Bias: true, PerChannel: true, Wide: false), seed++);
+    }
+
+    [Fact]
+    public void Int8_depthwise_float_sums_stay_exact_at_the_largest_products()
+    {
+        // The vector depthwise path sums in float32: with x − z_x = 255 and w = −128 on almost every tap (det's 5x5 and
+        // an 8x8 kernel, the most taps it takes) every partial sum is the largest the int8 types allow; the int32
+        // accumulators (to = int32) must equal the exact ones on both paths.
+        foreach (var (k, stride) in new[] { (5, 1), (8, 1), (5, 2), (3, 2) })
+        {
+            int c = 4, h = 20, w = 71, pad = k / 2, zx = -128;
+            var x = Enumerable.Range(0, c * h * w).Select(i => i % 97 == 0 ? -128 : 127).ToArray();
+            var wt = Enumerable.Range(0, c * k * k).Select(i => i % 11 == 5 ? 127 : -128).ToArray();
+            var b = new[] { 0, 1 << 30, -(1 << 30), 12345 };
+            var consts = new Dictionary<string, Tensor> { ["w"] = Ints(ElementType.Int8, wt, c, 1, k, k), ["b"] = Tensor.From(b, c) };
+            var node = Node("QConv", ["x", "w", "b"], ("group", c), ("strides", new long[] { stride, stride }), ("pads", new long[] { pad, pad, pad, pad }),
+                ("kernel_shape", new long[] { k, k }), ("x_zero_point", zx), ("to", (int)ElementType.Int32));
+            var plan = new QConvPlan(Setup(node, consts));
+            int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+            var expected = new int[c * oh * ow];
+            for (int m = 0; m < c; m++)
+                for (int i = 0; i < oh; i++)
+                    for (int j = 0; j < ow; j++)
+                    {
+                        long acc = b[m];
+                        for (int kh = 0; kh < k; kh++)
+                            for (int kw = 0; kw < k; kw++)
+                            {
+                                int ih = i * stride - pad + kh, iw = j * stride - pad + kw;
+                                if (ih >= 0 && iw >= 0 && ih < h && iw < w) acc += (long)(x[(m * h + ih) * w + iw] - zx) * wt[(m * k + kh) * k + kw];
+                            }
+                        expected[(m * oh + i) * ow + j] = (int)acc;
+                    }
+            foreach (var vector in new[] { false, true })
+            {
+                var y = Tensor.Zeros(ElementType.Int32, [1, c, oh, ow]);
+                plan.Run(Ints(ElementType.Int8, x, 1, c, h, w), y, vector, Sequential);
+                Assert.True(expected.SequenceEqual(Values(y)), $"k={k} stride={stride} vector={vector}: differs at {FirstDifference(expected, Values(y))}");
+            }
+        }
+    }
+
+    [Fact]
     public void Strided_depthwise_convolutions_with_dilation_equal_the_exact_result()
     {
         // Strides above 1 run on column phases of the padded plane: strides 2 and 3, dilations that land on either phase.
