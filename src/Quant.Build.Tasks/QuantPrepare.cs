@@ -218,11 +218,16 @@ public sealed class QuantPrepare : Task
         outputs.SetMetadata("CheckHashFile", P("check.hash"));
         outputs.SetMetadata("DataListFile", P("data.list"));
         outputs.SetMetadata("DepsFile", P("deps"));
+        // What the last check read beyond the config and the models: the files its evaluator commands name.
+        outputs.SetMetadata("CheckDepsFile", P("check.deps"));
+        outputs.SetMetadata("CheckDependencies", string.Join(";", DepsFile.Read(P("check.deps")).Others.Distinct(StringComparer.Ordinal)));
         outputs.SetMetadata("RunLog", P("runs.log"));
         outputs.SetMetadata("CalibrationDataFull", string.Join(";", (Meta(model, "CalibrationData") ?? "")
             .Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
             .Select(g => Path.GetFullPath(Path.Combine(ProjectDirectory, g.Trim())))));
-        outputs.SetMetadata("ExportDependencies", string.Join(";", dataNow.Concat(deps.Others.Where(File.Exists)).Distinct(StringComparer.Ordinal)));
+        // The other files the last export read (the model's external data): one that is gone is missing input, so the
+        // export runs and says what is missing, rather than keeping a model made from it.
+        outputs.SetMetadata("ExportDependencies", string.Join(";", dataNow.Concat(deps.Others).Distinct(StringComparer.Ordinal)));
         outputs.SetMetadata("QatModel", qat);
         outputs.SetMetadata("QuantizedModel", P(name + ".quantized.onnx"));
         outputs.SetMetadata("CompiledModel", P(name + ".qbm"));
@@ -291,12 +296,35 @@ public sealed class QuantPrepare : Task
         return BitConverter.ToString(bytes).Replace("-", "").ToLowerInvariant() + "\n";
     }
 
-    /// <summary>Writes only when the content changes, so the file's timestamp says when the content last changed.</summary>
+    /// <summary>
+    /// Writes only when the content changes, so the file's timestamp says when the content last changed. The new
+    /// content goes to a temp file of this call's own and is renamed over the old one: another build preparing the
+    /// same project at the same moment sees the old or the new file, never a half-written one.
+    /// </summary>
     internal static void WriteIfDifferent(string path, string content, DateTime? writeTimeUtc)
     {
         if (File.Exists(path) && File.ReadAllText(path) == content) return;
-        File.WriteAllText(path, content);
-        if (writeTimeUtc is { } t) File.SetLastWriteTimeUtc(path, t);
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllText(temp, content);
+            if (writeTimeUtc is { } t) File.SetLastWriteTimeUtc(temp, t);
+            for (int attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    if (File.Exists(path)) File.Replace(temp, path, null);
+                    else File.Move(temp, path);
+                    return;
+                }
+                // The other build created or replaced it between our look and our move: try again, a few times.
+                catch (IOException) when (attempt < 5) { }
+            }
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
     }
 }
 
