@@ -14,6 +14,8 @@ namespace Quant.Build.Tests;
 public class InputKindsBuildTests(PackageFeed feed)
 {
     private static readonly string[] Collected = FixtureProject.Chain();
+    /// <summary>Every tensor of 1 KiB or more in NAME.onnx.data; the cls model holds its weights in Constant nodes, so those too.</summary>
+    private static readonly OnnxWriteOptions ExternalData = new() { ExternalData = true, ExternalAttributeTensors = true };
     private static readonly string[] FromCache = ["export cls calibration=cache", "convert cls", "compile cls", "check cls"];
 
     private static void AssertNewRuns(FixtureProject p, int before, params string[] expected) =>
@@ -26,7 +28,7 @@ public class InputKindsBuildTests(PackageFeed feed)
         // The model with its weights in cls.onnx.data, as large models ship, written by our own ONNX writer.
         var model = Path.Combine(p.Dir, "models", "cls.onnx");
         var weights = model + ".data";
-        OnnxModelWriter.Save(OnnxModelReader.Load(model), model, new OnnxWriteOptions { ExternalData = true });
+        OnnxModelWriter.Save(OnnxModelReader.Load(model), model, ExternalData);
         Assert.True(File.Exists(weights), "the writer put the large tensors in cls.onnx.data");
         // An evaluator whose script is a file next to the config.
         Directory.CreateDirectory(Path.Combine(p.Dir, "eval"));
@@ -83,12 +85,13 @@ public class InputKindsBuildTests(PackageFeed feed)
     private static void ReplaceWeights(string model)
     {
         var m = OnnxModelReader.Load(model);
-        var largest = m.Graph.Initializers.Values.Where(t => t.Type == ElementType.Float).MaxBy(t => t.Raw.Length)!;
+        var largest = m.Graph.Initializers.Values.Concat(m.Graph.Nodes.SelectMany(n => n.Attributes.Values).Select(a => a.Tensor).OfType<TensorData>())
+            .Where(t => t.Type == ElementType.Float).MaxBy(t => t.Raw.Length)!;
         for (int i = 0; i + 4 <= largest.Raw.Length; i += 4)
             BinaryPrimitives.WriteSingleLittleEndian(largest.Raw.AsSpan(i), 0.9f * BinaryPrimitives.ReadSingleLittleEndian(largest.Raw.AsSpan(i)));
         var scratch = TestAssets.TempDir("quant-new-weights");
         var rewritten = Path.Combine(scratch, Path.GetFileName(model));
-        OnnxModelWriter.Save(m, rewritten, new OnnxWriteOptions { ExternalData = true });
+        OnnxModelWriter.Save(m, rewritten, ExternalData);
         File.Copy(rewritten + ".data", model + ".data", overwrite: true);
     }
 }

@@ -7,8 +7,8 @@ using Xunit.Abstractions;
 namespace Quant.Check.Tests.Commands;
 
 /// <summary>
-/// Same inputs, same bytes: the real cls model exported, converted and compiled with 1, 2 and the default number of
-/// threads, each in its own quant-check process, and in this process through the stages themselves, gives
+/// Same inputs, same bytes: the real cls and rec models exported, converted and compiled with 1, 2 and the default
+/// number of threads, each in its own quant-check process, and in this process through the stages themselves, give
 /// byte-identical artifacts (qat model, calibration cache, quantized model, program) and reports.
 /// </summary>
 public class DeterminismTests(ITestOutputHelper output)
@@ -17,36 +17,24 @@ public class DeterminismTests(ITestOutputHelper output)
     private static readonly string ClsModel = Path.Combine(TestAssets.RepoRoot, "samples", "ppocr-cls", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
 
     /// <summary>Every artifact the three stages write; the calibration cache is compared as the file the next export reads.</summary>
-    private static readonly string[] Artifacts =
+    private static readonly string[] Suffixes =
     [
-        "cls.qat.onnx", "cls.calibration.qcs", "cls.model_check.json", "cls.model_check.txt", "cls.qconfig_changelogs.txt",
-        "cls.quantized.onnx", "cls.convert.json", "cls.qbm", "cls.compile.json",
+        ".qat.onnx", ".calibration.qcs", ".model_check.json", ".model_check.txt", ".qconfig_changelogs.txt",
+        ".quantized.onnx", ".convert.json", ".qbm", ".compile.json",
     ];
 
-    internal static string WriteConfig(string dir)
+    /// <summary>
+    /// Two calibration candidates and a percentile: the histograms, the candidate scoring and the float-vs-qat
+    /// comparison all run, each reduced over threads.
+    /// </summary>
+    internal static string WriteConfig(string dir) => ExportCommandTests.WriteConfig(dir, ExportCommandTests.GoodConfig);
+
+    /// <summary>rec, the larger recognition model (attention blocks: MatMul, Softmax): the same config on its own samples.</summary>
+    private static string WriteRecConfig(string dir)
     {
-        var path = Path.Combine(dir, "cls.quant.yaml");
-        var data = Path.Combine(TestAssets.Data("ppocr-cls"), "cls_*.npy").Replace('\\', '/');
-        // Two calibration candidates and a percentile: the histogram, the candidate scoring and the float-vs-qat
-        // comparison all run, each reduced over threads.
-        File.WriteAllText(path, $$"""
-            quant_config:
-              model_config:
-                all_node_type: int8
-                activation:
-                  calibration_type: [max, percentile]
-                  max_percentile: 0.99995
-              op_config:
-                Softmax: {qtype: float16}
-            inputs:
-              x:
-                data: "{{data}}"
-                scale: 1/255
-                mean: 0.5
-                std: 0.5
-            calibration:
-              batch_size: 2
-            """);
+        var path = Path.Combine(dir, "rec.quant.yaml");
+        var data = Path.Combine(TestAssets.Data("ppocr-rec"), "calib_*.npy").Replace('\\', '/');
+        File.WriteAllText(path, ExportCommandTests.GoodConfig.Replace("DATA", data));
         return path;
     }
 
@@ -56,11 +44,13 @@ public class DeterminismTests(ITestOutputHelper output)
         Assert.True(code == 0, $"quant-check {string.Join(' ', args)}\n{stdout}\n{stderr}");
     }
 
-    [Fact]
-    public void Export_convert_and_compile_give_the_same_bytes_for_any_thread_count_in_or_out_of_process()
+    [Theory]
+    [InlineData("cls")]
+    [InlineData("rec")]
+    public void Export_convert_and_compile_give_the_same_bytes_for_any_thread_count_in_or_out_of_process(string name)
     {
-        var root = TestAssets.TempDir("determinism");
-        var config = WriteConfig(root);
+        var root = TestAssets.TempDir("determinism-" + name);
+        var (model, config) = name == "cls" ? (ClsModel, WriteConfig(root)) : (TestAssets.RecModel, WriteRecConfig(root));
         var runs = new List<(string Label, string Dir)>();
 
         // Separate processes: --threads 1, 2, and none (the tool's default, all cores).
@@ -68,9 +58,9 @@ public class DeterminismTests(ITestOutputHelper output)
         {
             var label = threads is { } t ? $"process, {t} threads" : $"process, default threads ({Environment.ProcessorCount})";
             var dir = Path.Combine(root, threads is { } n ? $"p{n}" : "pdefault");
-            Tool_(["export", ClsModel, "--config", config, "--out", dir, "--name", "cls", .. threads is { } k ? new[] { "--threads", k.ToString() } : []]);
-            Tool_("convert", Path.Combine(dir, "cls.qat.onnx"));
-            Tool_("compile", Path.Combine(dir, "cls.quantized.onnx"));
+            Tool_(["export", model, "--config", config, "--out", dir, "--name", name, .. threads is { } k ? new[] { "--threads", k.ToString() } : []]);
+            Tool_("convert", Path.Combine(dir, name + ".qat.onnx"));
+            Tool_("compile", Path.Combine(dir, name + ".quantized.onnx"));
             runs.Add((label, dir));
         }
 
@@ -78,14 +68,14 @@ public class DeterminismTests(ITestOutputHelper output)
         foreach (var threads in new[] { 3, Environment.ProcessorCount })
         {
             var dir = Path.Combine(root, $"i{threads}");
-            ExportStage.Run(new ExportRequest { ModelPath = ClsModel, ConfigPath = config, OutputDirectory = dir, Name = "cls", Threads = threads });
-            ConvertStage.Run(Path.Combine(dir, "cls.qat.onnx"), Path.Combine(dir, "cls.quantized.onnx"));
-            CompileStage.Run(Path.Combine(dir, "cls.quantized.onnx"), Path.Combine(dir, "cls.qbm"));
+            ExportStage.Run(new ExportRequest { ModelPath = model, ConfigPath = config, OutputDirectory = dir, Name = name, Threads = threads });
+            ConvertStage.Run(Path.Combine(dir, name + ".qat.onnx"), Path.Combine(dir, name + ".quantized.onnx"));
+            CompileStage.Run(Path.Combine(dir, name + ".quantized.onnx"), Path.Combine(dir, name + ".qbm"));
             runs.Add(($"in process, {threads} threads", dir));
         }
 
         var (firstLabel, first) = runs[0];
-        foreach (var artifact in Artifacts)
+        foreach (var artifact in Suffixes.Select(s => name + s))
         {
             var expected = File.ReadAllBytes(Path.Combine(first, artifact));
             Assert.True(expected.Length > 0, artifact);
