@@ -150,6 +150,9 @@ public sealed class QuantPrepare : Task
             WriteIfDifferent(P("data.list"), string.Join("\n", dataNow) + "\n", asLastRead ? deps.WriteTimeUtc : null);
             // A stamp vouches for its stage's artifacts; one deleted by hand makes the stage run again.
             if (ExportArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("export.stamp"));
+            // So does an input that is not as the stage read it: timestamps alone miss a file replaced by an older one.
+            if (deps.AnyInputChanged()) File.Delete(P("export.stamp"));
+            if (runCheck && DepsFile.Read(P("check.deps")).AnyInputChanged()) File.Delete(P("check.stamp"));
             if (runConvert && ConvertArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("convert.stamp"));
             if (runCompile && CompileArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("compile.stamp"));
             if (runCheck && CheckArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("check.stamp"));
@@ -331,7 +334,8 @@ public sealed class QuantPrepare : Task
 /// <summary>
 /// The dependency file <c>quant-check export --deps-file</c> writes: one entry per line, <c>kind path</c>;
 /// kinds <c>config</c>, <c>model</c>, <c>data</c> (a file read), <c>glob</c> (<c>base-dir TAB pattern</c>, to
-/// notice new files) and <c>file</c> (any other file read, e.g. external tensor data).
+/// notice new files), <c>file</c> (any other file read, e.g. external tensor data) and <c>stat</c> (<c>path TAB size
+/// TAB ticks</c>: an input as the command read it; the check's deps file has <c>file</c> and <c>stat</c> lines only).
 /// </summary>
 internal sealed class DepsFile
 {
@@ -340,6 +344,19 @@ internal sealed class DepsFile
     public List<string> Files { get; } = new List<string>();
     public List<string> Others { get; } = new List<string>();
     public List<(string BaseDirectory, string Pattern)> Globs { get; } = new List<(string, string)>();
+    /// <summary><c>stat PATH\tSIZE\tTICKS</c> (or <c>PATH\tmissing</c>): each input as the command found it.</summary>
+    public List<(string Path, string Stat)> Stats { get; } = new List<(string, string)>();
+
+    /// <summary>Whether an input's size or last write time is not what the command saw (the reverse of its writer's stat line).</summary>
+    public bool AnyInputChanged() => Stats.Any(s => StatOf(s.Path) != s.Stat);
+
+    private static string StatOf(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists
+            ? info.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\t" + info.LastWriteTimeUtc.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : "missing";
+    }
 
     public static DepsFile Read(string path)
     {
@@ -361,6 +378,10 @@ internal sealed class DepsFile
                     if (tab > 0) d.Globs.Add((value.Substring(0, tab), value.Substring(tab + 1)));
                     break;
                 case "file": d.Others.Add(value); break;
+                case "stat":
+                    int t = value.IndexOf('\t');
+                    if (t > 0) d.Stats.Add((value.Substring(0, t), value.Substring(t + 1)));
+                    break;
             }
         }
         return d;

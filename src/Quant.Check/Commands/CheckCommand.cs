@@ -63,7 +63,7 @@ internal static class CheckCommand
     private static int Run(CheckRequest request, bool warnOnly, string? depsFile, CancellationToken cancel)
     {
         var result = StageProgressView.Run(progress => CheckStage.Run(request, progress, cancel));
-        if (depsFile is not null) WriteDependencies(depsFile, request.ConfigPath);
+        if (depsFile is not null) WriteDependencies(depsFile, request.ConfigPath, request.BaselinePath);
         int failed = result.Failures.Count();
         var m = result.Measurements;
         Console.WriteLine($"{m.Name}: {result.Outcomes.Count - failed} of {result.Outcomes.Count} checks passed over {m.SampleCount} samples");
@@ -81,11 +81,15 @@ internal static class CheckCommand
     /// The dependency file for MSBuild's up-to-date check of the check (format in Quant.Build.Tasks' DepsFile): the
     /// files the evaluator commands name (their scripts), which the config's text does not hold. Written only when it changes.
     /// </summary>
-    private static void WriteDependencies(string path, string configPath)
+    private static void WriteDependencies(string path, string configPath, string? baseline)
     {
         var config = QuantConfigLoader.Load(configPath);
         var lines = new List<string> { "# quant-check check dependencies v1" };
-        lines.AddRange(EvaluatorFiles.Of(config.CheckRules, config.BaseDirectory).Select(f => $"file {f}"));
+        var scripts = EvaluatorFiles.Of(config.CheckRules, config.BaseDirectory);
+        lines.AddRange(scripts.Select(f => $"file {f}"));
+        // A baseline file (not a package spec) is an input by its path already; its stat catches an older copy put in its place.
+        var stats = baseline is not null && !PackageBaselineSpec.Is(baseline) ? scripts.Append(baseline) : scripts;
+        lines.AddRange(stats.Distinct().Order(StringComparer.Ordinal).Select(DependencyStat.Line));
         var text = string.Join("\n", lines) + "\n";
         if (File.Exists(path) && File.ReadAllText(path) == text) return;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -54,14 +54,20 @@ public sealed class ModelLock : IDisposable
                 waiting?.Invoke($"waiting for another build of {name} in {directory} (lock {path}); up to {limit.TotalSeconds.ToString("F0", CultureInfo.InvariantCulture)} s");
                 told = true;
             }
-            if (cancel.WaitHandle.WaitOne(Poll)) cancel.ThrowIfCancellationRequested();
+            if (!cancel.CanBeCanceled) Thread.Sleep(Poll);
+            else if (cancel.WaitHandle.WaitOne(Poll)) cancel.ThrowIfCancellationRequested();
         }
     }
 
-    /// <summary><see cref="TimeoutVariable"/> in seconds when it is a non-negative number, else <see cref="DefaultTimeout"/>.</summary>
-    public static TimeSpan TimeoutFromEnvironment() =>
-        double.TryParse(Environment.GetEnvironmentVariable(TimeoutVariable), NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0 && s < 1e7
-            ? TimeSpan.FromSeconds(s) : DefaultTimeout;
+    /// <summary><see cref="TimeoutVariable"/> in seconds (0 or more); unset or empty: <see cref="DefaultTimeout"/>; anything else is QB6021.</summary>
+    public static TimeSpan TimeoutFromEnvironment()
+    {
+        var text = Environment.GetEnvironmentVariable(TimeoutVariable)?.Trim();
+        if (string.IsNullOrEmpty(text)) return DefaultTimeout;
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0 && s < 1e7) return TimeSpan.FromSeconds(s);
+        throw new QuantException(ErrorCode.BuildModelLocked, SourcePosition.InFile(TimeoutVariable),
+            $"'{text}' is not a number of seconds to wait for another build's lock; give 0 or more (MSBuild: QuantLockTimeout), or leave it unset for {DefaultTimeout.TotalSeconds:F0}");
+    }
 
     /// <summary>The open, locked file; null when another process holds it. Other failures (no permission, ...) are errors.</summary>
     private static FileStream? TryOpen(string path)

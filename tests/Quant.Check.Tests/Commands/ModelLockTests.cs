@@ -60,6 +60,11 @@ public class ModelLockTests
             Assert.DoesNotContain("   at ", stdout + stderr); // one line, no stack trace
         }
         Assert.Equal(["cls.lock"], Directory.GetFiles(outDir).Select(Path.GetFileName));
+
+        // A wait that is not a number of seconds is said so, not taken for the default.
+        var bad = QuantCheck(Export(config, outDir), new Dictionary<string, string> { [ModelLock.TimeoutVariable] = "soon" });
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("QUANT_LOCK_TIMEOUT: error QB6021: 'soon' is not a number of seconds to wait for another build's lock", bad.Stderr);
     }
 
     [Fact]
