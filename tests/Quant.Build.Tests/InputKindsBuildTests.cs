@@ -58,8 +58,11 @@ public class InputKindsBuildTests(PackageFeed feed)
         p.Build().AssertSucceeded();
         AssertNewRuns(p, 8, FromCache);
 
-        // A calibration file's content replaced under the same name: calibrated afresh.
-        File.Copy(Path.Combine(p.Dir, "calib", "sample_02.npy"), Path.Combine(p.Dir, "calib", "sample_01.npy"), overwrite: true);
+        // A calibration file's content replaced under the same name, by a copy that keeps its source's older time (as
+        // cp -p or an unpacked archive do; File.Copy does too): not newer than the artifacts, still calibrated afresh.
+        var replaced = Path.Combine(p.Dir, "calib", "sample_01.npy");
+        File.Copy(Path.Combine(p.Dir, "calib", "sample_02.npy"), replaced, overwrite: true);
+        File.SetLastWriteTimeUtc(replaced, DateTime.UtcNow.AddDays(-1));
         p.Build().AssertSucceeded();
         AssertNewRuns(p, 12, Collected);
 
