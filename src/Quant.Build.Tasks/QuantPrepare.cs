@@ -348,15 +348,7 @@ internal sealed class DepsFile
     public List<(string Path, string Stat)> Stats { get; } = new List<(string, string)>();
 
     /// <summary>Whether an input's size or last write time is not what the command saw (the reverse of its writer's stat line).</summary>
-    public bool AnyInputChanged() => Stats.Any(s => StatOf(s.Path) != s.Stat);
-
-    private static string StatOf(string path)
-    {
-        var info = new FileInfo(path);
-        return info.Exists
-            ? info.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\t" + info.LastWriteTimeUtc.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture)
-            : "missing";
-    }
+    public bool AnyInputChanged() => Stats.Any(s => InputStat.Of(s.Path) != s.Stat);
 
     public static DepsFile Read(string path)
     {

@@ -89,7 +89,7 @@ internal static class CheckCommand
         lines.AddRange(scripts.Select(f => $"file {f}"));
         // A baseline file (not a package spec) is an input by its path already; its stat catches an older copy put in its place.
         var stats = baseline is not null && !PackageBaselineSpec.Is(baseline) ? scripts.Append(baseline) : scripts;
-        lines.AddRange(stats.Distinct().Order(StringComparer.Ordinal).Select(DependencyStat.Line));
+        lines.AddRange(stats.Distinct().Order(StringComparer.Ordinal).Select(Quant.Core.Data.InputStat.Line));
         var text = string.Join("\n", lines) + "\n";
         if (File.Exists(path) && File.ReadAllText(path) == text) return;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -94,7 +94,7 @@ internal static class ExportCommand
         foreach (var f in result.ExternalDataFiles) lines.Add($"file {f}");
         // Not the config: its text is hashed by the build (export.hash), so that a comment re-runs nothing.
         foreach (var f in new[] { request.ModelPath }.Concat(result.ExternalDataFiles).Concat(result.DataFiles).Distinct().Order(StringComparer.Ordinal))
-            lines.Add(DependencyStat.Line(f));
+            lines.Add(Quant.Core.Data.InputStat.Line(f));
         var text = string.Join("\n", lines) + "\n";
         if (File.Exists(path) && File.ReadAllText(path) == text) return;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
