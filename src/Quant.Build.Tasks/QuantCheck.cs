@@ -43,6 +43,9 @@ public sealed class QuantCheck : QuantToolTask
     /// <summary>Maps to <c>--calibration-data</c>, once per glob (absolute): the item's CalibrationData metadata.</summary>
     public string[]? CalibrationData { get; set; }
 
+    /// <summary>Maps to <c>--deps-file</c>: the files the evaluator commands name, for the next build's up-to-date check.</summary>
+    public string? DepsFile { get; set; }
+
     /// <summary>Maps to <c>--stage</c>, once per stage pair; empty: the tool's default (every available pair).</summary>
     public string[]? Stages { get; set; }
 
@@ -57,6 +60,7 @@ public sealed class QuantCheck : QuantToolTask
             .Add("--name", Name)
             .Add("--baseline", ResolvedBaseline())
             .Add("--project", Project)
+            .Add("--deps-file", DepsFile)
             .AddFlag("--warn-only", WarnOnly);
         foreach (var glob in CalibrationData ?? []) args.Add("--calibration-data", glob);
         foreach (var stage in Stages ?? []) args.Add("--stage", stage);

@@ -150,6 +150,9 @@ public sealed class QuantPrepare : Task
             WriteIfDifferent(P("data.list"), string.Join("\n", dataNow) + "\n", asLastRead ? deps.WriteTimeUtc : null);
             // A stamp vouches for its stage's artifacts; one deleted by hand makes the stage run again.
             if (ExportArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("export.stamp"));
+            // So does an input that is not as the stage read it: timestamps alone miss a file replaced by an older one.
+            if (deps.AnyInputChanged()) File.Delete(P("export.stamp"));
+            if (runCheck && DepsFile.Read(P("check.deps")).AnyInputChanged()) File.Delete(P("check.stamp"));
             if (runConvert && ConvertArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("convert.stamp"));
             if (runCompile && CompileArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("compile.stamp"));
             if (runCheck && CheckArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("check.stamp"));
@@ -218,11 +221,16 @@ public sealed class QuantPrepare : Task
         outputs.SetMetadata("CheckHashFile", P("check.hash"));
         outputs.SetMetadata("DataListFile", P("data.list"));
         outputs.SetMetadata("DepsFile", P("deps"));
+        // What the last check read beyond the config and the models: the files its evaluator commands name.
+        outputs.SetMetadata("CheckDepsFile", P("check.deps"));
+        outputs.SetMetadata("CheckDependencies", string.Join(";", DepsFile.Read(P("check.deps")).Others.Distinct(StringComparer.Ordinal)));
         outputs.SetMetadata("RunLog", P("runs.log"));
         outputs.SetMetadata("CalibrationDataFull", string.Join(";", (Meta(model, "CalibrationData") ?? "")
             .Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries)
             .Select(g => Path.GetFullPath(Path.Combine(ProjectDirectory, g.Trim())))));
-        outputs.SetMetadata("ExportDependencies", string.Join(";", dataNow.Concat(deps.Others.Where(File.Exists)).Distinct(StringComparer.Ordinal)));
+        // The other files the last export read (the model's external data): one that is gone is missing input, so the
+        // export runs and says what is missing, rather than keeping a model made from it.
+        outputs.SetMetadata("ExportDependencies", string.Join(";", dataNow.Concat(deps.Others).Distinct(StringComparer.Ordinal)));
         outputs.SetMetadata("QatModel", qat);
         outputs.SetMetadata("QuantizedModel", P(name + ".quantized.onnx"));
         outputs.SetMetadata("CompiledModel", P(name + ".qbm"));
@@ -291,19 +299,43 @@ public sealed class QuantPrepare : Task
         return BitConverter.ToString(bytes).Replace("-", "").ToLowerInvariant() + "\n";
     }
 
-    /// <summary>Writes only when the content changes, so the file's timestamp says when the content last changed.</summary>
+    /// <summary>
+    /// Writes only when the content changes, so the file's timestamp says when the content last changed. The new
+    /// content goes to a temp file of this call's own and is renamed over the old one: another build preparing the
+    /// same project at the same moment sees the old or the new file, never a half-written one.
+    /// </summary>
     internal static void WriteIfDifferent(string path, string content, DateTime? writeTimeUtc)
     {
         if (File.Exists(path) && File.ReadAllText(path) == content) return;
-        File.WriteAllText(path, content);
-        if (writeTimeUtc is { } t) File.SetLastWriteTimeUtc(path, t);
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllText(temp, content);
+            if (writeTimeUtc is { } t) File.SetLastWriteTimeUtc(temp, t);
+            for (int attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    if (File.Exists(path)) File.Replace(temp, path, null);
+                    else File.Move(temp, path);
+                    return;
+                }
+                // The other build created or replaced it between our look and our move: try again, a few times.
+                catch (IOException) when (attempt < 5) { }
+            }
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
     }
 }
 
 /// <summary>
 /// The dependency file <c>quant-check export --deps-file</c> writes: one entry per line, <c>kind path</c>;
 /// kinds <c>config</c>, <c>model</c>, <c>data</c> (a file read), <c>glob</c> (<c>base-dir TAB pattern</c>, to
-/// notice new files) and <c>file</c> (any other file read, e.g. external tensor data).
+/// notice new files), <c>file</c> (any other file read, e.g. external tensor data) and <c>stat</c> (<c>path TAB size
+/// TAB ticks</c>: an input as the command read it; the check's deps file has <c>file</c> and <c>stat</c> lines only).
 /// </summary>
 internal sealed class DepsFile
 {
@@ -312,6 +344,11 @@ internal sealed class DepsFile
     public List<string> Files { get; } = new List<string>();
     public List<string> Others { get; } = new List<string>();
     public List<(string BaseDirectory, string Pattern)> Globs { get; } = new List<(string, string)>();
+    /// <summary><c>stat PATH\tSIZE\tTICKS</c> (or <c>PATH\tmissing</c>): each input as the command found it.</summary>
+    public List<(string Path, string Stat)> Stats { get; } = new List<(string, string)>();
+
+    /// <summary>Whether an input's size or last write time is not what the command saw (the reverse of its writer's stat line).</summary>
+    public bool AnyInputChanged() => Stats.Any(s => InputStat.Of(s.Path) != s.Stat);
 
     public static DepsFile Read(string path)
     {
@@ -333,6 +370,10 @@ internal sealed class DepsFile
                     if (tab > 0) d.Globs.Add((value.Substring(0, tab), value.Substring(tab + 1)));
                     break;
                 case "file": d.Others.Add(value); break;
+                case "stat":
+                    int t = value.IndexOf('\t');
+                    if (t > 0) d.Stats.Add((value.Substring(0, t), value.Substring(t + 1)));
+                    break;
             }
         }
         return d;

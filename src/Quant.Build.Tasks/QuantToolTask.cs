@@ -29,6 +29,15 @@ public abstract class QuantToolTask : ToolTask
     /// <summary>Shown at normal verbosity when the stage starts and ends, e.g. "export cls".</summary>
     public string? Description { get; set; }
 
+    /// <summary>
+    /// <c>$(QuantLockTimeout)</c>: seconds the tool waits while another build holds the model's lock (QUANT_LOCK_TIMEOUT
+    /// for the tool); empty: the tool's default.
+    /// </summary>
+    public string? LockTimeout { get; set; }
+
+    /// <summary>How the tool's line saying it waits for another build's lock starts (it is shown at normal verbosity).</summary>
+    private const string WaitingPrefix = "quant-check: waiting for another build";
+
     private bool _sawWarning;
     private readonly Stopwatch _clock = new Stopwatch();
 
@@ -101,9 +110,19 @@ public abstract class QuantToolTask : ToolTask
         File.AppendAllText(runLog, $"{line} {DateTime.UtcNow:o}{Environment.NewLine}");
     }
 
+    /// <summary>The tool's environment: the lock wait, when the build sets one.</summary>
+    protected override ProcessStartInfo GetProcessStartInfo(string pathToTool, string commandLineCommands, string responseFileSwitch)
+    {
+        var info = base.GetProcessStartInfo(pathToTool, commandLineCommands, responseFileSwitch);
+        if (!string.IsNullOrWhiteSpace(LockTimeout)) info.EnvironmentVariables["QUANT_LOCK_TIMEOUT"] = LockTimeout!.Trim();
+        return info;
+    }
+
     protected override void LogEventsFromTextOutput(string singleLine, MessageImportance messageImportance)
     {
         if (singleLine.IndexOf(": warning QB", StringComparison.Ordinal) >= 0) _sawWarning = true;
+        // Another build of the same model is running: say so where the user looks, not only in detailed logs.
+        if (singleLine.StartsWith(WaitingPrefix, StringComparison.Ordinal)) messageImportance = MessageImportance.High;
         base.LogEventsFromTextOutput(singleLine, messageImportance);
     }
 

@@ -53,7 +53,7 @@ internal static class CompareCommand
                 if (request.ConfigPath is null && globs is null) throw new CliUsageException("give the data: --config Q.yaml (data and preprocessing) or --data GLOB");
                 CliFiles.RequireInput(request.FloatModelPath, "float model");
                 CliFiles.RequireInput(request.QatModelPath, "qat model");
-                return Run(request, cancel);
+                return CliLock.Holding(request.OutputDirectory, request.Name ?? Path.GetFileNameWithoutExtension(request.FloatModelPath), () => Run(request, cancel), cancel);
             }));
         });
         return cmd;

@@ -30,6 +30,7 @@ internal static class CompileCommand
             CliFiles.RequireInput(input, "quantized model");
             CliFiles.RequireDistinct(input, target);
             var options = new CompileOptions { InputShapes = ParseShapes(parse.GetValue(inputShapes) ?? []) };
+            using var held = Quant.Core.Diagnostics.ModelLock.Acquire(Path.GetDirectoryName(target)!, CliLock.NameOf(target, QbmSuffix), CliLock.Announce);
             var summary = CompileStage.Run(input, target, options);
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine($"{summary.OpCount} ops; arena {summary.ArenaBytes.ToString("N0", inv)} bytes; estimated {summary.EstimatedMilliseconds.ToString("F2", inv)} ms per run");

@@ -23,6 +23,7 @@ internal static class ConvertCommand
             var target = parse.GetValue(output)?.FullName ?? Sibling(input, QatSuffix, QuantizedSuffix);
             CliFiles.RequireInput(input, "qat model");
             CliFiles.RequireDistinct(input, target);
+            using var held = Quant.Core.Diagnostics.ModelLock.Acquire(Path.GetDirectoryName(target)!, CliLock.NameOf(target, QuantizedSuffix), CliLock.Announce);
             var summary = ConvertStage.Run(input, target);
             Console.WriteLine($"integer groups: {summary.IntegerGroups}, float islands: {summary.FloatIslands}");
             Console.WriteLine($"quantized model: {target}");

@@ -17,7 +17,7 @@ internal static class ExportCommand
         var name = new Option<string?>("--name") { Description = "Artifact base name (default: the model file name)" };
         var threads = new Option<int>("--threads") { Description = "Threads per kernel (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var cache = new Option<DirectoryInfo?>("--cache") { Description = "Folder for the calibration statistics cache (default: --out)" };
-        var depsFile = new Option<FileInfo?>("--deps-file") { Description = "Write the files this export read (config, model, data files and the data globs) here, for incremental builds" };
+        var depsFile = new Option<FileInfo?>("--deps-file") { Description = "Write the files this export read (config, model and its external-data files, data files and the data globs) here, for incremental builds" };
         var runLog = new Option<FileInfo?>("--run-log") { Description = "Append one line per successful run here (stage, name, calibration collected or from cache)" };
 
         var calibrationData = new Option<string[]>("--calibration-data") { Description = "Calibration data glob(s) for the model's single input, replacing the config's inputs.*.data (preprocessing still from the config)" };
@@ -37,7 +37,8 @@ internal static class ExportCommand
             };
             var deps = parse.GetValue(depsFile)?.FullName;
             var log = parse.GetValue(runLog)?.FullName;
-            return Task.FromResult(CliErrors.Guard(() => Run(request, deps, log, cancel)));
+            return Task.FromResult(CliErrors.Guard(() => CliLock.Holding(request.OutputDirectory, request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath),
+                () => Run(request, deps, log, cancel), cancel)));
         });
         return cmd;
     }
@@ -89,6 +90,11 @@ internal static class ExportCommand
         foreach (var input in result.Config.Inputs.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
             foreach (var glob in input.Data) lines.Add(GlobLine(configDir, glob));
         foreach (var f in result.DataFiles.Distinct().Order(StringComparer.Ordinal)) lines.Add($"data {Path.GetFullPath(f)}");
+        // The model's external-data files: new weights there are a new model.
+        foreach (var f in result.ExternalDataFiles) lines.Add($"file {f}");
+        // Not the config: its text is hashed by the build (export.hash), so that a comment re-runs nothing.
+        foreach (var f in new[] { request.ModelPath }.Concat(result.ExternalDataFiles).Concat(result.DataFiles).Distinct().Order(StringComparer.Ordinal))
+            lines.Add(Quant.Core.Data.InputStat.Line(f));
         var text = string.Join("\n", lines) + "\n";
         if (File.Exists(path) && File.ReadAllText(path) == text) return;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);

@@ -24,6 +24,7 @@ internal static class ReportCommand
             var path = parse.GetValue(outFile)?.FullName ?? Path.Combine(folder, n + ".report.html");
             return CliErrors.Guard(() =>
             {
+                using var held = Quant.Core.Diagnostics.ModelLock.Acquire(folder, n, CliLock.Announce);
                 var inputs = ReportInputs.Load(folder, n);
                 var html = ReportPage.Write(inputs, path);
                 Console.WriteLine($"{n}: report with {string.Join(", ", Present(inputs))}");

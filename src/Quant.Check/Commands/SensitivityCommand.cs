@@ -59,6 +59,7 @@ internal static class SensitivityCommand
             bool sweeping = parse.GetResult(sweep) is not null;
             var thresholds = sweeping ? Thresholds(parse.GetValue(sweep) ?? []) : null;
             var target = Target(parse.GetValue(to)!);
+            using var held = ModelLock.Acquire(request.OutputDirectory, request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath), CliLock.Announce, cancel: cancel);
             return Run(request, options, Math.Max(1, parse.GetValue(top)), sweeping, thresholds, target, cancel);
         })));
         return cmd;

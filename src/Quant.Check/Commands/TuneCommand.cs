@@ -40,7 +40,7 @@ internal static class TuneCommand
                 Budget = parse.GetValue(budget) is { } b ? TuneConfig.ParseBudget(b, cli with { File = "--budget" }) : null,
                 Log = line => Console.Error.WriteLine(line),
             };
-            return Run(request, cancel);
+            return CliLock.Holding(request.OutputDirectory, request.Name ?? Path.GetFileNameWithoutExtension(request.ModelPath), () => Run(request, cancel), cancel);
         })));
         return cmd;
     }

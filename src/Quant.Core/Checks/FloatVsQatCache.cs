@@ -41,6 +41,22 @@ public sealed class FloatVsQatCache
     private static string Build => $"{typeof(Quant.Engine.InferenceSession).Assembly.ManifestModule.ModuleVersionId:N}," +
                                     $"{typeof(FloatVsQatCache).Assembly.ManifestModule.ModuleVersionId:N}";
 
+    /// <summary>
+    /// A float model's identity for the caches keyed on it: its file's SHA-256, and when its weights live in external-data
+    /// files (<paramref name="loaded"/> says which), a SHA-256 over that and each data file's name and SHA-256, so that
+    /// new weights in <c>model.onnx.data</c> are a new model. A model without external data keeps its file's hash.
+    /// </summary>
+    public static string ModelSha256(string path, Quant.Onnx.OnnxModel loaded)
+    {
+        var own = FileSha256(path);
+        if (loaded.ExternalDataFiles.Count == 0) return own;
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var text = new System.Text.StringBuilder(own);
+        foreach (var file in loaded.ExternalDataFiles)
+            text.Append('\n').Append(Path.GetRelativePath(dir, file).Replace('\\', '/')).Append(' ').Append(FileSha256(file));
+        return Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
     /// <summary>A file's SHA-256 as lower-case hex, read as a stream (models can be large).</summary>
     internal static string FileSha256(string path)
     {

@@ -66,6 +66,8 @@ enum ErrorCode
     BuildToolNotFound = 6006,
     BuildPackIncomplete = 6007,
     BuildInvalidPack = 6008,
+    // QB6021-6029: concurrent builds (docs/msbuild.md "Concurrent builds"); reported by quant-check
+    BuildModelLocked = 6021,
 
     // QB7001-7009: convert (NAME.qat.onnx -> NAME.quantized.onnx, docs/quantization-spec.md §3.6)
     ConvertQOperatorModel = 7001,

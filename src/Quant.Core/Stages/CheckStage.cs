@@ -200,7 +200,7 @@ public static class CheckStage
 
         var labels = Enumerable.Range(0, data.SampleCount).Select(data.SampleLabel).ToList();
         var cache = qatVsFloat || runtime || quantizedVsQat
-            ? FloatVsQatCache.TryRead(request.QatModelPath, FloatVsQatCache.KeyOf(FloatVsQatCache.FileSha256(request.ModelPath), request.QatModelPath, data.Fingerprint()), labels, floatOutputs)
+            ? FloatVsQatCache.TryRead(request.QatModelPath, FloatVsQatCache.KeyOf(FloatVsQatCache.ModelSha256(request.ModelPath, original), request.QatModelPath, data.Fingerprint()), labels, floatOutputs)
             : null;
         // Evaluators read each sample's outputs, which the cache does not hold.
         var fromCache = qatVsFloat && cache is not null && !rules.Any(r => r.Stage == CheckStagePair.QatVsFloat && r.Evaluator is not null)

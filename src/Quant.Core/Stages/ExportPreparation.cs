@@ -25,6 +25,8 @@ public sealed class CalibratedModel
     public required InferenceSession FloatSession { get; init; }
     public required CalibrationDataSet Data { get; init; }
     public required string FloatSha256 { get; init; }
+    /// <summary>The external-data files the model's weights were read from (inputs of the export like the model file).</summary>
+    public IReadOnlyList<string> ExternalDataFiles { get; init; } = [];
     public required string DataFingerprint { get; init; }
     public required CalibrationRun Run { get; init; }
     public required TimeSpan CalibrationTime { get; init; }
@@ -58,6 +60,7 @@ public static partial class ExportStage
         IProgress<StageProgress>? progress, CancellationToken cancel)
     {
         var original = StageModels.Load(request.ModelPath);
+        var loaded = original; // as read, with the external-data files its weights came from
         // A model that already carries Q/DQ (QAT export, quantize_static): export its float graph, keep its scales.
         var qatInput = QatInput.Read(original, request.ModelPath);
         if (qatInput is not null) original = qatInput.FloatModel;
@@ -72,7 +75,7 @@ public static partial class ExportStage
         // Calibration statistics (CalibrationPass): from the cache when model, data and statistics settings are unchanged.
         var activation = config.Model.Activation;
         // Hashed once: the calibration cache and the float-vs-qat cache both key on it.
-        string floatSha256 = FloatVsQatCache.FileSha256(request.ModelPath);
+        string floatSha256 = FloatVsQatCache.ModelSha256(request.ModelPath, loaded);
         string dataFingerprint = data.Fingerprint();
         var calibrationTime = Stopwatch.StartNew();
         // Equalization rescales channels, so statistics of the unequalized graph do not apply (and vice versa); and the
@@ -87,7 +90,7 @@ public static partial class ExportStage
         {
             ModelPath = request.ModelPath, Original = original, QatInput = qatInput, Prepared = prepared, SessionOptions = sessionOptions,
             FloatSession = floatSession, Data = data, FloatSha256 = floatSha256, DataFingerprint = dataFingerprint, Run = run,
-            CalibrationTime = calibrationTime.Elapsed,
+            CalibrationTime = calibrationTime.Elapsed, ExternalDataFiles = loaded.ExternalDataFiles,
         };
     }
 

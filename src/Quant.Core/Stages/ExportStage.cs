@@ -56,6 +56,8 @@ public sealed class ExportResult
     public required TimeSpan CalibrationTime { get; init; }
     public required TimeSpan TotalTime { get; init; }
     public required IReadOnlyList<string> DataFiles { get; init; }
+    /// <summary>The external-data files the float model's weights were read from.</summary>
+    public IReadOnlyList<string> ExternalDataFiles { get; init; } = [];
     /// <summary>The config as the stage used it (calibration data overrides applied).</summary>
     public required QuantConfig Config { get; init; }
     /// <summary>Warnings in the canonical form (<c>FILE: warning QBnnnn: ...</c>), e.g. where a QDQ input model's own quantization overrides the config.</summary>
@@ -147,6 +149,7 @@ public static partial class ExportStage
             CalibrationTime = calibrationTime,
             TotalTime = total.Elapsed,
             DataFiles = data.Files,
+            ExternalDataFiles = cal.ExternalDataFiles,
             Config = config,
             Warnings = qatPlan?.Warnings ?? [],
         };

@@ -57,6 +57,7 @@ public static class OnnxModelReader
             Domain = proto.Domain,
             ModelVersion = proto.ModelVersion,
             DocString = proto.DocString,
+            ExternalDataFiles = [.. ctx.ExternalFiles],
         };
         foreach (var op in proto.OpsetImport)
             model.Opsets[op.Domain == "ai.onnx" ? "" : op.Domain] = op.Version;
@@ -76,6 +77,9 @@ public static class OnnxModelReader
 
     private sealed class Context(string displayName, string baseDirectory)
     {
+        /// <summary>Every external-data file a tensor was read from (full paths, sorted).</summary>
+        public SortedSet<string> ExternalFiles { get; } = new(StringComparer.Ordinal);
+
         public Graph ReadGraph(GraphProto g)
         {
             var graph = new Graph { Name = g.Name, DocString = g.DocString };
@@ -279,6 +283,7 @@ public static class OnnxModelReader
             if (string.IsNullOrEmpty(location))
                 throw new OnnxFormatException($"{displayName}: {where} is stored externally but has no 'location'");
             var full = ExternalDataPath.Resolve(baseDirectory, location, displayName, where);
+            ExternalFiles.Add(full);
             try
             {
                 using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);

@@ -17,6 +17,11 @@ public sealed class OnnxModel
     public Graph Graph { get; }
     /// <summary>The file the model was loaded from, if any (for error messages and external data).</summary>
     public string? SourcePath { get; set; }
+    /// <summary>
+    /// The external-data files the model's tensors were read from when it was loaded (full paths, sorted): part of
+    /// the model as much as the .onnx file is, so whatever is derived from the model depends on them too.
+    /// </summary>
+    public IReadOnlyList<string> ExternalDataFiles { get; init; } = [];
     /// <summary>Encoded ModelProto fields we do not model (local functions), kept for saving.</summary>
     internal byte[]? Unmodelled { get; set; }
 

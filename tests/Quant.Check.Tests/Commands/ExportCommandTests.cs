@@ -12,14 +12,14 @@ public class ExportCommandTests
     private static (int Code, string Stdout, string Stderr) QuantCheck(params string[] args) =>
         TestAssets.Run("dotnet", [Tool, .. args], TimeSpan.FromMinutes(5));
 
-    private static string WriteConfig(string dir, string body)
+    internal static string WriteConfig(string dir, string body)
     {
         var path = Path.Combine(dir, "cls.quant.yaml");
         File.WriteAllText(path, body.Replace("DATA", Path.Combine(TestAssets.Data("ppocr-cls"), "cls_*.npy").Replace('\\', '/')));
         return path;
     }
 
-    private const string GoodConfig = """
+    internal const string GoodConfig = """
         quant_config:
           model_config:
             all_node_type: int8
