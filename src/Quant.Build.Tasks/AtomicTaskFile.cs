@@ -1,0 +1,52 @@
+using System;
+using System.Diagnostics;
+using System.IO;
+using System.Text;
+
+namespace Quant.Build.Tasks;
+
+/// <summary>
+/// The tasks' files (stamps, hash files, data.list) written as the tool writes its artifacts: into a temporary file in
+/// the same folder, then renamed over the target, so a build killed mid-write leaves the old file or the whole new one.
+/// (This netstandard2.0 assembly cannot use Quant.Core's AtomicFile; the temporary name follows it, so the tool's sweep
+/// of dead writers' files applies here too.)
+/// </summary>
+internal static class AtomicTaskFile
+{
+    private static readonly int ProcessId = Process.GetCurrentProcess().Id;
+
+    /// <summary>Writes <paramref name="content"/> (UTF-8, no BOM); with <paramref name="writeTimeUtc"/>, the file carries that time from the moment it appears.</summary>
+    public static void Write(string path, string content, DateTime? writeTimeUtc = null)
+    {
+        var full = Path.GetFullPath(path);
+        var dir = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(dir);
+        var temp = Path.Combine(dir, "." + Path.GetFileName(full) + "." + ProcessId + ".tmp");
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                var bytes = new UTF8Encoding(false).GetBytes(content);
+                fs.Write(bytes, 0, bytes.Length);
+                fs.Flush(flushToDisk: true);
+            }
+            if (writeTimeUtc is { } t) File.SetLastWriteTimeUtc(temp, t);
+            Replace(temp, full);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    /// <summary>A rename over the target (File.Move cannot overwrite in netstandard2.0; File.Replace needs the target to exist).</summary>
+    private static void Replace(string temp, string target)
+    {
+        if (File.Exists(target))
+        {
+            try { File.Replace(temp, target, null); return; }
+            catch (FileNotFoundException) { } // deleted meanwhile: a plain move below
+        }
+        File.Move(temp, target);
+    }
+}
