@@ -1,5 +1,6 @@
 using System;
 using System.Diagnostics;
+using System.Globalization;
 using System.IO;
 using System.Text;
 
@@ -22,6 +23,7 @@ internal static class AtomicTaskFile
         var dir = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
         var temp = Path.Combine(dir, "." + Path.GetFileName(full) + "." + ProcessId + ".tmp");
+        SweepStale(dir, Path.GetFileName(full));
         try
         {
             using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
@@ -37,6 +39,33 @@ internal static class AtomicTaskFile
         {
             if (File.Exists(temp)) File.Delete(temp);
         }
+    }
+
+    /// <summary>Deletes what writers of <paramref name="fileName"/> that were killed left (<c>.FILE.PID.tmp</c> of a process that is gone).</summary>
+    private static void SweepStale(string dir, string fileName)
+    {
+        var prefix = "." + fileName + ".";
+        foreach (var file in Directory.EnumerateFiles(dir, prefix + "*.tmp"))
+        {
+            var pidText = Path.GetFileName(file).Substring(prefix.Length);
+            pidText = pidText.Substring(0, pidText.Length - ".tmp".Length);
+            if (!int.TryParse(pidText, NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || IsRunning(pid)) continue;
+            try { File.Delete(file); }
+            catch (IOException) { } // held open or gone: the next write gets it
+            catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == ProcessId) return true;
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 
     /// <summary>A rename over the target (File.Move cannot overwrite in netstandard2.0; File.Replace needs the target to exist).</summary>
