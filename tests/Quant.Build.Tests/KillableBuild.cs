@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.RegularExpressions;
+using Quant.TestSupport;
 
 namespace Quant.Build.Tests;
 
@@ -35,12 +36,7 @@ public sealed class KillableBuild : IDisposable
         };
         psi.ArgumentList.Add("dotnet");
         foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var key in psi.Environment.Keys.ToList())
-            if (key.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || key.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase))
-                psi.Environment.Remove(key);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        TestAssets.IsolateFromTestHost(psi);
         psi.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
         psi.Environment["UseSharedCompilation"] = "false";
         foreach (var (k, v) in env) psi.Environment[k] = v;

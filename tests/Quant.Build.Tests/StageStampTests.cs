@@ -30,7 +30,7 @@ public class StageStampTests
         Assert.Equal("quant stage stamp v1", lines[0]);
         Assert.Equal("4096", lines[1].Split(' ')[0]);
         Assert.EndsWith(" cls.qbm", lines[1]);
-        Assert.Equal(["compile.stamp", "cls.compile.json", "cls.qbm"], Directory.GetFiles(Path.GetDirectoryName(stamp)!).Select(Path.GetFileName).Order().Reverse());
+        Assert.Equal(["cls.compile.json", "cls.qbm", "compile.stamp"], Directory.GetFiles(Path.GetDirectoryName(stamp)!).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Null(StageStamp.Check(Path.Combine(Path.GetDirectoryName(stamp)!, "absent.stamp"), artifacts)); // no stamp: the target runs anyway
     }
 
