@@ -10,8 +10,8 @@ namespace Quant.Core.Diagnostics;
 /// </summary>
 /// <remarks>
 /// A process killed mid-write (SIGKILL, power loss) leaves its temporary file behind: <c>.FILE.PID[.GUID].tmp</c>.
-/// Nothing ever reads one (no reader looks for a dot-file), and <see cref="SweepStale"/>, which each stage runs
-/// before it writes, deletes those of processes that are gone.
+/// Nothing ever reads one (no reader looks for a dot-file), and <see cref="SweepStale"/> deletes those of processes that
+/// are gone: each write here for its own target, and each export for all of its model's files (whatever wrote them).
 /// </remarks>
 public static partial class AtomicFile
 {
@@ -36,7 +36,7 @@ public static partial class AtomicFile
     }
 
     /// <summary>The temporary file a write of <paramref name="fullPath"/> goes through (same folder, so the rename is atomic).</summary>
-    public static string TempPathFor(string fullPath) =>
+    private static string TempPathFor(string fullPath) =>
         Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Environment.ProcessId}.tmp");
 
     /// <summary>
