@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using Microsoft.Build.Framework;
 
@@ -72,6 +73,8 @@ public sealed class QuantCheck : QuantToolTask
         var exact = File.ReadAllText(BaselineResolvedFile).Trim();
         return exact.Length > 0 ? exact : Baseline;
     }
+
+    protected override IEnumerable<string> StampedArtifacts() => QuantPrepare.ArtifactsOf(QuantPrepare.CheckArtifacts, OutputDirectory, Name);
 
     protected override void OnSucceeded() => AppendRunLog(RunLog, $"check {Name}");
 }

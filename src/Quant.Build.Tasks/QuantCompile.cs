@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using Microsoft.Build.Framework;
 
 namespace Quant.Build.Tasks;
@@ -21,6 +22,9 @@ public sealed class QuantCompile : QuantToolTask
         args.Add("compile").Add(QuantizedModel).Add("--out", CompiledModel);
         foreach (var shape in InputShapes ?? []) args.Add("--input-shape", shape.Trim());
     }
+
+    protected override IEnumerable<string> StampedArtifacts() =>
+        QuantPrepare.ArtifactsOf(QuantPrepare.CompileArtifacts, System.IO.Path.GetDirectoryName(CompiledModel)!, Name);
 
     protected override void OnSucceeded() => AppendRunLog(RunLog, $"compile {Name}");
 }

@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using Microsoft.Build.Framework;
 
 namespace Quant.Build.Tasks;
@@ -16,6 +17,9 @@ public sealed class QuantConvert : QuantToolTask
 
     protected override void AddArguments(ArgumentList args) =>
         args.Add("convert").Add(QatModel).Add("--out", QuantizedModel);
+
+    protected override IEnumerable<string> StampedArtifacts() =>
+        QuantPrepare.ArtifactsOf(QuantPrepare.ConvertArtifacts, System.IO.Path.GetDirectoryName(QuantizedModel)!, Name);
 
     protected override void OnSucceeded() => AppendRunLog(RunLog, $"convert {Name}");
 }

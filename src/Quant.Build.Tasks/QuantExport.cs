@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using Microsoft.Build.Framework;
 
 namespace Quant.Build.Tasks;
@@ -37,4 +38,6 @@ public sealed class QuantExport : QuantToolTask
         if (Threads > 0) args.Add("--threads", Threads.ToString(System.Globalization.CultureInfo.InvariantCulture));
         foreach (var glob in CalibrationData ?? []) args.Add("--calibration-data", glob);
     }
+
+    protected override IEnumerable<string> StampedArtifacts() => QuantPrepare.ArtifactsOf(QuantPrepare.ExportArtifacts, OutputDirectory, Name);
 }

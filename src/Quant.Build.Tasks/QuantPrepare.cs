@@ -62,10 +62,10 @@ public sealed class QuantPrepare : Task
     /// <summary>The spec prefix of a baseline taken from a shipped package (resolved by the tool, never in MSBuild).</summary>
     private const string PackageBaselinePrefix = "package:";
 
-    private static readonly string[] ExportArtifacts = { ".qat.onnx", ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt", ".calibration.qcs" };
-    private static readonly string[] ConvertArtifacts = { ".quantized.onnx", ".convert.json" };
-    private static readonly string[] CompileArtifacts = { ".qbm", ".compile.json" };
-    private static readonly string[] CheckArtifacts = { ".check.json", ".check.junit.xml", ".check.md" };
+    internal static readonly string[] ExportArtifacts = { ".qat.onnx", ".model_check.txt", ".model_check.json", ".qconfig_changelogs.txt", ".calibration.qcs" };
+    internal static readonly string[] ConvertArtifacts = { ".quantized.onnx", ".convert.json" };
+    internal static readonly string[] CompileArtifacts = { ".qbm", ".compile.json" };
+    internal static readonly string[] CheckArtifacts = { ".check.json", ".check.junit.xml", ".check.md" };
     private const string ReportArtifact = ".report.html";
     private static readonly string[] ReportInputSuffixes = { ".model_check.json", ".calibration.qcs", ".check.json", ".compare.json", ".sensitivity.json", ".tune.json" };
 
@@ -148,14 +148,15 @@ public sealed class QuantPrepare : Task
             var read = deps.Files.Distinct(StringComparer.Ordinal).OrderBy(f => f, StringComparer.Ordinal);
             bool asLastRead = deps.Exists && read.SequenceEqual(dataNow, StringComparer.Ordinal);
             WriteIfDifferent(P("data.list"), string.Join("\n", dataNow) + "\n", asLastRead ? deps.WriteTimeUtc : null);
-            // A stamp vouches for its stage's artifacts; one deleted by hand makes the stage run again.
-            if (ExportArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("export.stamp"));
+            // A stamp vouches for its stage's artifacts as the stage left them (StageStamp): one deleted by hand, cut
+            // short or rewritten since, or a damaged stamp, makes the stage run again.
+            VerifyStamp("export", name, P("export.stamp"), ArtifactsOf(ExportArtifacts, dir, name));
+            if (runConvert) VerifyStamp("convert", name, P("convert.stamp"), ArtifactsOf(ConvertArtifacts, dir, name));
+            if (runCompile) VerifyStamp("compile", name, P("compile.stamp"), ArtifactsOf(CompileArtifacts, dir, name));
+            if (runCheck) VerifyStamp("check", name, P("check.stamp"), ArtifactsOf(CheckArtifacts, dir, name));
             // So does an input that is not as the stage read it: timestamps alone miss a file replaced by an older one.
             if (deps.AnyInputChanged()) File.Delete(P("export.stamp"));
             if (runCheck && DepsFile.Read(P("check.deps")).AnyInputChanged()) File.Delete(P("check.stamp"));
-            if (runConvert && ConvertArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("convert.stamp"));
-            if (runCompile && CompileArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("compile.stamp"));
-            if (runCheck && CheckArtifacts.Any(e => !File.Exists(P(name + e)))) File.Delete(P("check.stamp"));
             // An exact package version is a stable input: its spec is the whole answer. A floating one is written by
             // the resolve target each build, with the version the sources have now.
             if (packageBaseline && !floatingBaseline) WriteIfDifferent(P("baseline.resolved"), baseline + "\n", null);
@@ -243,6 +244,27 @@ public sealed class QuantPrepare : Task
         return outputs;
     }
 
+    /// <summary>A stage's artifact paths: <paramref name="suffixes"/> after <paramref name="name"/> in <paramref name="directory"/>.</summary>
+    internal static string[] ArtifactsOf(string[] suffixes, string directory, string? name) =>
+        suffixes.Select(e => Path.Combine(directory, name + e)).ToArray();
+
+    /// <summary>
+    /// Deletes a stamp that no longer vouches for its artifacts, so the stage runs again: a message when an artifact was
+    /// deleted (the usual way to force a stage), warning QB6009 naming the file when one was cut short or changed behind
+    /// the build's back, or the stamp itself is damaged.
+    /// </summary>
+    private void VerifyStamp(string stage, string name, string stamp, string[] artifacts)
+    {
+        var problem = StageStamp.Check(stamp, artifacts);
+        if (problem is null) return;
+        File.Delete(stamp);
+        if (problem.Warn)
+            Log.LogWarning(null, ErrorCode.BuildStageRecordMismatch.Text(), null, problem.File, 0, 0, 0, 0,
+                "{0}: {1}; {2} runs again", name, problem.Reason, stage);
+        else
+            Log.LogMessage(MessageImportance.Normal, "Quant: {0} {1} runs again: {2}", stage, name, problem.Reason);
+    }
+
     /// <summary>The model's packed files (none unless <c>Pack="true"</c>); QB6008 when Pack is not a boolean.</summary>
     private IEnumerable<ITaskItem> PackFilesOf(ITaskItem model, ITaskItem resolved)
     {
@@ -307,27 +329,7 @@ public sealed class QuantPrepare : Task
     internal static void WriteIfDifferent(string path, string content, DateTime? writeTimeUtc)
     {
         if (File.Exists(path) && File.ReadAllText(path) == content) return;
-        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            File.WriteAllText(temp, content);
-            if (writeTimeUtc is { } t) File.SetLastWriteTimeUtc(temp, t);
-            for (int attempt = 0; ; attempt++)
-            {
-                try
-                {
-                    if (File.Exists(path)) File.Replace(temp, path, null);
-                    else File.Move(temp, path);
-                    return;
-                }
-                // The other build created or replaced it between our look and our move: try again, a few times.
-                catch (IOException) when (attempt < 5) { }
-            }
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        AtomicTaskFile.Write(path, content, writeTimeUtc);
     }
 }
 

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Text;
@@ -90,14 +91,14 @@ public abstract class QuantToolTask : ToolTask
         if (ok && !(RerunWhenWarnings && _sawWarning))
         {
             OnSucceeded();
-            if (!string.IsNullOrEmpty(StampFile))
-            {
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(StampFile))!);
-                File.WriteAllText(StampFile, DateTime.UtcNow.ToString("o") + Environment.NewLine);
-            }
+            // Atomically, and recording the artifacts as the tool left them (StageStamp): the next build trusts them only if they still are.
+            if (!string.IsNullOrEmpty(StampFile)) StageStamp.Write(StampFile!, StampedArtifacts());
         }
         return ok;
     }
+
+    /// <summary>The artifacts the stamp vouches for (their size and write time are recorded in it).</summary>
+    protected virtual IEnumerable<string> StampedArtifacts() => Array.Empty<string>();
 
     /// <summary>Runs after a successful tool run, before the stamp is written.</summary>
     protected virtual void OnSucceeded() { }

@@ -77,6 +77,17 @@ public static class TestAssets
         catch (InvalidOperationException) { return false; }
     }
 
+    /// <summary>Drops the MSBuild/VSTest variables a test host carries (and node reuse), so a nested <c>dotnet</c> behaves as from a user's shell.</summary>
+    public static void IsolateFromTestHost(ProcessStartInfo psi)
+    {
+        foreach (var key in psi.Environment.Keys.ToList())
+            if (key.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || key.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase))
+                psi.Environment.Remove(key);
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+    }
+
     /// <summary>
     /// Runs a process to completion with a time limit; returns exit code, stdout, stderr.
     /// <paramref name="isolateFromTestHost"/> drops the MSBuild/VSTest variables a test host carries, so a nested
@@ -87,15 +98,7 @@ public static class TestAssets
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = workDir ?? RepoRoot };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        if (isolateFromTestHost)
-        {
-            foreach (var key in psi.Environment.Keys.ToList())
-                if (key.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase) || key.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase))
-                    psi.Environment.Remove(key);
-            psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-            psi.Environment["DOTNET_NOLOGO"] = "1";
-            psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        }
+        if (isolateFromTestHost) IsolateFromTestHost(psi);
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var so = p.StandardOutput.ReadToEndAsync();

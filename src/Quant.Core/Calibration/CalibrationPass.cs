@@ -1,4 +1,5 @@
 using Quant.Core.Data;
+using Quant.Core.Diagnostics;
 using Quant.Core.Stages;
 using Quant.Engine;
 
@@ -18,6 +19,8 @@ public sealed class CalibrationRun
     /// <summary>Where the primary (all-sample) statistics are cached.</summary>
     public required string CachePath { get; init; }
     public required bool FromCache { get; init; }
+    /// <summary>Canonical warnings: a cache file that exists but is damaged (QB4003).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 
     public StatisticsPair Of(int numBins) => Statistics.First(s => s.NumBins == numBins);
 }
@@ -43,10 +46,11 @@ public static class CalibrationPass
             Path.Combine(cacheDirectory, name + ".calibration" + (b == bins[0] ? "" : $".bin{b}") + (fit ? ".fit" : "") + ".qcs");
 
         var cached = new List<StatisticsPair>();
+        var warnings = new List<string>();
         foreach (var b in bins)
         {
-            var all = CalibrationStatistics.TryLoad(PathOf(b, false), AllKey(b));
-            var fit = split.IsHeldOut ? CalibrationStatistics.TryLoad(PathOf(b, true), FitKey(b)) : all;
+            var all = LoadCache(PathOf(b, false), AllKey(b), warnings);
+            var fit = split.IsHeldOut ? LoadCache(PathOf(b, true), FitKey(b), warnings) : all;
             if (all is null || fit is null) break;
             cached.Add(new StatisticsPair(b, all, fit));
         }
@@ -68,7 +72,7 @@ public static class CalibrationPass
             progress?.Invoke(++done, count);
         }
         if (fromCache)
-            return new CalibrationRun { Statistics = cached, Split = split, ScoredInputs = scored.Values.ToList(), CachePath = PathOf(bins[0], false), FromCache = true };
+            return new CalibrationRun { Statistics = cached, Split = split, ScoredInputs = scored.Values.ToList(), CachePath = PathOf(bins[0], false), FromCache = true, Warnings = warnings };
 
         var fits = split.IsHeldOut ? collectors.Select((c, k) => c.ToStatistics(FitKey(bins[k]))).ToList() : null;
         if (split.IsHeldOut)
@@ -87,7 +91,21 @@ public static class CalibrationPass
             if (fits is not null) fit.Save(PathOf(bins[k], true));
             pairs.Add(new StatisticsPair(bins[k], all, fit));
         }
-        return new CalibrationRun { Statistics = pairs, Split = split, ScoredInputs = scored.Values.ToList(), CachePath = PathOf(bins[0], false), FromCache = false };
+        return new CalibrationRun { Statistics = pairs, Split = split, ScoredInputs = scored.Values.ToList(), CachePath = PathOf(bins[0], false), FromCache = false, Warnings = warnings };
+    }
+
+    /// <summary>
+    /// A cache file's statistics under <paramref name="key"/>, else null; a file that exists but cannot be read at all
+    /// (cut short by a kill or a full disk, damaged) adds a QB4003 warning naming it: calibration runs again and
+    /// rewrites it, so the next build reads it silently.
+    /// </summary>
+    private static CalibrationStatistics? LoadCache(string path, string key, List<string> warnings)
+    {
+        var stats = CalibrationStatistics.TryLoad(path, key, out var damage);
+        if (damage is not null)
+            warnings.Add($"{SourcePosition.InFile(path)}: warning {ErrorCode.CalibrationCacheDamaged.Text()}: the calibration cache '{Path.GetFileName(path)}' " +
+                $"cannot be read: {damage}; calibrating again and rewriting it");
+        return stats;
     }
 
     /// <summary>

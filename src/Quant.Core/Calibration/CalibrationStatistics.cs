@@ -1,4 +1,5 @@
 using System.Text;
+using Quant.Core.Diagnostics;
 
 namespace Quant.Core.Calibration;
 
@@ -86,40 +87,44 @@ public sealed class CalibrationStatistics
         return result;
     }
 
-    /// <summary>Writes the file atomically: a temporary file in the same folder, then a rename over the target.</summary>
+    /// <summary>Writes the file atomically (<see cref="AtomicFile"/>): a reader sees the old file or the whole new one.</summary>
     public void Save(string path)
     {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                fs.Write(ToBytes());
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var bytes = ToBytes();
+        AtomicFile.Write(path, s => s.Write(bytes));
     }
 
     /// <summary>
     /// The statistics stored at <paramref name="path"/> when they were made under <paramref name="cacheKey"/>;
     /// null when the file is missing, was made under another key, or is not a valid statistics file
-    /// (a cache miss: the caller recalibrates and overwrites it).
+    /// (a cache miss: the caller recalibrates and overwrites it). <paramref name="damage"/> says why an existing
+    /// file could not be read at all (truncated, bad checksum, not a statistics file): a miss worth a warning,
+    /// where another key is just a changed input.
     /// </summary>
-    public static CalibrationStatistics? TryLoad(string path, string cacheKey)
+    public static CalibrationStatistics? TryLoad(string path, string cacheKey) => TryLoad(path, cacheKey, out _);
+
+    /// <inheritdoc cref="TryLoad(string, string)"/>
+    public static CalibrationStatistics? TryLoad(string path, string cacheKey, out string? damage)
     {
+        damage = null;
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
         var stats = TryParse(bytes);
+        if (stats is null) damage = Describe(bytes);
         return stats is not null && stats.CacheKey == cacheKey ? stats : null;
+    }
+
+    /// <summary>Why <paramref name="bytes"/> (which <see cref="TryParse"/> rejected) are not a statistics file.</summary>
+    private static string Describe(byte[] bytes)
+    {
+        if (bytes.Length == 0) return "it is empty";
+        var magicSeen = bytes.AsSpan(0, Math.Min(bytes.Length, Magic.Length));
+        if (!magicSeen.SequenceEqual(Magic.AsSpan(0, magicSeen.Length))) return $"it does not start with the {Encoding.ASCII.GetString(Magic)} header";
+        return bytes.Length < Magic.Length + 8
+            ? $"it is truncated ({bytes.Length} bytes)"
+            : $"it is truncated or damaged ({bytes.Length} bytes; its checksum or length does not match its content)";
     }
 
     /// <summary>Parses a statistics file; null when the bytes are not one (wrong magic, truncated, bad checksum).</summary>

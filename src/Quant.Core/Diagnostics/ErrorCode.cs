@@ -43,6 +43,7 @@ enum ErrorCode
     // QB4xxx: calibration and export
     CalibrationFailed = 4001,
     ExportFailed = 4002,
+    CalibrationCacheDamaged = 4003,
     ExportQatInputUnsupported = 4021,
     ExportQatInputContradiction = 4022,
 
@@ -66,6 +67,7 @@ enum ErrorCode
     BuildToolNotFound = 6006,
     BuildPackIncomplete = 6007,
     BuildInvalidPack = 6008,
+    BuildStageRecordMismatch = 6009,
     // QB6021-6029: concurrent builds (docs/msbuild.md "Concurrent builds"); reported by quant-check
     BuildModelLocked = 6021,
 

@@ -80,6 +80,9 @@ public static partial class ExportStage
         Directory.CreateDirectory(request.OutputDirectory);
         var cacheDir = request.CacheDirectory ?? request.OutputDirectory;
         Directory.CreateDirectory(cacheDir);
+        // What an export killed mid-write left (never read; AtomicFile): gone before this one writes the same files.
+        AtomicFile.SweepStale(request.OutputDirectory, name + ".");
+        AtomicFile.SweepStale(cacheDir, name + ".");
 
         var config = QuantConfigLoader.Load(request.ConfigPath);
         var cal = Calibrate(request, config, cacheDir, name, progress, cancel);
@@ -151,7 +154,7 @@ public static partial class ExportStage
             DataFiles = data.Files,
             ExternalDataFiles = cal.ExternalDataFiles,
             Config = config,
-            Warnings = qatPlan?.Warnings ?? [],
+            Warnings = [.. cal.Run.Warnings, .. qatPlan?.Warnings ?? []],
         };
     }
 
