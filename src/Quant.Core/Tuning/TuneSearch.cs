@@ -11,8 +11,9 @@ public sealed record TuneMoves(IReadOnlyList<(string Node, IReadOnlyList<TuneCha
 /// The search: greedy steps that are each measured and kept only when they bring the targets closer, then pruning.
 /// <list type="number">
 /// <item>Branches first (when subgraph candidates are configured): each branch where sensitive nodes cluster, most
-/// sensitive first, with each subgraph change in candidate order; a promotion is kept when it raises the score (the worst
-/// target's relative slack) above the configuration kept so far.</item>
+/// sensitive first, then the spans of the sensitive nodes, narrowest first; each subgraph change of a branch is measured
+/// and the cheapest that meets the targets, else the best that raises the score (the worst target's relative slack)
+/// above the configuration kept so far, is kept.</item>
 /// <item>Nodes, level by level: level 1 gives nodes their first applicable change, most sensitive first, in batches:
 /// a batch that raises the score is kept and the next batch is twice as large; one that does not is halved and retried,
 /// and a single node that does not help is skipped. Level 2 tries each node's next change the same way, and so on.
@@ -68,18 +69,22 @@ public sealed class TuneSearch(Func<IReadOnlyDictionary<string, TuneChange>, Tun
         bool CoveredNow(string node, TuneChange change) =>
             current.Any(x => TuneCandidates.IsSubgraph(x.Value) && branches[x.Key].Covers(x.Value, node, change));
 
-        // 1. Branches.
+        // 1. Branches: each subgraph change of a branch is measured; the cheapest that meets the targets, else the best
+        // that raises the score, is kept.
         foreach (var branch in moves.Branches)
+        {
+            (Dictionary<string, TuneChange> Config, TunePoint Point)? pick = null;
             foreach (var change in moves.BranchChanges)
             {
-                var p = Eval(With([(branch.Name, change)]));
+                var trial = With([(branch.Name, change)]);
+                var p = Eval(trial);
                 if (p is null) return Best();
-                if (p.Score <= currentPoint.Score) continue;
-                current = With([(branch.Name, change)]);
-                currentPoint = p;
-                if (p.Meets) return Prune(current, p, moves, branches);
-                break;
+                if (p.Score > currentPoint.Score && (pick is null || p.Beats(pick.Value.Point))) pick = (trial, p);
             }
+            if (pick is not { } kept) continue;
+            (current, currentPoint) = kept;
+            if (currentPoint.Meets) return Prune(current, currentPoint, moves, branches);
+        }
 
         // 2. Nodes, level by level, in batches that double while they help.
         int levels = moves.Nodes.Count == 0 ? 0 : moves.Nodes.Max(l => l.Ladder.Count);

@@ -21,13 +21,13 @@ public sealed record TuneSubgraph(string Name, IReadOnlyList<string> Inputs, IRe
 /// 4 to 24) is placed in graph order; runs of at least <see cref="MinimumMembers"/> of them with gaps of at most half the
 /// average spacing (node count / top count / 2: twice as dense as the top spread evenly) form a cluster, and the
 /// graph-order range from its first to its last member is the branch. Done at two depths of the ranking (the top and twice as many), so both a tight and a wider branch are
-/// offered. A range's inputs are the values its nodes read from outside it, its outputs the values read after it (or
+/// offered, followed by the spans of the sensitive nodes (below). A range's inputs are the values its nodes read from outside it, its outputs the values read after it (or
 /// model outputs); the node set is then resolved exactly as the planner will resolve the written entry.
 /// </summary>
 public static class TuneSubgraphs
 {
     public const int MinimumMembers = 3;
-    /// <summary>At most this many branches are offered (each costs at least one evaluation per subgraph candidate).</summary>
+    /// <summary>At most this many clusters are offered (each costs at least one evaluation per subgraph candidate), then at most 3 spans.</summary>
     public const int MaximumBranches = 6;
 
     public static IReadOnlyList<TuneSubgraph> Find(PrecisionPlan plan, IReadOnlyList<string> ranked, ISet<string> reservedNames)
@@ -51,12 +51,26 @@ public static class TuneSubgraphs
                 start = i;
             }
         }
+        // Spans: from the first to the last of the top 2, 4 and 8 eighths of the ranking in graph order, when that is
+        // not nearly the whole model (then the preset or all_node_type is the change to make). They come after the
+        // clusters, narrowest first: where sensitivity is spread along a backbone (det: every layer loses a little),
+        // no cluster is dense enough, but the sensitive part of the graph still is one region.
+        var spans = new List<(int First, int Last)>();
+        int computing = plan.Nodes.Count(n => !n.ShapeOnly);
+        foreach (int depth in new[] { 2 * top, 4 * top, 8 * top })
+        {
+            var at = ranked.Take(depth).Select(n => position.TryGetValue(n, out var p) ? p : -1).Where(p => p >= 0).ToList();
+            if (at.Count < MinimumMembers) continue;
+            int first = at.Min(), last = at.Max();
+            if (plan.Nodes.Skip(first).Take(last - first + 1).Count(n => !n.ShapeOnly) <= computing * 3 / 4) spans.Add((first, last));
+        }
         var graph = plan.Model.Graph;
         var result = new List<TuneSubgraph>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (first, last, _) in ranges.OrderBy(r => r.BestRank).ThenBy(r => r.Last - r.First))
+        var ordered = ranges.OrderBy(r => r.BestRank).ThenBy(r => r.Last - r.First).Select(r => (r.First, r.Last)).Take(MaximumBranches)
+            .Concat(spans.OrderBy(r => r.Last - r.First));
+        foreach (var (first, last) in ordered)
         {
-            if (result.Count == MaximumBranches) break;
             var branch = Branch(plan, graph, first, last, reservedNames, result.Count + 1);
             if (branch is not null && seen.Add(string.Join(";", branch.Nodes))) result.Add(branch);
         }
