@@ -61,6 +61,7 @@ public static class TuneReport
                 {
                     // A branch promotion: the subgraph_config entry written and the nodes it covers.
                     w.WriteStartObject("subgraph");
+                    w.WriteString("kind", b.IsSpan ? "span" : "cluster");
                     Strings(w, "inputs", b.Inputs);
                     Strings(w, "outputs", b.Outputs);
                     Strings(w, "nodes", b.Nodes);

@@ -10,6 +10,9 @@ namespace Quant.Core.Tuning;
 /// </summary>
 public sealed record TuneSubgraph(string Name, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs, IReadOnlyList<string> Nodes)
 {
+    /// <summary>True for a span of the sensitive nodes, false for a cluster (<see cref="TuneSubgraphs"/>).</summary>
+    public bool IsSpan { get; init; }
+
     /// <summary>True when promoting this subgraph with <paramref name="subgraphChange"/> already gives <paramref name="node"/>
     /// at least what <paramref name="nodeChange"/> would (so the node change is not tried, or is dropped).</summary>
     public bool Covers(TuneChange subgraphChange, string node, TuneChange nodeChange) =>
@@ -51,28 +54,38 @@ public static class TuneSubgraphs
                 start = i;
             }
         }
-        // Spans: from the first to the last of the top 2, 4 and 8 eighths of the ranking in graph order, when that is
-        // not nearly the whole model (then the preset or all_node_type is the change to make). They come after the
+        // Spans: the shortest graph-order range holding three quarters of the top 2, 4 and 8 eighths of the ranking (a
+        // few sensitive nodes elsewhere, e.g. in a head, do not stretch it over the whole model), when that is not
+        // nearly the whole model (then the preset or all_node_type is the change to make). They come after the
         // clusters, narrowest first: where sensitivity is spread along a backbone (det: every layer loses a little),
         // no cluster is dense enough, but the sensitive part of the graph still is one region.
         var spans = new List<(int First, int Last)>();
         int computing = plan.Nodes.Count(n => !n.ShapeOnly);
         foreach (int depth in new[] { 2 * top, 4 * top, 8 * top })
         {
-            var at = ranked.Take(depth).Select(n => position.TryGetValue(n, out var p) ? p : -1).Where(p => p >= 0).ToList();
-            if (at.Count < MinimumMembers) continue;
-            int first = at.Min(), last = at.Max();
+            var at = ranked.Take(depth).Select(n => position.TryGetValue(n, out var p) ? p : -1).Where(p => p >= 0).Order().ToList();
+            int m = (at.Count * 3 + 3) / 4;
+            if (m < MinimumMembers) continue;
+            int best = Enumerable.Range(0, at.Count - m + 1).MinBy(i => at[i + m - 1] - at[i]);
+            int first = at[best], last = at[best + m - 1];
             if (plan.Nodes.Skip(first).Take(last - first + 1).Count(n => !n.ShapeOnly) <= computing * 3 / 4) spans.Add((first, last));
         }
+        // Each span also from the model's first node: the stem and the quantized model input belong to the backbone
+        // whose errors the later layers carry (det: float16 from the input to the backbone's end meets 0.99 where the
+        // same span without the stem does not).
+        int head = plan.Nodes.ToList().FindIndex(n => !n.ShapeOnly);
+        foreach (var (first, last) in spans.ToList())
+            if (first > head && plan.Nodes.Skip(head).Take(last - head + 1).Count(n => !n.ShapeOnly) <= computing * 3 / 4 && !spans.Contains((head, last)))
+                spans.Add((head, last));
         var graph = plan.Model.Graph;
         var result = new List<TuneSubgraph>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var ordered = ranges.OrderBy(r => r.BestRank).ThenBy(r => r.Last - r.First).Select(r => (r.First, r.Last)).Take(MaximumBranches)
-            .Concat(spans.OrderBy(r => r.Last - r.First));
-        foreach (var (first, last) in ordered)
+        var ordered = ranges.OrderBy(r => r.BestRank).ThenBy(r => r.Last - r.First).Select(r => (r.First, r.Last, Span: false)).Take(MaximumBranches)
+            .Concat(spans.OrderBy(r => r.Last - r.First).Select(r => (r.First, r.Last, Span: true)));
+        foreach (var (first, last, span) in ordered)
         {
             var branch = Branch(plan, graph, first, last, reservedNames, result.Count + 1);
-            if (branch is not null && seen.Add(string.Join(";", branch.Nodes))) result.Add(branch);
+            if (branch is not null && seen.Add(string.Join(";", branch.Nodes))) result.Add(branch with { IsSpan = span });
         }
         return result;
     }

@@ -168,7 +168,7 @@ public static class Tuner
                 var reserved = baselinePlan.Nodes.Select(n => n.Name).Concat(userConfig.Subgraphs.Keys).ToHashSet(StringComparer.Ordinal);
                 foreach (var b in TuneSubgraphs.Find(baselinePlan, ranked.Select(r => r.Node).ToList(), reserved)) branches[b.Name] = b;
                 log?.Invoke(branches.Count == 0 ? "no branch where sensitive nodes cluster"
-                    : "branches where sensitive nodes cluster: " + string.Join("; ", branches.Values.Select(b => $"{b.Name} ({b.Nodes.Count} nodes, {b.Nodes[0]} .. {b.Nodes[^1]})")));
+                    : "branches where sensitive nodes cluster: " + string.Join("; ", branches.Values.Select(b => $"{b.Name} ({(b.IsSpan ? "span" : "cluster")}, {b.Nodes.Count} nodes, {b.Nodes[0]} .. {b.Nodes[^1]})")));
             }
             return new TuneMoves(nodes, branches.Values.ToList(), branchChanges);
         });

@@ -40,7 +40,8 @@ public sealed class TunerTests : IDisposable
         // rec's softmax is far from float under int8 (cls's two-class softmax is not: cosine 1), so the best configuration
         // within the budget carries changes.
         var config = Config("  targets:\n    out:\n      output: \"*\"\n      cosine: {min: 0.9999}\n      sqnr: {min: 10, over: avg}\n", "rec");
-        var result = Tuner.Run(Request(config, [TuneChange.Float16], TimeSpan.FromSeconds(30), "rec"));
+        // A step is kept only when it brings the output closer to float: the budget leaves room for several.
+        var result = Tuner.Run(Request(config, [TuneChange.Float16], TimeSpan.FromSeconds(90), "rec"));
         Assert.NotEmpty(result.Best.Changes);
         Assert.True(File.Exists(result.ReportPath));
         var tuned = File.ReadAllText(result.TunedConfigPath);
@@ -61,38 +62,43 @@ public sealed class TunerTests : IDisposable
     }
 
     [Fact]
-    public void BranchPromotionIsOneSubgraphConfigEntryThatReexportsExactly()
+    public void BranchPromotionIsSubgraphConfigEntriesThatReexportExactly()
     {
-        // The ranking puts rec's first 24 candidate nodes first: they cluster (consecutive in graph order), so the
-        // tuner offers their range as a branch and promotes it with one subgraph_config entry.
+        // The ranking is rec's graph order: its first candidate nodes cluster (consecutive), so the tuner offers ranges
+        // of them as branches and promotes them with subgraph_config entries only (no single-node candidate is given).
         var config = Config("  targets:\n    out:\n      output: \"*\"\n      cosine: {min: 0.99999}\n", "rec");
-        var request = Request(config, [TuneChange.SubgraphFloat16], TimeSpan.FromSeconds(60), "rec");
-        var result = Tuner.Run(request);
-        var change = Assert.Single(result.Best.Changes);
-        var branch = Assert.IsType<TuneSubgraph>(change.Subgraph);
-        Assert.Equal(TuneChange.SubgraphFloat16, change.Change);
-        Assert.True(change.Cost > 0);
+        var result = Tuner.Run(Request(config, [TuneChange.SubgraphFloat16], TimeSpan.FromSeconds(120), "rec"));
+        Assert.NotEmpty(result.Best.Changes);
+        Assert.All(result.Best.Changes, c =>
+        {
+            Assert.Equal(TuneChange.SubgraphFloat16, c.Change);
+            Assert.Equal("subgraph", c.OpType);
+            Assert.True(c.Subgraph!.Nodes.Count >= TuneSubgraphs.MinimumMembers);
+        });
         var tuned = File.ReadAllText(result.TunedConfigPath);
         Assert.Contains("subgraph_config:", tuned);
-        Assert.Contains(branch.Name + ":", tuned);
         Assert.DoesNotContain("node_config:", tuned);
+        foreach (var c in result.Best.Changes) Assert.Contains(c.Node + ":", tuned);
 
-        // The export resolves the written entry to exactly the branch's nodes, all float16, and measures what the tuner reported.
+        // The export resolves the written entries to exactly the branches' nodes, all float16, and measures what the
+        // tuner reported.
         var export = Reexport(result, "rec");
-        var promoted = export.Plan.Nodes.Where(n => n.Source == $"subgraph_config {branch.Name}" && !n.ShapeOnly).Select(n => n.Name).ToList();
-        Assert.Equal(branch.Nodes, promoted);
-        Assert.All(branch.Nodes, n => Assert.Equal(QType.Float16, export.Plan.ByName(n)!.Compute));
-        Assert.True(branch.Nodes.Count >= TuneSubgraphs.MinimumMembers);
+        var branchNodes = result.Best.Changes.SelectMany(c => c.Subgraph!.Nodes).ToHashSet(StringComparer.Ordinal);
+        var promoted = export.Plan.Nodes.Where(n => n.Source.StartsWith("subgraph_config tuner_branch_", StringComparison.Ordinal) && !n.ShapeOnly)
+            .Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        Assert.Equal(branchNodes.Order(StringComparer.Ordinal), promoted.Order(StringComparer.Ordinal));
+        Assert.All(branchNodes, n => Assert.Equal(QType.Float16, export.Plan.ByName(n)!.Compute));
         var table = Measure(export, TestAssets.RecModel);
         var output = Assert.Single(table.Outputs);
         Assert.Equal(result.Best.Values[$"{output}:cosine"], table.Of(output, s => s.Cosine).Min);
+        // Kept only because it brought the output closer to float; its cost is what its nodes add.
         Assert.True(result.Best.Values[$"{output}:cosine"] > result.Baseline.Values[$"{output}:cosine"]);
-        Assert.Equal(result.Baseline.Cost + change.Cost, result.Best.Cost, 6);
+        Assert.True(result.Best.Cost > result.Baseline.Cost);
         Assert.Contains("\"subgraph\": {", File.ReadAllText(result.ReportPath));
     }
 
     [Fact]
-    public void SensitiveNodesSpreadOverTheGraphFormNoBranch()
+    public void SensitiveNodesSpreadOverTheGraphFormNoCluster()
     {
         var config = Config("  targets:\n    out:\n      output: \"*\"\n      cosine: {min: 0.999}\n");
         var export = ExportStage.Run(new ExportRequest
@@ -102,13 +108,16 @@ public sealed class TunerTests : IDisposable
         var candidates = export.Plan.Nodes.Where(n => TuneCandidates.Applies(TuneChange.Float16, n)).Select(n => n.Name).ToList();
         var none = new HashSet<string>(StringComparer.Ordinal);
         // Every 8th node first, then the next of each, ...: the top of the ranking is spread evenly over the graph, no
-        // denser anywhere than on average, so there is no branch to promote.
+        // denser anywhere than on average, so there is no cluster; a span, if any, holds most of the graph.
         var spread = candidates.Select((n, i) => (n, i)).OrderBy(x => x.i % 8).ThenBy(x => x.i).Select(x => x.n).ToList();
-        Assert.Empty(TuneSubgraphs.Find(export.Plan, spread, none));
+        var found = TuneSubgraphs.Find(export.Plan, spread, none);
+        Assert.All(found, b => Assert.True(b.IsSpan));
+        Assert.All(found, b => Assert.True(b.Nodes.Count(candidates.Contains) >= candidates.Count / 2, $"{b.Name}: {b.Nodes.Count} nodes"));
         // The same nodes with a consecutive run of them first: that run is a branch, named apart from the model's names.
         var run = candidates.Skip(10).Concat(candidates.Take(10)).ToList();
         var branches = TuneSubgraphs.Find(export.Plan, run, none);
         Assert.NotEmpty(branches);
+        Assert.False(branches[0].IsSpan);
         Assert.Equal("tuner_branch_1", branches[0].Name);
         Assert.Contains(candidates[10], branches[0].Nodes);
         Assert.Contains(candidates[13], branches[0].Nodes);
