@@ -19,7 +19,7 @@ internal static class TuneCommand
         var cache = new Option<DirectoryInfo?>("--cache") { Description = "Folder for the calibration statistics cache (default: --out)" };
         var threads = new Option<int>("--threads") { Description = "Threads per kernel (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var data = new Option<string[]>("--data") { Description = "Evaluation data glob(s) for the model's single input, samples not used for calibration (default: held-out calibration samples)" };
-        var candidates = new Option<string?>("--candidates") { Description = "Changes to try, in order: int16, ec, dual_int16, float16, float32 (default: tune.candidates, else int16,ec,dual_int16)" };
+        var candidates = new Option<string?>("--candidates") { Description = "Changes to try, in order: int16, ec, dual_int16, float16, float32 per node, subgraph_int16, subgraph_float16 per branch where sensitive nodes cluster (default: tune.candidates, else int16,ec,dual_int16)" };
         var budget = new Option<string?>("--budget") { Description = "Time budget, e.g. 90s, 10m (default: tune.budget, else 10m)" };
         var cmd = new Command("tune", "Find the cheapest mixed-precision config that meets the tune targets (automatic mixed precision)")
             { model, config, outDir, name, cache, threads, data, candidates, budget };
@@ -76,7 +76,8 @@ internal static class TuneCommand
         {
             Console.WriteLine("changes in the best configuration");
             ConsoleTable.Write(["node", "op", "change", "cost"], result.Best.Changes.Select(c =>
-                (IReadOnlyList<string>)[c.Node, c.OpType, TuneCandidates.Of(c.Change), c.Cost.ToString("G6", inv)]).ToList());
+                (IReadOnlyList<string>)[c.Subgraph is { } b ? $"{c.Node} ({b.Nodes.Count} nodes, {b.Nodes[0]} .. {b.Nodes[^1]})" : c.Node,
+                    c.OpType, TuneCandidates.Of(c.Change), c.Cost.ToString("G6", inv)]).ToList());
             Console.WriteLine();
         }
         Console.WriteLine($"tuned config: {result.TunedConfigPath}");
@@ -89,7 +90,7 @@ internal static class TuneCommand
                 $"tune target {t.BoundText()} missed: best reached {result.Best.Values[t.Key].ToString("G6", inv)} (baseline {result.Baseline.Values[t.Key].ToString("G6", inv)}) " +
                 $"at step {result.Best.Step} with {result.Best.Changes.Count} change(s), written to {Path.GetFileName(result.TunedConfigPath)}; " +
                 (result.StoppedByBudget ? "the budget ran out: give more time (--budget), " : "") +
-                "try more candidates (--candidates int16,ec,dual_int16,float16,float32), more calibration data, or a looser bound").ToDiagnostic());
+                "try more candidates (--candidates int16,ec,dual_int16,float16,float32,subgraph_float16), more calibration data, or a looser bound").ToDiagnostic());
         return CliErrors.Failure;
     }
 }

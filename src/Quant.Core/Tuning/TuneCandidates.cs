@@ -17,18 +17,42 @@ public enum TuneChange
     Float16,
     /// <summary><c>qtype: float32</c>.</summary>
     Float32,
+    /// <summary>A whole branch where sensitive nodes cluster to int16 (<c>subgraph_config</c>, Tuning/TuneSubgraphs).</summary>
+    SubgraphInt16,
+    /// <summary>A whole branch where sensitive nodes cluster to float16 (<c>subgraph_config</c>).</summary>
+    SubgraphFloat16,
 }
 
 /// <summary>The candidate changes: their names, which node each applies to, and what each writes into node_config.</summary>
 public static class TuneCandidates
 {
     public static readonly IReadOnlyList<(string Name, TuneChange Value)> Names =
-        [("int16", TuneChange.Int16), ("ec", TuneChange.Ec), ("dual_int16", TuneChange.DualInt16), ("float16", TuneChange.Float16), ("float32", TuneChange.Float32)];
+        [("int16", TuneChange.Int16), ("ec", TuneChange.Ec), ("dual_int16", TuneChange.DualInt16), ("float16", TuneChange.Float16), ("float32", TuneChange.Float32),
+         ("subgraph_int16", TuneChange.SubgraphInt16), ("subgraph_float16", TuneChange.SubgraphFloat16)];
 
     /// <summary>What the search tries when nothing is configured: the integer changes, cheapest first.</summary>
     public static readonly IReadOnlyList<TuneChange> Default = [TuneChange.Int16, TuneChange.Ec, TuneChange.DualInt16];
 
     public static string Of(TuneChange c) => Names.First(n => n.Value == c).Name;
+
+    /// <summary>True for the changes that promote a whole branch (a <c>subgraph_config</c> entry) instead of one node.</summary>
+    public static bool IsSubgraph(TuneChange c) => c is TuneChange.SubgraphInt16 or TuneChange.SubgraphFloat16;
+
+    /// <summary>The qtype a subgraph change writes.</summary>
+    public static string SubgraphQType(TuneChange c) => c == TuneChange.SubgraphFloat16 ? "float16" : "int16";
+
+    /// <summary>
+    /// True when a node inside a branch promoted with <paramref name="subgraph"/> already has what
+    /// <paramref name="node"/> would give it, or more: a float16 branch covers every integer change and float16 (an
+    /// integer per-input setting such as ec would even contradict it); an int16 branch covers int16. For a branch inside
+    /// another, <paramref name="node"/> is that branch's change.
+    /// </summary>
+    public static bool Covers(TuneChange subgraph, TuneChange node) => subgraph switch
+    {
+        TuneChange.SubgraphFloat16 => node is not TuneChange.Float32,
+        TuneChange.SubgraphInt16 => node is TuneChange.Int16 or TuneChange.SubgraphInt16,
+        _ => false,
+    };
 
     public static TuneChange Parse(string name, SourcePosition at)
     {
@@ -49,7 +73,7 @@ public static class TuneCandidates
     /// </summary>
     public static bool Applies(TuneChange change, NodePrecision node)
     {
-        if (node.ShapeOnly || node.FusedInto is not null || node.Name.Length == 0) return false;
+        if (node.ShapeOnly || node.FusedInto is not null || node.Name.Length == 0 || IsSubgraph(change)) return false;
         bool integer = node.Compute is QType.Int8 or QType.Int16;
         var weight = node.Inputs.FirstOrDefault(i => i.Index == 1 && i.Role == InputRole.Weight);
         bool gemm = TargetRules.GemmOps.Contains(node.OpType) && node.Node.IsDefaultDomain && weight is not null;

@@ -72,6 +72,11 @@ public sealed class TuneConfig
             if (rule.Evaluator is { } e)
                 result.Add(new TuneTarget { Rule = rule.Name, Metric = e.Metric, Min = e.Min, Max = e.Max, Evaluator = e, Position = e.Position });
         }
+        // Two targets on the same output and metric aggregated differently (worst sample and average) are two values:
+        // the later one's key names its aggregation (OUTPUT:metric:avg), so neither overwrites the other.
+        for (int i = 0; i < result.Count; i++)
+            if (result[i].Similarity is not null && result.Take(i).Any(t => t.Key == result[i].Key && t.Over != result[i].Over))
+                result[i] = result[i].WithKeySuffix(":" + CheckNames.Of(result[i].Over));
         return result;
     }
 

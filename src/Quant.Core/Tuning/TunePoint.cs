@@ -1,7 +1,10 @@
 namespace Quant.Core.Tuning;
 
-/// <summary>One node's change in a configuration, with what it adds to the cost.</summary>
-public sealed record NodeChange(string Node, string OpType, TuneChange Change, double Cost);
+/// <summary>
+/// One node's change in a configuration, with what it adds to the cost. A branch promotion has the branch's name as
+/// <see cref="Node"/>, <c>subgraph</c> as op type and the branch in <see cref="Subgraph"/>.
+/// </summary>
+public sealed record NodeChange(string Node, string OpType, TuneChange Change, double Cost, TuneSubgraph? Subgraph = null);
 
 /// <summary>One evaluated configuration: its changes, cost and measured values (keyed like <see cref="TuneTarget.Key"/>).</summary>
 public sealed record TunePoint(int Step, double Cost, IReadOnlyDictionary<string, double> Values, IReadOnlyList<NodeChange> Changes, bool Meets, double Score)

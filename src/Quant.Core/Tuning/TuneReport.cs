@@ -57,6 +57,16 @@ public static class TuneReport
                 w.WriteString("op_type", c.OpType);
                 w.WriteString("change", TuneCandidates.Of(c.Change));
                 Number(w, "cost", c.Cost);
+                if (c.Subgraph is { } b)
+                {
+                    // A branch promotion: the subgraph_config entry written and the nodes it covers.
+                    w.WriteStartObject("subgraph");
+                    w.WriteString("kind", b.IsSpan ? "span" : "cluster");
+                    Strings(w, "inputs", b.Inputs);
+                    Strings(w, "outputs", b.Outputs);
+                    Strings(w, "nodes", b.Nodes);
+                    w.WriteEndObject();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();
@@ -77,6 +87,13 @@ public static class TuneReport
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    private static void Strings(Utf8JsonWriter w, string name, IEnumerable<string> items)
+    {
+        w.WriteStartArray(name);
+        foreach (var i in items) w.WriteStringValue(i);
+        w.WriteEndArray();
     }
 
     private static void Values(Utf8JsonWriter w, IReadOnlyDictionary<string, double> values)

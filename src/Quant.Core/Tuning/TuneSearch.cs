@@ -1,15 +1,26 @@
 namespace Quant.Core.Tuning;
 
+/// <summary>What the search may change: each candidate node's ladder (most sensitive first) and the branches where
+/// sensitive nodes cluster (Tuning/TuneSubgraphs) with the subgraph changes to try on them.</summary>
+public sealed record TuneMoves(IReadOnlyList<(string Node, IReadOnlyList<TuneChange> Ladder)> Nodes, IReadOnlyList<TuneSubgraph> Branches, IReadOnlyList<TuneChange> BranchChanges)
+{
+    public static readonly TuneMoves None = new([], [], []);
+}
+
 /// <summary>
-/// The search: sensitivity-ranked greedy over prefixes, then pruning.
+/// The search: greedy steps that are each measured and kept only when they bring the targets closer, then pruning.
 /// <list type="number">
-/// <item>Level 1: every candidate node gets its first applicable change (in the configured candidate order); the
-/// shortest prefix of the ranking that meets the targets is found by doubling (1, 2, 4, ... nodes) and then bisection,
-/// so a model needing k changes costs about 2·log2(k) evaluations instead of k.</item>
-/// <item>If the whole ranking at level 1 misses, level 2 starts from it and upgrades a prefix to each node's next
-/// change, and so on.</item>
-/// <item>Pruning: each change of the meeting configuration, costliest first, is removed (or stepped back one level)
-/// when the targets are still met without it: promotions that turned out useless go.</item>
+/// <item>Branches first (when subgraph candidates are configured): each branch where sensitive nodes cluster, most
+/// sensitive first, then the spans of the sensitive nodes, narrowest first; each subgraph change of a branch is measured
+/// and the cheapest that meets the targets, else the best that raises the score (the worst target's relative slack)
+/// above the configuration kept so far, is kept.</item>
+/// <item>Nodes, level by level: level 1 gives nodes their first applicable change, most sensitive first, in batches:
+/// a batch that raises the score is kept and the next batch is twice as large; one that does not is halved and retried,
+/// and a single node that does not help is skipped. Level 2 tries each node's next change the same way, and so on.
+/// Every step is measured from the configuration kept so far, so an effect that does not add up (det: 4 int16 nodes
+/// worse than 2) is rejected instead of carried along.</item>
+/// <item>Pruning, once the targets are met: each change, costliest first, is removed (or stepped back one level) when
+/// the targets are still met without it.</item>
 /// </list>
 /// Every evaluation is recorded; the search stops when the budget would be exceeded by one more evaluation.
 /// </summary>
@@ -23,61 +34,100 @@ public sealed class TuneSearch(Func<IReadOnlyDictionary<string, TuneChange>, Tun
     public bool StoppedByBudget { get; private set; }
 
     /// <summary>
-    /// Runs the search. <paramref name="rank"/> gives, for each candidate node in ranking order (most sensitive
-    /// first), its applicable changes in the order to try; it is called after the baseline, only when that misses.
+    /// Runs the search. <paramref name="rank"/> gives the moves (nodes in ranking order with their applicable changes in
+    /// the order to try, and the branches); it is called after the baseline, only when that misses.
     /// </summary>
-    public TunePoint Run(Func<IReadOnlyList<(string Node, IReadOnlyList<TuneChange> Ladder)>> rank)
+    public TunePoint Run(Func<TuneMoves> rank)
     {
         var baseline = Eval(new Dictionary<string, TuneChange>(StringComparer.Ordinal), force: true)!;
         if (baseline.Meets) return Best();
         if (outOfTime()) { StoppedByBudget = true; return Best(); }
-        var ladders = rank();
-        if (ladders.Count == 0) return Best();
+        var moves = rank();
+        var branches = moves.Branches.ToDictionary(b => b.Name, StringComparer.Ordinal);
+        var current = new Dictionary<string, TuneChange>(StringComparer.Ordinal);
+        var currentPoint = baseline;
 
-        // The configuration every level starts from: the previous level's whole ranking.
-        var floor = new Dictionary<string, TuneChange>(StringComparer.Ordinal);
-        Dictionary<string, TuneChange>? meeting = null;
-        TunePoint? meetingPoint = null;
-        int levels = ladders.Max(l => l.Ladder.Count);
-        for (int level = 0; level < levels && meeting is null; level++)
+        // Applies a set of changes to the kept configuration; a branch promotion drops the node changes it covers.
+        Dictionary<string, TuneChange> With(IEnumerable<(string Key, TuneChange Change)> changes)
         {
-            var upgradable = ladders.Where(l => l.Ladder.Count > level).ToList();
-            if (upgradable.Count == 0) continue;
-            Dictionary<string, TuneChange> With(int prefix)
+            var c = new Dictionary<string, TuneChange>(current, StringComparer.Ordinal);
+            foreach (var (key, change) in changes)
             {
-                var c = new Dictionary<string, TuneChange>(floor, StringComparer.Ordinal);
-                foreach (var (node, ladder) in upgradable.Take(prefix)) c[node] = ladder[level];
-                return c;
+                c[key] = change;
+                if (!TuneCandidates.IsSubgraph(change)) continue;
+                foreach (var (other, otherChange) in c.Where(x => x.Key != key).ToList())
+                {
+                    // A node change the branch covers, or a branch inside this one at no higher precision, is dropped.
+                    bool covered = TuneCandidates.IsSubgraph(otherChange)
+                        ? branches[other].Nodes.All(n => branches[key].Nodes.Contains(n, StringComparer.Ordinal)) && TuneCandidates.Covers(change, otherChange)
+                        : branches[key].Covers(change, other, otherChange);
+                    if (covered) c.Remove(other);
+                }
             }
-            int lo = 0, hi = -1; // lo: a prefix known to miss; hi: the shortest known to meet
-            for (int k = 1; ; k = Math.Min(k * 2, upgradable.Count))
-            {
-                var p = Eval(With(k));
-                if (p is null) return Best();
-                if (p.Meets) { hi = k; meetingPoint = p; break; }
-                lo = k;
-                if (k == upgradable.Count) break;
-            }
-            if (hi < 0) { floor = With(upgradable.Count); continue; }
-            while (hi - lo > 1)
-            {
-                int mid = (lo + hi) / 2;
-                var p = Eval(With(mid));
-                if (p is null) return Best();
-                if (p.Meets) { hi = mid; meetingPoint = p; } else lo = mid;
-            }
-            meeting = With(hi);
+            return c;
         }
-        if (meeting is null) return Best();
+        bool CoveredNow(string node, TuneChange change) =>
+            current.Any(x => TuneCandidates.IsSubgraph(x.Value) && branches[x.Key].Covers(x.Value, node, change));
 
-        // Pruning, the costliest change first (the largest saving), ties least sensitive first: drop it, or step it back
-        // to the previous level's change.
-        var position = ladders.Select((l, i) => (l.Node, i)).ToDictionary(x => x.Node, x => x.i, StringComparer.Ordinal);
-        var order = meetingPoint!.Changes.OrderByDescending(c => c.Cost).ThenByDescending(c => position[c.Node]).Select(c => c.Node).ToList();
+        // 1. Branches: each subgraph change of a branch is measured; the cheapest that meets the targets, else the best
+        // that raises the score, is kept.
+        foreach (var branch in moves.Branches)
+        {
+            (Dictionary<string, TuneChange> Config, TunePoint Point)? pick = null;
+            foreach (var change in moves.BranchChanges)
+            {
+                var trial = With([(branch.Name, change)]);
+                var p = Eval(trial);
+                if (p is null) return Best();
+                if (p.Score > currentPoint.Score && (pick is null || p.Beats(pick.Value.Point))) pick = (trial, p);
+            }
+            if (pick is not { } kept) continue;
+            (current, currentPoint) = kept;
+            if (currentPoint.Meets) return Prune(current, currentPoint, moves, branches);
+        }
+
+        // 2. Nodes, level by level, in batches that double while they help.
+        int levels = moves.Nodes.Count == 0 ? 0 : moves.Nodes.Max(l => l.Ladder.Count);
+        for (int level = 0; level < levels; level++)
+        {
+            var items = moves.Nodes.Where(l => l.Ladder.Count > level).Select(l => (l.Node, Change: l.Ladder[level])).ToList();
+            int i = 0, batch = 1;
+            while (i < items.Count)
+            {
+                var take = items.Skip(i).Take(batch).Where(x => !CoveredNow(x.Node, x.Change) && !(current.TryGetValue(x.Node, out var had) && had == x.Change)).ToList();
+                if (take.Count == 0) { i += batch; continue; }
+                var trial = With(take.Select(x => (x.Node, x.Change)));
+                var p = Eval(trial);
+                if (p is null) return Best();
+                if (p.Score > currentPoint.Score)
+                {
+                    current = trial;
+                    currentPoint = p;
+                    if (p.Meets) return Prune(current, p, moves, branches);
+                    i += batch;
+                    batch *= 2;
+                }
+                else if (batch > 1) batch /= 2;
+                else i++;
+            }
+        }
+        return Best();
+    }
+
+    /// <summary>
+    /// Pruning, the costliest change first (the largest saving), ties least sensitive first: drop it, or step it back to
+    /// the previous change of its ladder; kept only when every target is still met.
+    /// </summary>
+    private TunePoint Prune(Dictionary<string, TuneChange> meeting, TunePoint meetingPoint, TuneMoves moves, IReadOnlyDictionary<string, TuneSubgraph> branches)
+    {
+        var ladders = moves.Nodes.ToDictionary(l => l.Node, l => l.Ladder, StringComparer.Ordinal);
+        foreach (var b in branches.Keys) ladders[b] = moves.BranchChanges;
+        var position = moves.Nodes.Select((l, i) => (l.Node, i)).ToDictionary(x => x.Node, x => x.i, StringComparer.Ordinal);
+        var order = meetingPoint.Changes.OrderByDescending(c => c.Cost).ThenByDescending(c => position.TryGetValue(c.Node, out var p) ? p : -1).Select(c => c.Node).ToList();
         foreach (var node in order)
         {
             if (!meeting.TryGetValue(node, out var change)) continue;
-            var ladder = ladders.First(l => l.Node == node).Ladder;
+            var ladder = ladders[node];
             int at = IndexOf(ladder, change);
             for (int back = at - 1; back >= -1; back--)
             {

@@ -25,7 +25,16 @@ public sealed class TuneTarget
     public SourcePosition Position { get; init; }
 
     /// <summary>The key of this target's value in reports: <c>OUTPUT:metric</c> or <c>evaluator:metric</c>.</summary>
-    public string Key => Output is null ? $"evaluator:{Metric}" : $"{Output}:{Metric}";
+    public string Key => (Output is null ? $"evaluator:{Metric}" : $"{Output}:{Metric}") + _keySuffix;
+
+    private string _keySuffix = "";
+
+    /// <summary>This target with <paramref name="suffix"/> appended to its key (Tuning/TuneConfig: same output and metric, other aggregation).</summary>
+    internal TuneTarget WithKeySuffix(string suffix) => new()
+    {
+        Rule = Rule, Output = Output, Metric = Metric, Similarity = Similarity, Over = Over, Min = Min, Max = Max, Evaluator = Evaluator,
+        Position = Position, _keySuffix = suffix,
+    };
 
     /// <summary>True when larger values are closer to float (cosine, SQNR, accuracies with a lower bound).</summary>
     public bool HigherIsBetter => Similarity is { } m ? CheckNames.HigherIsBetter(m) : Evaluator!.HigherIsBetter;

@@ -75,8 +75,10 @@ public static class Tuner
         var userConfig = QuantConfigLoader.Load(configPath);
         var userText = File.ReadAllText(configPath);
         var tunedPath = Path.Combine(outDir, name + ".tuned.yaml");
+        // The branches the search may promote (found after the ranking), by name.
+        var branches = new Dictionary<string, TuneSubgraph>(StringComparer.Ordinal);
         QuantConfig ConfigFor(IReadOnlyDictionary<string, TuneChange> changes) =>
-            QuantConfigLoader.Parse(TunedConfigWriter.Render(userText, configPath, outDir, changes), tunedPath);
+            QuantConfigLoader.Parse(TunedConfigWriter.Render(userText, configPath, outDir, changes, branches), tunedPath);
 
         var exportRequest = new ExportRequest
         {
@@ -108,9 +110,13 @@ public static class Tuner
         progress?.Report(new StageProgress("baseline", 0, 1));
         var baseline = ExportStage.Quantize(basis, ConfigFor(new Dictionary<string, TuneChange>()), null, cancel);
         var baselinePlan = baseline.Plan;
+        // Every integer node is ranked when branches are searched (a branch is built from the ranking); a node whose
+        // ladder is empty is then ranked but never changed alone.
+        bool searchBranches = candidates.Any(TuneCandidates.IsSubgraph);
         var ladders = baselinePlan.Nodes
-            .Select(n => (n.Name, Ladder: (IReadOnlyList<TuneChange>)candidates.Where(c => TuneCandidates.Applies(c, n)).ToList()))
-            .Where(l => l.Ladder.Count > 0).ToList();
+            .Select(n => (n, Ladder: (IReadOnlyList<TuneChange>)candidates.Where(c => TuneCandidates.Applies(c, n)).ToList()))
+            .Where(l => l.Ladder.Count > 0 || (searchBranches && TuneCandidates.Applies(TuneChange.Float32, l.n)))
+            .Select(l => (l.n.Name, l.Ladder)).ToList();
 
         TimeSpan lastEvaluation = TimeSpan.Zero;
         int step = 0;
@@ -121,10 +127,16 @@ public static class Tuner
             var started = clock.Elapsed;
             var derived = ExportStage.Quantize(basis, ConfigFor(changes), null, cancel);
             var values = evaluation.Measure(derived.QatModel, cancel);
+            double Added(string node) => cost.Of(derived.Plan.ByName(node)!) - cost.Of(baselinePlan.ByName(node)!);
             var nodeChanges = changes.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c =>
             {
-                var now = derived.Plan.ByName(c.Key)!;
-                return new NodeChange(c.Key, now.OpType, c.Value, cost.Of(now) - cost.Of(baselinePlan.ByName(c.Key)!));
+                if (TuneCandidates.IsSubgraph(c.Value))
+                {
+                    // A branch costs what its nodes add, except those a node change of their own sets.
+                    var branch = branches[c.Key];
+                    return new NodeChange(c.Key, "subgraph", c.Value, branch.Nodes.Where(n => !changes.ContainsKey(n)).Sum(Added), branch);
+                }
+                return new NodeChange(c.Key, derived.Plan.ByName(c.Key)!.OpType, c.Value, Added(c.Key));
             }).ToList();
             double slack = settings.Targets.Min(t => t.Slack(values[t.Key]));
             var point = new TunePoint(step++, cost.Of(derived.Plan), values, nodeChanges, settings.Targets.All(t => t.Meets(values[t.Key])), slack);
@@ -148,13 +160,22 @@ public static class Tuner
             var position = ranked.Select((r, i) => (r.Node, i)).ToDictionary(x => x.Node, x => x.i, StringComparer.Ordinal);
             log?.Invoke($"ranked {ranked.Count} of {ladders.Count} candidate nodes; most sensitive: {string.Join(", ", ranked.Take(5).Select(r => r.Node))}");
             // Nodes the ranking did not reach (budget) follow in graph order.
-            return ladders.Select((l, i) => (l, i)).OrderBy(x => position.TryGetValue(x.l.Name, out var p) ? p : int.MaxValue).ThenBy(x => x.i)
-                .Select(x => (x.l.Name, x.l.Ladder)).ToList();
+            var nodes = ladders.Select((l, i) => (l, i)).OrderBy(x => position.TryGetValue(x.l.Name, out var p) ? p : int.MaxValue).ThenBy(x => x.i)
+                .Where(x => x.l.Ladder.Count > 0).Select(x => (x.l.Name, x.l.Ladder)).ToList();
+            var branchChanges = candidates.Where(TuneCandidates.IsSubgraph).ToList();
+            if (branchChanges.Count > 0)
+            {
+                var reserved = baselinePlan.Nodes.Select(n => n.Name).Concat(userConfig.Subgraphs.Keys).ToHashSet(StringComparer.Ordinal);
+                foreach (var b in TuneSubgraphs.Find(baselinePlan, ranked.Select(r => r.Node).ToList(), reserved)) branches[b.Name] = b;
+                log?.Invoke(branches.Count == 0 ? "no branch where sensitive nodes cluster"
+                    : "branches where sensitive nodes cluster: " + string.Join("; ", branches.Values.Select(b => $"{b.Name} ({(b.IsSpan ? "span" : "cluster")}, {b.Nodes.Count} nodes, {b.Nodes[0]} .. {b.Nodes[^1]})")));
+            }
+            return new TuneMoves(nodes, branches.Values.ToList(), branchChanges);
         });
 
         var visited = search.Visited;
         var bestChanges = best.Changes.ToDictionary(c => c.Node, c => c.Change, StringComparer.Ordinal);
-        AtomicText.Write(tunedPath, TunedConfigWriter.Render(userText, configPath, outDir, bestChanges));
+        AtomicText.Write(tunedPath, TunedConfigWriter.Render(userText, configPath, outDir, bestChanges, branches));
         var result = new TuneResult
         {
             Targets = settings.Targets, Baseline = visited[0], Best = best, Visited = visited, TunedConfigPath = tunedPath,

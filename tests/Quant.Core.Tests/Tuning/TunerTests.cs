@@ -40,7 +40,8 @@ public sealed class TunerTests : IDisposable
         // rec's softmax is far from float under int8 (cls's two-class softmax is not: cosine 1), so the best configuration
         // within the budget carries changes.
         var config = Config("  targets:\n    out:\n      output: \"*\"\n      cosine: {min: 0.9999}\n      sqnr: {min: 10, over: avg}\n", "rec");
-        var result = Tuner.Run(Request(config, [TuneChange.Float16], TimeSpan.FromSeconds(30), "rec"));
+        // A step is kept only when it brings the output closer to float: the budget leaves room for several.
+        var result = Tuner.Run(Request(config, [TuneChange.Float16], TimeSpan.FromSeconds(90), "rec"));
         Assert.NotEmpty(result.Best.Changes);
         Assert.True(File.Exists(result.ReportPath));
         var tuned = File.ReadAllText(result.TunedConfigPath);
@@ -48,30 +49,103 @@ public sealed class TunerTests : IDisposable
         foreach (var c in result.Best.Changes) Assert.Contains(c.Node + ":", tuned);
 
         // The normal export of the tuned config, with the tuner's cache: the same scales, so the same values, exactly.
-        var export = ExportStage.Run(new ExportRequest
-        {
-            ModelPath = TestAssets.RecModel, ConfigPath = result.TunedConfigPath, OutputDirectory = Path.Combine(_dir, "reexport"), Name = "rec",
-            CacheDirectory = Path.Combine(_dir, "out"), Threads = 1,
-        });
+        var export = Reexport(result, "rec");
         Assert.True(export.CalibrationFromCache);
         foreach (var c in result.Best.Changes)
             Assert.NotEqual(QType.Int8, export.Plan.ByName(c.Node)!.Compute);
-        var options = new SessionOptions { Threads = 1 };
-        var floatSession = StageModels.Session(export.Prepared.Model, options, TestAssets.RecModel);
-        var qatSession = StageModels.Session(StageModels.Load(export.QatModelPath), options, export.QatModelPath);
-        var data = CalibrationDataSet.Create(export.Config, export.Prepared.Model.Graph.RuntimeInputs);
-        var table = new SimilarityTable();
-        foreach (var sample in data.Samples())
-        {
-            var reference = StageModels.Run(floatSession, sample, TestAssets.RecModel);
-            var actual = StageModels.Run(qatSession, sample, export.QatModelPath);
-            foreach (var (name, r) in reference) table.Add(name, Similarity.Of(actual[name], r));
-        }
+        var table = Measure(export, TestAssets.RecModel);
         var output = Assert.Single(table.Outputs);
         Assert.Equal(result.Best.Values[$"{output}:cosine"], table.Of(output, s => s.Cosine).Min);
         Assert.Equal(result.Best.Values[$"{output}:sqnr"], table.Of(output, s => s.Sqnr).Avg);
         // And the report's best cost is the tuned plan's.
         Assert.True(result.Best.Cost > result.Baseline.Cost);
+    }
+
+    [Fact]
+    public void BranchPromotionIsSubgraphConfigEntriesThatReexportExactly()
+    {
+        // The ranking is rec's graph order: its first candidate nodes cluster (consecutive), so the tuner offers ranges
+        // of them as branches and promotes them with subgraph_config entries only (no single-node candidate is given).
+        var config = Config("  targets:\n    out:\n      output: \"*\"\n      cosine: {min: 0.99999}\n", "rec");
+        var result = Tuner.Run(Request(config, [TuneChange.SubgraphFloat16], TimeSpan.FromSeconds(120), "rec"));
+        Assert.NotEmpty(result.Best.Changes);
+        Assert.All(result.Best.Changes, c =>
+        {
+            Assert.Equal(TuneChange.SubgraphFloat16, c.Change);
+            Assert.Equal("subgraph", c.OpType);
+            Assert.True(c.Subgraph!.Nodes.Count >= TuneSubgraphs.MinimumMembers);
+        });
+        var tuned = File.ReadAllText(result.TunedConfigPath);
+        Assert.Contains("subgraph_config:", tuned);
+        Assert.DoesNotContain("node_config:", tuned);
+        foreach (var c in result.Best.Changes) Assert.Contains(c.Node + ":", tuned);
+
+        // The export resolves the written entries to exactly the branches' nodes, all float16, and measures what the
+        // tuner reported.
+        var export = Reexport(result, "rec");
+        var branchNodes = result.Best.Changes.SelectMany(c => c.Subgraph!.Nodes).ToHashSet(StringComparer.Ordinal);
+        var promoted = export.Plan.Nodes.Where(n => n.Source.StartsWith("subgraph_config tuner_branch_", StringComparison.Ordinal) && !n.ShapeOnly)
+            .Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        Assert.Equal(branchNodes.Order(StringComparer.Ordinal), promoted.Order(StringComparer.Ordinal));
+        Assert.All(branchNodes, n => Assert.Equal(QType.Float16, export.Plan.ByName(n)!.Compute));
+        var table = Measure(export, TestAssets.RecModel);
+        var output = Assert.Single(table.Outputs);
+        Assert.Equal(result.Best.Values[$"{output}:cosine"], table.Of(output, s => s.Cosine).Min);
+        // Kept only because it brought the output closer to float; its cost is what its nodes add.
+        Assert.True(result.Best.Values[$"{output}:cosine"] > result.Baseline.Values[$"{output}:cosine"]);
+        Assert.True(result.Best.Cost > result.Baseline.Cost);
+        Assert.Contains("\"subgraph\": {", File.ReadAllText(result.ReportPath));
+    }
+
+    [Fact]
+    public void SensitiveNodesSpreadOverTheGraphFormNoCluster()
+    {
+        var config = Config("  targets:\n    out:\n      output: \"*\"\n      cosine: {min: 0.999}\n");
+        var export = ExportStage.Run(new ExportRequest
+        {
+            ModelPath = TestAssets.ClsModel, ConfigPath = config, OutputDirectory = Path.Combine(_dir, "cls"), Name = "cls", Threads = 1,
+        });
+        var candidates = export.Plan.Nodes.Where(n => TuneCandidates.Applies(TuneChange.Float16, n)).Select(n => n.Name).ToList();
+        var none = new HashSet<string>(StringComparer.Ordinal);
+        // Every 8th node first, then the next of each, ...: the top of the ranking is spread evenly over the graph, no
+        // denser anywhere than on average, so there is no cluster; a span, if any, holds most of the graph.
+        var spread = candidates.Select((n, i) => (n, i)).OrderBy(x => x.i % 8).ThenBy(x => x.i).Select(x => x.n).ToList();
+        var found = TuneSubgraphs.Find(export.Plan, spread, none);
+        Assert.All(found, b => Assert.True(b.IsSpan));
+        Assert.All(found, b => Assert.True(b.Nodes.Count(candidates.Contains) >= candidates.Count / 2, $"{b.Name}: {b.Nodes.Count} nodes"));
+        // The same nodes with a consecutive run of them first: that run is a branch, named apart from the model's names.
+        var run = candidates.Skip(10).Concat(candidates.Take(10)).ToList();
+        var branches = TuneSubgraphs.Find(export.Plan, run, none);
+        Assert.NotEmpty(branches);
+        Assert.False(branches[0].IsSpan);
+        Assert.Equal("tuner_branch_1", branches[0].Name);
+        Assert.Contains(candidates[10], branches[0].Nodes);
+        Assert.Contains(candidates[13], branches[0].Nodes);
+        Assert.DoesNotContain(candidates[^1], branches[0].Nodes);
+        Assert.Equal("tuner_branch_1_", TuneSubgraphs.Find(export.Plan, run, new HashSet<string> { "tuner_branch_1" })[0].Name);
+    }
+
+    private ExportResult Reexport(TuneResult result, string model) => ExportStage.Run(new ExportRequest
+    {
+        ModelPath = model == "cls" ? TestAssets.ClsModel : TestAssets.RecModel, ConfigPath = result.TunedConfigPath,
+        OutputDirectory = Path.Combine(_dir, "reexport"), Name = model, CacheDirectory = Path.Combine(_dir, "out"), Threads = 1,
+    });
+
+    /// <summary>float vs qat of an export on its calibration samples (the tuner's evaluation samples in these tests).</summary>
+    private static SimilarityTable Measure(ExportResult export, string modelPath)
+    {
+        var options = new SessionOptions { Threads = 1 };
+        var floatSession = StageModels.Session(export.Prepared.Model, options, modelPath);
+        var qatSession = StageModels.Session(StageModels.Load(export.QatModelPath), options, export.QatModelPath);
+        var data = CalibrationDataSet.Create(export.Config, export.Prepared.Model.Graph.RuntimeInputs);
+        var table = new SimilarityTable();
+        foreach (var sample in data.Samples())
+        {
+            var reference = StageModels.Run(floatSession, sample, modelPath);
+            var actual = StageModels.Run(qatSession, sample, export.QatModelPath);
+            foreach (var (name, r) in reference) table.Add(name, Similarity.Of(actual[name], r));
+        }
+        return table;
     }
 
     [Fact]
