@@ -14,7 +14,7 @@ public class ConcurrentBuildTests(PackageFeed feed, ITestOutputHelper output)
     private static readonly string[] Artifacts = ["cls.qat.onnx", "cls.calibration.qcs", "cls.quantized.onnx", "cls.qbm", "cls.check.json"];
 
     [Fact]
-    public void Two_builds_of_one_project_at_once_take_turns_and_leave_what_one_build_leaves()
+    public async Task Two_builds_of_one_project_at_once_take_turns_and_leave_what_one_build_leaves()
     {
         var p = new FixtureProject(feed, "twice");
         p.Build().AssertSucceeded();
@@ -23,12 +23,11 @@ public class ConcurrentBuildTests(PackageFeed feed, ITestOutputHelper output)
 
         // The project is compiled and restored; every quant stage is to run again, in both builds at once.
         Directory.Delete(p.Intermediate, recursive: true);
-        var builds = new[] { Task.Run(() => p.Build("--no-restore")), Task.Run(() => p.Build("--no-restore")) };
-        Task.WaitAll(builds);
-        foreach (var b in builds) b.Result.AssertSucceeded();
-        output.WriteLine($"concurrent builds: {builds[0].Result.Time.TotalSeconds:F1} s and {builds[1].Result.Time.TotalSeconds:F1} s");
+        var builds = await Task.WhenAll(Task.Run(() => p.Build("--no-restore")), Task.Run(() => p.Build("--no-restore")));
+        foreach (var b in builds) b.AssertSucceeded();
+        output.WriteLine($"concurrent builds: {builds[0].Time.TotalSeconds:F1} s and {builds[1].Time.TotalSeconds:F1} s");
         // One waited for the other's lock, and said so at normal verbosity.
-        Assert.Contains(builds, b => b.Result.Output.Contains($"quant-check: waiting for another build of cls in {model}"));
+        Assert.Contains(builds, b => b.Output.Contains($"quant-check: waiting for another build of cls in {model}"));
 
         foreach (var a in Artifacts)
             Assert.True(single[a].AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(model, a))), $"{a} differs from a single build's");
