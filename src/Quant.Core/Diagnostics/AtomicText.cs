@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Text;
-using System.Text.RegularExpressions;
 
 namespace Quant.Core.Diagnostics;
 
@@ -13,13 +11,13 @@ namespace Quant.Core.Diagnostics;
 /// Nothing ever reads one (no reader looks for a dot-file), and <see cref="SweepStale"/> deletes those of processes that
 /// are gone: each write here for its own target, and each export for all of its model's files (whatever wrote them).
 /// </remarks>
-public static partial class AtomicFile
+public static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {
         var full = Path.GetFullPath(path);
-        var temp = TempPathFor(full);
-        SweepStale(Path.GetDirectoryName(full)!, Path.GetFileName(full) + ".");
+        var temp = StaleTempFiles.PathFor(full);
+        StaleTempFiles.Sweep(Path.GetDirectoryName(full)!, Path.GetFileName(full) + ".");
         try
         {
             using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
@@ -35,45 +33,8 @@ public static partial class AtomicFile
         }
     }
 
-    /// <summary>The temporary file a write of <paramref name="fullPath"/> goes through (same folder, so the rename is atomic).</summary>
-    private static string TempPathFor(string fullPath) =>
-        Path.Combine(Path.GetDirectoryName(fullPath)!, $".{Path.GetFileName(fullPath)}.{Environment.ProcessId}.tmp");
-
-    /// <summary>
-    /// Deletes the temporary files that killed writers left in <paramref name="directory"/> for files whose name starts
-    /// with <paramref name="namePrefix"/> (e.g. <c>cls.</c>): those of processes no longer running. A live process's
-    /// temporary file is never touched (another build may be writing it); returns how many were deleted.
-    /// </summary>
-    public static int SweepStale(string directory, string namePrefix)
-    {
-        if (!Directory.Exists(directory)) return 0;
-        int deleted = 0;
-        foreach (var file in Directory.EnumerateFiles(directory, "." + namePrefix + "*.tmp"))
-        {
-            var m = TempName().Match(Path.GetFileName(file));
-            if (!m.Success || !int.TryParse(m.Groups["pid"].Value, out int pid) || IsRunning(pid)) continue;
-            try { File.Delete(file); deleted++; }
-            catch (IOException) { } // gone already, or held open: the next sweep gets it
-            catch (UnauthorizedAccessException) { }
-        }
-        return deleted;
-    }
-
-    /// <summary><c>.FILE.PID.tmp</c> (this writer) and <c>.FILE.PID.GUID.tmp</c> (the model and calibration writers).</summary>
-    [GeneratedRegex(@"^\..+\.(?<pid>[0-9]+)(\.[0-9a-f]{32})?\.tmp$")]
-    private static partial Regex TempName();
-
-    private static bool IsRunning(int pid)
-    {
-        if (pid == Environment.ProcessId) return true;
-        try
-        {
-            using var p = Process.GetProcessById(pid);
-            return !p.HasExited;
-        }
-        catch (ArgumentException) { return false; }
-        catch (InvalidOperationException) { return false; }
-    }
+    /// <summary>Deletes dead writers' temporary files for names starting with <paramref name="namePrefix"/> (<see cref="StaleTempFiles"/>).</summary>
+    public static int SweepStale(string directory, string namePrefix) => StaleTempFiles.Sweep(directory, namePrefix);
 }
 
 /// <summary>Text artifacts: UTF-8 without BOM, '\n' line ends, written atomically.</summary>
