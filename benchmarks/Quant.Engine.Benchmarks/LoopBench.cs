@@ -18,7 +18,8 @@ using Quant.TestSupport;
 /// checking that both give the same output bits on every sample. "Where the time goes" lines per model give the qat and
 /// prepared float runs' milliseconds by op type and the calibration's statistics time and observed elements.
 /// Usage: build/bench-loop.sh [--repeat N] [--models det,rec,cls] [--threads N] [--preset P] [--compare];
-/// "loop binning" and "loop fakequant" time the two kernels alone, "loop keep det|rec" a run keeping every value,
+/// "loop binning" and "loop fakequant" time the two kernels alone, "loop calibrate det|rec RUNS THREADS" runs calibration
+/// samples only (to profile them, e.g. under perf), "loop keep det|rec" a run keeping every value,
 /// "loop export det|rec DIR" exports and keeps the artifacts (to compare builds).
 /// </summary>
 internal static class LoopBench
@@ -28,6 +29,7 @@ internal static class LoopBench
         if (args is ["binning"]) return Binning();
         if (args is ["fakequant"]) return FakeQuantPair();
         if (args is ["keep", var keepModel]) return KeepValuesRun(keepModel);
+        if (args is ["calibrate", var calibrateModel, var runs, var runThreads]) return CalibrateOnly(calibrateModel, int.Parse(runs, CultureInfo.InvariantCulture), int.Parse(runThreads, CultureInfo.InvariantCulture));
         if (args is ["export", var exportModel, var exportDir])
         {
             // The export alone, artifacts kept (to compare qat.onnx and the statistics cache across builds).
@@ -163,6 +165,20 @@ internal static class LoopBench
         return Cycling(samples, feeds => floatSession.Run(feeds, new RunOptions { Observer = collector }));
     }
 
+    /// <summary>Calibration samples and nothing else, after a warm-up: what a profiler should look at.</summary>
+    private static int CalibrateOnly(string name, int runs, int threads)
+    {
+        var model = CompiledBench.Describe(name);
+        var samples = Samples(name);
+        var prepared = new InferenceSession(GraphPreparation.Prepare(OnnxModelReader.Load(model.FloatPath)).Model, new SessionOptions { Threads = threads });
+        var calibrate = Calibrating(samples, prepared, threads);
+        for (int r = 0; r < 5; r++) calibrate();
+        var sw = Stopwatch.StartNew();
+        for (int r = 0; r < runs; r++) calibrate();
+        Console.WriteLine($"{name}: {sw.Elapsed.TotalMilliseconds / runs:F2} ms per calibration sample (wall, {threads} thread(s), {runs} samples)");
+        return 0;
+    }
+
     private static string Profile(string name, InferenceSession qat, Dictionary<string, Tensor> feeds, int runs)
     {
         var timings = new NodeTimings();
@@ -191,15 +207,22 @@ internal static class LoopBench
         public bool TakesTiles => inner.TakesTiles;
         private readonly HashSet<string> _pieces = [];
 
-        public void OnTile(string name, ReadOnlySpan<float> tile)
+        public int TileLanes => inner.TileLanes;
+
+        public void OnTile(string name, ReadOnlySpan<float> tile, int lane)
         {
             // Wall ticks: a CPU-clock system call per 1024-element piece would cost more than the piece's binning.
             long t0 = Stopwatch.GetTimestamp();
-            inner.OnTile(name, tile);
-            Ns += (long)((Stopwatch.GetTimestamp() - t0) * (1e9 / Stopwatch.Frequency));
-            if (_pieces.Add(name)) Values++;
-            Elements += tile.Length;
-            ByOp["(in fused chains)"] = ByOp.GetValueOrDefault("(in fused chains)") + tile.Length;
+            inner.OnTile(name, tile, lane);
+            long ns = (long)((Stopwatch.GetTimestamp() - t0) * (1e9 / Stopwatch.Frequency));
+            lock (_pieces)
+            {
+                // Lanes run at once: their times add up to more than the wall time they took.
+                Ns += ns;
+                if (_pieces.Add(name)) Values++;
+                Elements += tile.Length;
+                ByOp["(in fused chains)"] = ByOp.GetValueOrDefault("(in fused chains)") + tile.Length;
+            }
         }
 
         private static long Now() => s_threadCpu ? ThreadCpuNs() : (long)(Stopwatch.GetTimestamp() * (1e9 / Stopwatch.Frequency));
@@ -240,6 +263,19 @@ internal static class LoopBench
             long c0 = ThreadCpuNs();
             int reps = (int)(100L * (1 << 20) / data.Length); for (int r = 0; r < reps; r++) c.Add("x", t);
             Console.WriteLine($"{label}: {(ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element; Vector512 accelerated {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated}");
+            // The same data as 1024-element pieces of a value inside a fused chain (one lane), ended by a small value.
+            var end = new ObservedValue("end", Tensor.From(new[] { 1f }, 1), null);
+            c0 = ThreadCpuNs();
+            for (int r = 0; r < reps; r++)
+            {
+                for (int at = 0; at < data.Length; at += 1024) c.OnTile("y", data.AsSpan(at, 1024), 0);
+                c.OnValue(end);
+            }
+            Console.WriteLine($"  as 1024-element pieces: {(ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element");
+            var scratch = new int[HistogramKernels.ScratchLength(2048)];
+            c0 = ThreadCpuNs();
+            for (int r = 0; r < reps; r++) HistogramKernels.Bin(data, 2048 / 8f, 2048, scratch);
+            Console.WriteLine($"  the kernel alone: {(ThreadCpuNs() - c0) / (double)reps / data.Length:F3} ns per element");
             c0 = ThreadCpuNs();
             float sink = 0;
             for (int r = 0; r < reps; r++) sink += System.Numerics.Tensors.TensorPrimitives.Max(data) + System.Numerics.Tensors.TensorPrimitives.Min(data);

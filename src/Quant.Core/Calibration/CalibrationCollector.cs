@@ -14,10 +14,12 @@ namespace Quant.Core.Calibration;
 /// </summary>
 /// <remarks>
 /// Without per-channel statistics it is an <see cref="ITileObserver"/>: the run keeps its fused elementwise chains and
-/// the values inside them arrive in pieces (<see cref="OnTile"/>). The statistics are the same numbers either way,
-/// because a histogram folded to a wider range is exactly the one binned there directly (<see cref="TensorStatistics"/>):
-/// each piece is binned into the range that covers everything seen so far, and the counts pending in the piece
-/// scratch are added and folded whenever the range must grow. Only the first-observation order could differ (a fused
+/// the values inside them arrive in pieces (<see cref="OnTile"/>), in as many lanes at once as the collector has
+/// threads. The statistics are the same numbers either way, because a histogram folded to a wider range is exactly the
+/// one binned there directly (<see cref="TensorStatistics"/>): each lane keeps the pending counts of its pieces in its
+/// own range (grown, by folding, when a piece does not fit), with their min, max and count, and before anything else is
+/// observed or read every lane's pending counts are folded into the value's final range and added. Integer sums and
+/// exact min/max do not depend on the order they are taken in. Only the first-observation order could differ (a fused
 /// step runs where its first outside reader would); <paramref name="valueOrder"/> restores it.
 /// </remarks>
 public sealed class CalibrationCollector : ITileObserver
@@ -48,6 +50,8 @@ public sealed class CalibrationCollector : ITileObserver
         PerChannel = perChannel;
         _threads = threads > 0 ? threads : Environment.ProcessorCount;
         _scratch = new int[_threads][];
+        _lanes = new Lane[_threads];
+        for (int l = 0; l < _lanes.Length; l++) _lanes[l] = new Lane();
         if (valueOrder is not null)
         {
             _rank = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -63,7 +67,7 @@ public sealed class CalibrationCollector : ITileObserver
     public IReadOnlyList<TensorStatistics> Tensors { get { FlushPieces(); return _order; } }
     /// <summary>Bytes retained by the statistics and the binning scratch.</summary>
     public long RetainedBytes => _order.Sum(s => s.RetainedBytes) + _scratch.Sum(s => (s?.Length ?? 0) * 4L)
-        + (_idleScratch.Count + _pieces.Count) * (long)HistogramKernels.ScratchLength(NumBins) * 4;
+        + _lanes.Sum(l => (l.Idle.Count + l.Pieces.Count) * (long)HistogramKernels.ScratchLength(NumBins) * 4);
 
     public Tensor? OnValue(in ObservedValue value)
     {
@@ -90,18 +94,19 @@ public sealed class CalibrationCollector : ITileObserver
             // The common case: bin into the current range while finding min/max in the same pass;
             // only when the data did not fit is the batch binned again into the grown range.
             var (smin, smax) = BinParallel(s, array, x.Length);
-            if (!float.IsFinite(smin) || !float.IsFinite(smax)) { AddWithNonFinite(s, x); return; }
+            if (!float.IsFinite(smin) || !float.IsFinite(smax)) { DiscardParts(s.NumBins); AddWithNonFinite(s, x); return; }
             Merge(s, smin, smax, x.Length);
             if (!s.Covers(MathF.Max(-smin, smax)))
             {
+                DiscardParts(s.NumBins);
                 s.EnsureRange(MathF.Max(-smin, smax));
                 BinParallel(s, array, x.Length);
             }
-            Accumulate(s);
+            Accumulate(s, smin, smax);
             return;
         }
 
-        var (min, max) = PerChannel && t.Rank >= 2 ? ChannelMinMax(s, t) : (TensorPrimitives.Min(x), TensorPrimitives.Max(x));
+        var (min, max) = PerChannel && t.Rank >= 2 ? ChannelMinMax(s, t) : HistogramKernels.MinMax(x);
         if (!float.IsFinite(min) || !float.IsFinite(max))
         {
             AddWithNonFinite(s, x);
@@ -111,7 +116,7 @@ public sealed class CalibrationCollector : ITileObserver
         s.EnsureRange(MathF.Max(-min, max));
         if (s.RangeExponent is null) { s.Positive[0] += x.Length; return; } // every element is 0
         BinParallel(s, array, x.Length);
-        Accumulate(s);
+        Accumulate(s, min, max);
     }
 
     private TensorStatistics StatisticsOf(string name)
@@ -128,58 +133,180 @@ public sealed class CalibrationCollector : ITileObserver
     /// <summary>Per-channel statistics need whole tensors, so the run then observes the unfused plan.</summary>
     public bool TakesTiles => !PerChannel;
 
-    /// <summary>The values whose pieces are being binned, each with its scratch of pending counts (in the current range).</summary>
-    private readonly List<(TensorStatistics Stats, int[] Scratch)> _pieces = [];
-    private readonly Stack<int[]> _idleScratch = new();
+    /// <summary>As many lanes as threads: the pieces of each lane are pending in their own scratch.</summary>
+    public int TileLanes => _threads;
 
-    /// <summary>Folds the next piece of a value inside a fused chain into its statistics.</summary>
-    public void OnTile(string name, ReadOnlySpan<float> x)
+    /// <summary>
+    /// The counts of one value's pieces in one lane since its pending counts were last added: in the lane's own range
+    /// 2^<see cref="Exponent"/> (null while every piece was all zeros, counted in <see cref="Zeros"/>), with min, max and
+    /// count of the finite elements and the count of the others.
+    /// </summary>
+    private sealed class Pending(TensorStatistics stats, int[] scratch)
+    {
+        public readonly TensorStatistics Stats = stats;
+        public readonly int[] Scratch = scratch;
+        public int? Exponent;
+        public float Min = float.PositiveInfinity, Max = float.NegativeInfinity;
+        public long Count, NonFinite, Zeros;
+        /// <summary>Elements binned into the scratch since it was last emptied (the int counts must not overflow).</summary>
+        public long Binned;
+        public float BinFactor => (float)Math.ScaleB(Stats.NumBins, -Exponent!.Value);
+    }
+
+    /// <summary>One lane's pending values (a chain has a few) and its idle scratch, touched by one thread at a time.</summary>
+    private sealed class Lane
+    {
+        public readonly List<Pending> Pieces = [];
+        public readonly Stack<int[]> Idle = new();
+    }
+
+    private readonly Lane[] _lanes;
+    private bool _anyPending;
+
+    /// <summary>Folds the next piece of a value inside a fused chain (in lane <paramref name="lane"/>) into its statistics.</summary>
+    public void OnTile(string name, ReadOnlySpan<float> x, int lane)
     {
         if (_observe is not null && !_observe.Contains(name)) return;
         if (x.Length == 0) return;
-        int p = _pieces.FindIndex(e => e.Stats.Name == name);
-        if (p < 0)
+        var l = _lanes[lane];
+        Pending? p = null;
+        foreach (var e in l.Pieces)
+            if (ReferenceEquals(e.Stats.Name, name) || e.Stats.Name == name) { p = e; break; }
+        if (p is null)
         {
-            var scratch = _idleScratch.Count > 0 ? _idleScratch.Pop() : new int[HistogramKernels.ScratchLength(NumBins)];
-            _pieces.Add((StatisticsOf(name), scratch));
-            p = _pieces.Count - 1;
+            TensorStatistics s;
+            lock (_stats) s = StatisticsOf(name);
+            p = new Pending(s, l.Idle.Count > 0 ? l.Idle.Pop() : new int[HistogramKernels.ScratchLength(NumBins)]);
+            l.Pieces.Add(p);
+            _anyPending = true;
         }
-        var (s, h) = _pieces[p];
-        float min = TensorPrimitives.Min(x), max = TensorPrimitives.Max(x);
+        if (p.Binned + x.Length > int.MaxValue) Empty(p); // the scratch's int counts stay below 2^31
+        float min, max;
+        if (p.Exponent is int)
+        {
+            // The common case: bin into the lane's range while finding min/max in the same pass; a piece that did not
+            // fit (or held NaN or infinities) is taken back, exactly, and binned again below.
+            float factor = p.BinFactor;
+            (min, max) = HistogramKernels.Bin(x, factor, NumBins, p.Scratch);
+            if (float.IsFinite(min) && float.IsFinite(max) && Fits(p, MathF.Max(-min, max)))
+            {
+                Pend(p, min, max, x.Length);
+                p.Binned += x.Length;
+                return;
+            }
+            HistogramKernels.Unbin(x, factor, NumBins, p.Scratch);
+        }
+        else (min, max) = HistogramKernels.MinMax(x);
         if (!float.IsFinite(min) || !float.IsFinite(max))
         {
-            AddPending(s, h);
-            AddWithNonFinite(s, x);
+            PendNonFinite(p, x);
             return;
         }
-        Merge(s, min, max, x.Length);
+        Pend(p, min, max, x.Length);
         float absMax = MathF.Max(-min, max);
-        if (!s.Covers(absMax))
-        {
-            // The pending counts belong to the old range: add them before it grows (EnsureRange folds them exactly).
-            AddPending(s, h);
-            s.EnsureRange(absMax);
-        }
-        if (s.RangeExponent is null) { s.Positive[0] += x.Length; return; } // every element so far is 0
-        HistogramKernels.Bin(x, s.BinFactor, s.NumBins, h);
+        if (!(absMax > 0) && p.Exponent is null) { p.Zeros += x.Length; return; } // every element so far is 0
+        Widen(p, absMax);
+        HistogramKernels.Bin(x, p.BinFactor, NumBins, p.Scratch);
+        p.Binned += x.Length;
     }
 
-    private static void AddPending(TensorStatistics s, int[] scratch)
+    private static void Pend(Pending p, float min, float max, long count)
     {
-        HistogramKernels.AddTo(scratch, s.NumBins, s.Positive, s.Negative);
-        Array.Clear(scratch);
+        p.Min = MathF.Min(p.Min, min);
+        p.Max = MathF.Max(p.Max, max);
+        p.Count += count;
+    }
+
+    /// <summary>True when |x| &lt;= absMax falls inside the lane's range.</summary>
+    private static bool Fits(Pending p, float absMax) =>
+        !(absMax > 0) || Math.Max(TensorStatistics.MinRangeExponent, float.ILogB(absMax) + 1) <= p.Exponent!.Value;
+
+    /// <summary>Makes a lane's pending range cover |x| &lt;= absMax (starting from the value's range), folding its counts.</summary>
+    private static void Widen(Pending p, float absMax)
+    {
+        int needed = absMax > 0 ? Math.Max(TensorStatistics.MinRangeExponent, float.ILogB(absMax) + 1) : TensorStatistics.MinRangeExponent;
+        if (p.Exponent is not int e)
+        {
+            p.Exponent = Math.Max(needed, p.Stats.RangeExponent ?? needed);
+            return;
+        }
+        if (needed <= e) return;
+        FoldScratch(p.Scratch, p.Stats.NumBins, needed - e);
+        p.Exponent = needed;
+    }
+
+    /// <summary>Folds a scratch in place into a range 2^k times wider: bin i's counts move to bin i &gt;&gt; k of the same half and copy.</summary>
+    private static void FoldScratch(int[] h, int bins, int k)
+    {
+        int shift = Math.Min(k, 31);
+        for (int half = 0; half < h.Length; half += bins)
+            for (int i = 1; i < bins; i++)
+            {
+                int c = h[half + i];
+                if (c == 0) continue;
+                h[half + i] = 0;
+                h[half + (i >> shift)] += c;
+            }
+    }
+
+    /// <summary>A piece holding NaN or infinities: those are counted, the finite elements binned one at a time.</summary>
+    private static void PendNonFinite(Pending p, ReadOnlySpan<float> x)
+    {
+        float min = FiniteMin(x), max = FiniteMax(x);
+        long finite = 0;
+        foreach (var v in x) if (float.IsFinite(v)) finite++;
+        p.NonFinite += x.Length - finite;
+        if (finite == 0) return;
+        Pend(p, min, max, finite);
+        float absMax = MathF.Max(-min, max);
+        if (!(absMax > 0) && p.Exponent is null) { p.Zeros += finite; return; }
+        Widen(p, absMax);
+        int bins = p.Stats.NumBins, last = bins - 1;
+        float factor = p.BinFactor;
+        foreach (var v in x)
+        {
+            if (!float.IsFinite(v)) continue;
+            p.Scratch[Math.Min((int)(MathF.Abs(v) * factor), last) + (v < 0 ? bins : 0)]++;
+        }
+        p.Binned += finite;
+    }
+
+    /// <summary>Adds a lane's pending counts to its value's statistics, in the wider of the two ranges; the scratch is left empty.</summary>
+    private static void Empty(Pending p)
+    {
+        var s = p.Stats;
+        if (p.Count > 0) Merge(s, p.Min, p.Max, p.Count);
+        s.NonFinite += p.NonFinite;
+        s.Positive[0] += p.Zeros;
+        if (p.Exponent is int e)
+        {
+            if (s.RangeExponent is not int se || se < e) s.EnsureExponent(e);
+            float factor = p.BinFactor;
+            HistogramKernels.Drain(p.Scratch, s.NumBins, s.Positive, s.Negative,
+                p.Max >= 0 ? HistogramKernels.TouchedBins(p.Max, factor, s.NumBins) : 0,
+                p.Min < 0 ? HistogramKernels.TouchedBins(-p.Min, factor, s.NumBins) : 0,
+                s.RangeExponent!.Value - e);
+        }
+        p.Min = float.PositiveInfinity;
+        p.Max = float.NegativeInfinity;
+        p.Count = p.NonFinite = p.Zeros = p.Binned = 0;
+        p.Exponent = null;
     }
 
     /// <summary>Adds the pending counts of every value seen in pieces: called before anything else is observed or read.</summary>
     private void FlushPieces()
     {
-        if (_pieces.Count == 0) return;
-        foreach (var (s, h) in _pieces)
+        if (!_anyPending) return;
+        foreach (var l in _lanes)
         {
-            AddPending(s, h);
-            _idleScratch.Push(h);
+            foreach (var p in l.Pieces)
+            {
+                Empty(p);
+                l.Idle.Push(p.Scratch);
+            }
+            l.Pieces.Clear();
         }
-        _pieces.Clear();
+        _anyPending = false;
     }
 
     private static void Merge(TensorStatistics s, float min, float max, long count)
@@ -263,7 +390,7 @@ public sealed class CalibrationCollector : ITileObserver
 
     private int _parts;
 
-    /// <summary>Bins the tensor into the per-thread scratch histograms; returns its min and max.</summary>
+    /// <summary>Bins the tensor into the per-thread scratch histograms (empty before); returns its min and max.</summary>
     private (float Min, float Max) BinParallel(TensorStatistics s, float[] array, int length)
     {
         int bins = s.NumBins;
@@ -271,11 +398,7 @@ public sealed class CalibrationCollector : ITileObserver
         int parts = length >= ParallelThreshold ? Math.Min(_threads, length / (ParallelThreshold / 2)) : 1;
         _parts = parts;
         for (int p = 0; p < parts; p++)
-        {
-            var h = _scratch[p];
-            if (h is null || h.Length != HistogramKernels.ScratchLength(bins)) _scratch[p] = new int[HistogramKernels.ScratchLength(bins)];
-            else Array.Clear(h);
-        }
+            if (_scratch[p] is not { } h || h.Length != HistogramKernels.ScratchLength(bins)) _scratch[p] = new int[HistogramKernels.ScratchLength(bins)];
         if (parts == 1) return HistogramKernels.Bin(array.AsSpan(0, length), factor, bins, _scratch[0]);
         var mins = new float[parts];
         var maxs = new float[parts];
@@ -292,10 +415,22 @@ public sealed class CalibrationCollector : ITileObserver
         return (min, max);
     }
 
-    /// <summary>Adds the scratch histograms of the last <see cref="BinParallel"/> to the statistics.</summary>
-    private void Accumulate(TensorStatistics s)
+    /// <summary>
+    /// Adds the scratch histograms of the last <see cref="BinParallel"/> (whose data, between <paramref name="min"/> and
+    /// <paramref name="max"/>, fit the range) to the statistics and empties them: only the bins that data can reach are read.
+    /// </summary>
+    private void Accumulate(TensorStatistics s, float min, float max)
     {
-        for (int p = 0; p < _parts; p++) HistogramKernels.AddTo(_scratch[p], s.NumBins, s.Positive, s.Negative);
+        float factor = s.BinFactor;
+        int positive = max >= 0 ? HistogramKernels.TouchedBins(max, factor, s.NumBins) : 0;
+        int negative = min < 0 ? HistogramKernels.TouchedBins(-min, factor, s.NumBins) : 0;
+        for (int p = 0; p < _parts; p++) HistogramKernels.Drain(_scratch[p], s.NumBins, s.Positive, s.Negative, positive, negative, 0);
+    }
+
+    /// <summary>Empties the scratch of a binning whose data did not fit the range (clamped indices can be anywhere).</summary>
+    private void DiscardParts(int bins)
+    {
+        for (int p = 0; p < _parts; p++) Array.Clear(_scratch[p], 0, HistogramKernels.ScratchLength(bins));
     }
 
     /// <summary>A snapshot of the statistics (deep copy), tagged with the caller's cache key.</summary>

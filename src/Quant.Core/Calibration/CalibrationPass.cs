@@ -126,9 +126,11 @@ public static class CalibrationPass
             return null;
         }
 
-        public void OnTile(string name, ReadOnlySpan<float> tile)
+        public int TileLanes => collectors.Count == 0 ? 1 : collectors.Min(c => c.TileLanes);
+
+        public void OnTile(string name, ReadOnlySpan<float> tile, int lane)
         {
-            foreach (var c in collectors) c.OnTile(name, tile);
+            foreach (var c in collectors) c.OnTile(name, tile, lane);
         }
     }
 }

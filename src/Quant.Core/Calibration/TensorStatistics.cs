@@ -77,7 +77,12 @@ public sealed class TensorStatistics
     internal void EnsureRange(float absMax)
     {
         if (!(absMax > 0)) return;
-        int needed = Math.Max(MinRangeExponent, float.ILogB(absMax) + 1);
+        EnsureExponent(Math.Max(MinRangeExponent, float.ILogB(absMax) + 1));
+    }
+
+    /// <summary>Makes the histogram range at least 2^<paramref name="needed"/>, folding existing counts when it must grow.</summary>
+    internal void EnsureExponent(int needed)
+    {
         if (RangeExponent is not int e) { RangeExponent = needed; return; }
         if (needed <= e) return;
         int k = needed - e;

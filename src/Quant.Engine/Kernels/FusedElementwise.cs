@@ -48,14 +48,21 @@ internal sealed class FusedElementwiseKernel(FusedInstruction[] program, int reg
         int tiles = (n + Tile - 1) / Tile;
         if (ctx.TileObserver is { } observer && _interior.Length > 0)
         {
-            // The observer takes each interior value's pieces in order on this thread.
-            var scratch = t_scratch is { } s && s.Length >= registers * Tile ? s : t_scratch = new float[registers * Tile];
-            for (int t = 0; t < tiles; t++)
+            // Each lane is a contiguous run of tiles whose pieces the observer takes in order, lanes at the same time.
+            int lanes = Math.Max(1, Math.Min(observer.TileLanes, ElementwiseChunk.Count(tiles, ctx.Threads, minChunk: 32)));
+            void Lane(int lane)
             {
-                int count = Math.Min(Tile, n - t * Tile);
-                RunTile(xs, outputs, t * Tile, count, scratch);
-                foreach (var (register, name) in _interior) observer.OnTile(name, scratch.AsSpan(register * Tile, count));
+                var (t0, t1) = lanes == 1 ? (0, tiles) : ElementwiseChunk.Range(tiles, lanes, lane);
+                var scratch = t_scratch is { } s && s.Length >= registers * Tile ? s : t_scratch = new float[registers * Tile];
+                for (int t = t0; t < t1; t++)
+                {
+                    int count = Math.Min(Tile, n - t * Tile);
+                    RunTile(xs, outputs, t * Tile, count, scratch);
+                    foreach (var (register, name) in _interior) observer.OnTile(name, scratch.AsSpan(register * Tile, count), lane);
+                }
             }
+            if (lanes == 1) Lane(0);
+            else ctx.For(lanes, Lane);
             return;
         }
         ElementwiseChunk.For(ctx, tiles, (t0, t1) =>

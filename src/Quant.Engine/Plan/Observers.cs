@@ -21,16 +21,22 @@ public interface IValueObserver
 /// A read-only observer that can take the values computed inside a fused elementwise chain tile by tile. With one,
 /// a run keeps the fused plan: values between steps come to <see cref="IValueObserver.OnValue"/> as usual (its
 /// result is ignored: nothing is replaced), and each float value that only exists inside a fused chain comes to
-/// <see cref="OnTile"/> as consecutive pieces, in order, during that step (on the calling thread; the chain then runs
-/// its tiles on one thread). Integer values inside a fused Quantize→Dequantize pair are not seen.
+/// <see cref="OnTile(string, ReadOnlySpan{float}, int)"/> as consecutive pieces during that step. With
+/// <see cref="TileLanes"/> 1 they come in order on the calling thread (the chain then runs its tiles on one thread);
+/// with more, the chain splits its tiles into up to that many contiguous runs ("lanes", numbered from 0) that run at
+/// the same time on the session's threads: each lane's pieces come in order on one thread at a time, pieces of
+/// different lanes concurrently. Integer values inside a fused Quantize→Dequantize pair are not seen.
 /// </summary>
 public interface ITileObserver : IValueObserver
 {
     /// <summary>False to be an ordinary observer for now (the run then executes the unfused plan).</summary>
     bool TakesTiles { get; }
 
-    /// <summary>The next piece of float value <paramref name="name"/> (valid only during the call).</summary>
-    void OnTile(string name, ReadOnlySpan<float> tile);
+    /// <summary>Most lanes the observer takes pieces in at once (see the type); 1 means in order on one thread.</summary>
+    int TileLanes => 1;
+
+    /// <summary>The next piece of float value <paramref name="name"/> in <paramref name="lane"/> (valid only during the call).</summary>
+    void OnTile(string name, ReadOnlySpan<float> tile, int lane);
 }
 
 public sealed class ValueCache

@@ -22,12 +22,18 @@ public class FusedCalibrationTests
     private sealed class Counting(CalibrationCollector inner) : ITileObserver
     {
         public readonly HashSet<string> PieceValues = [];
+        public int HighestLane = -1;
         public bool TakesTiles => inner.TakesTiles;
+        public int TileLanes => inner.TileLanes;
         public Tensor? OnValue(in ObservedValue value) => inner.OnValue(value);
-        public void OnTile(string name, ReadOnlySpan<float> tile)
+        public void OnTile(string name, ReadOnlySpan<float> tile, int lane)
         {
-            PieceValues.Add(name);
-            inner.OnTile(name, tile);
+            lock (PieceValues)
+            {
+                PieceValues.Add(name);
+                HighestLane = Math.Max(HighestLane, lane);
+            }
+            inner.OnTile(name, tile, lane);
         }
     }
 
@@ -52,6 +58,7 @@ public class FusedCalibrationTests
             foreach (var (name, t) in b) Assert.True(t.Bytes().SequenceEqual(a[name].Bytes()), $"output {name} differs");
         }
         Assert.True(counting.PieceValues.Count >= 28, $"only {counting.PieceValues.Count} values arrived in pieces");
+        Assert.Equal(threads - 1, counting.HighestLane); // at 2 threads the chains' pieces came in two lanes at once
         var fusedStats = fused.ToStatistics("rec");
         var unfusedStats = unfused.ToStatistics("rec");
         Assert.Equal(unfusedStats.Tensors.Select(t => t.Name), fusedStats.Tensors.Select(t => t.Name));
@@ -74,16 +81,29 @@ public class FusedCalibrationTests
         {
             var whole = new CalibrationCollector(numBins: bins);
             var pieces = new CalibrationCollector(numBins: bins);
+            // Three lanes taking their pieces in turn: lane 0 the first third (zeros, then growing), lane 2 the largest
+            // magnitudes, so each lane's pending range differs from the others' and from the value's.
+            var lanes = new CalibrationCollector(numBins: bins, threads: 3);
+            int tiles = (x.Length + 1023) / 1024;
             for (int round = 0; round < 2; round++)
             {
                 whole.Add("v", Tensor.From(x, x.Length));
-                for (int at = 0; at < x.Length; at += 1024) pieces.OnTile("v", x.AsSpan(at, Math.Min(1024, x.Length - at)));
+                for (int at = 0; at < x.Length; at += 1024) pieces.OnTile("v", x.AsSpan(at, Math.Min(1024, x.Length - at)), 0);
+                for (int k = 0; k < (tiles + 2) / 3; k++)
+                    for (int lane = 0; lane < 3; lane++)
+                    {
+                        int tile = lane * ((tiles + 2) / 3) + k, at = tile * 1024;
+                        if (tile < tiles) lanes.OnTile("v", x.AsSpan(at, Math.Min(1024, x.Length - at)), lane);
+                    }
                 pieces.OnValue(new ObservedValue("w", Tensor.From(new[] { 1f, -2f }, 2), null)); // ends the step
+                lanes.OnValue(new ObservedValue("w", Tensor.From(new[] { 1f, -2f }, 2), null));
             }
             var a = whole.ToStatistics("k")["v"];
             var b = pieces.ToStatistics("k")["v"];
+            var c = lanes.ToStatistics("k")["v"];
             Assert.Equal(4, a.NonFinite); // two rounds of one NaN and one infinity
             Assert.True(a.ContentEquals(b), $"{bins} bins: count {a.Count}/{b.Count}, range {a.RangeExponent}/{b.RangeExponent}");
+            Assert.True(a.ContentEquals(c), $"{bins} bins, 3 lanes: count {a.Count}/{c.Count}, range {a.RangeExponent}/{c.RangeExponent}");
         }
     }
 }

@@ -42,12 +42,15 @@ public class InferenceSessionTests
             Assert.Equal(kept[name].Bytes().ToArray(), observer.Seen[name].Bytes().ToArray());
     }
 
-    /// <summary>Clones whole values and concatenates the pieces of values inside fused chains.</summary>
-    private sealed class Pieces(bool takesTiles) : ITileObserver
+    /// <summary>Clones whole values and concatenates the pieces of values inside fused chains (lane by lane).</summary>
+    private sealed class Pieces(bool takesTiles, int lanes = 1) : ITileObserver
     {
         public readonly Dictionary<string, List<float>> Seen = new(StringComparer.Ordinal);
         public readonly HashSet<string> InPieces = new(StringComparer.Ordinal);
+        private readonly Dictionary<(string Name, int Lane), List<float>> _lanePieces = [];
+        public int HighestLane = -1;
         public bool TakesTiles => takesTiles;
+        public int TileLanes => lanes;
         public Tensor? OnValue(in ObservedValue v)
         {
             Assert.False(Seen.ContainsKey(v.Name), $"{v.Name} seen twice");
@@ -55,18 +58,31 @@ public class InferenceSessionTests
             // A replacement a tile observer returns is ignored (an ordinary observer's would be used).
             return takesTiles && v.Value.Type == ElementType.Float ? Tensor.From(new float[v.Value.Length], v.Value.Shape) : null;
         }
-        public void OnTile(string name, ReadOnlySpan<float> tile)
+        public void OnTile(string name, ReadOnlySpan<float> tile, int lane)
         {
-            if (!Seen.TryGetValue(name, out var l)) Seen[name] = l = [];
-            InPieces.Add(name);
-            l.AddRange(tile);
+            Assert.InRange(lane, 0, lanes - 1);
+            var copy = tile.ToArray(); // lanes run at once: take the piece before waiting for the lock
+            lock (_lanePieces)
+            {
+                if (!_lanePieces.TryGetValue((name, lane), out var l)) _lanePieces[(name, lane)] = l = [];
+                InPieces.Add(name);
+                HighestLane = Math.Max(HighestLane, lane);
+                l.AddRange(copy);
+            }
+        }
+        /// <summary>Each value that came in pieces: its lanes' pieces in lane order.</summary>
+        public void Assemble()
+        {
+            foreach (var name in InPieces)
+                Seen[name] = _lanePieces.Where(kv => kv.Key.Name == name).OrderBy(kv => kv.Key.Lane).SelectMany(kv => kv.Value).ToList();
         }
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public void A_tile_observer_keeps_the_fused_plan_and_sees_every_value_once_whole_or_in_pieces(int threads)
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(2, 2)]
+    public void A_tile_observer_keeps_the_fused_plan_and_sees_every_value_once_whole_or_in_pieces(int threads, int lanes)
     {
         var session = new InferenceSession(RecModel.Value, new SessionOptions { Threads = threads });
         Assert.Contains(session.FastPlanNodes, n => n.OpType == "FusedElementwise");
@@ -75,8 +91,9 @@ public class InferenceSessionTests
         var expected = session.PlannedNodes.SelectMany(n => n.Outputs).Where(o => o.Length > 0).Prepend("x").ToList();
         foreach (var takesTiles in new[] { true, false })
         {
-            var observer = new Pieces(takesTiles);
+            var observer = new Pieces(takesTiles, lanes);
             var outputs = session.Run(Feeds(), new RunOptions { Observer = observer });
+            observer.Assemble();
             // Every planned value exactly once with the bits of the kept run; a tile observer's replacements are ignored.
             Assert.Equal(expected.Order(StringComparer.Ordinal), observer.Seen.Keys.Order(StringComparer.Ordinal));
             foreach (var name in expected.Where(n => kept[n].Type == ElementType.Float))
@@ -84,6 +101,8 @@ public class InferenceSessionTests
             foreach (var (name, t) in plain) Assert.Equal(t.Bytes().ToArray(), outputs[name].Bytes().ToArray());
             if (takesTiles) Assert.True(observer.InPieces.Count >= 28, $"{observer.InPieces.Count} values came in pieces");
             else Assert.Empty(observer.InPieces);
+            // Lanes are used when both the observer and the session have them (rec's larger chains split in two).
+            if (takesTiles) Assert.Equal(Math.Min(threads, lanes) - 1, observer.HighestLane);
         }
     }
 
