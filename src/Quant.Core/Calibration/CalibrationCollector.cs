@@ -389,6 +389,14 @@ public sealed class CalibrationCollector : ITileObserver
     }
 
     private int _parts;
+    /// <summary>The histogram copies the last <see cref="BinParallel"/> counted in.</summary>
+    private int _copies = HistogramKernels.Copies;
+
+    /// <summary>
+    /// Below this many elements a tensor is counted in one copy of the histogram: emptying four copies over the bins
+    /// its range reaches (up to 4 x 2 x num_bin counters) would cost more than spreading its few increments saves.
+    /// </summary>
+    private const int OneCopyThreshold = 1 << 14;
 
     /// <summary>Bins the tensor into the per-thread scratch histograms (empty before); returns its min and max.</summary>
     private (float Min, float Max) BinParallel(TensorStatistics s, float[] array, int length)
@@ -399,7 +407,10 @@ public sealed class CalibrationCollector : ITileObserver
         _parts = parts;
         for (int p = 0; p < parts; p++)
             if (_scratch[p] is not { } h || h.Length != HistogramKernels.ScratchLength(bins)) _scratch[p] = new int[HistogramKernels.ScratchLength(bins)];
-        if (parts == 1) return HistogramKernels.Bin(array.AsSpan(0, length), factor, bins, _scratch[0]);
+        _copies = length < OneCopyThreshold ? 1 : HistogramKernels.Copies;
+        if (parts == 1)
+            return _copies == 1 ? HistogramKernels.BinOneCopy(array.AsSpan(0, length), factor, bins, _scratch[0])
+                : HistogramKernels.Bin(array.AsSpan(0, length), factor, bins, _scratch[0]);
         var mins = new float[parts];
         var maxs = new float[parts];
         int chunk = (length + parts - 1) / parts;
@@ -424,7 +435,7 @@ public sealed class CalibrationCollector : ITileObserver
         float factor = s.BinFactor;
         int positive = max >= 0 ? HistogramKernels.TouchedBins(max, factor, s.NumBins) : 0;
         int negative = min < 0 ? HistogramKernels.TouchedBins(-min, factor, s.NumBins) : 0;
-        for (int p = 0; p < _parts; p++) HistogramKernels.Drain(_scratch[p], s.NumBins, s.Positive, s.Negative, positive, negative, 0);
+        for (int p = 0; p < _parts; p++) HistogramKernels.Drain(_scratch[p], s.NumBins, s.Positive, s.Negative, positive, negative, 0, _copies);
     }
 
     /// <summary>Empties the scratch of a binning whose data did not fit the range (clamped indices can be anywhere).</summary>

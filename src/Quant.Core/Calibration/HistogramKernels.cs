@@ -28,16 +28,22 @@ internal static class HistogramKernels
     /// Returns min and max of <paramref name="x"/> from the same pass (NaN if any element is NaN);
     /// the caller checks them and rebins when the data did not fit (clamped elements are then wrong).
     /// </summary>
-    public static (float Min, float Max) Bin(ReadOnlySpan<float> x, float factor, int bins, Span<int> hist) => Count(x, factor, bins, hist, 1);
+    public static (float Min, float Max) Bin(ReadOnlySpan<float> x, float factor, int bins, Span<int> hist) => Count(x, factor, bins, hist, 1, Copies);
+
+    /// <summary>
+    /// <see cref="Bin"/> into the first copy only: for a small tensor, where summing four copies of every bin its range
+    /// reaches would cost more than the increments it spreads (<see cref="Drain"/> then reads one copy).
+    /// </summary>
+    public static (float Min, float Max) BinOneCopy(ReadOnlySpan<float> x, float factor, int bins, Span<int> hist) => Count(x, factor, bins, hist, 1, 1);
 
     /// <summary>
     /// Takes back a <see cref="Bin"/> of the same elements at the same factor: every count it added (clamped or not) is
     /// subtracted, exactly, since the same indices are computed. For a piece binned before it was known not to fit.
     /// </summary>
-    public static void Unbin(ReadOnlySpan<float> x, float factor, int bins, Span<int> hist) => Count(x, factor, bins, hist, -1);
+    public static void Unbin(ReadOnlySpan<float> x, float factor, int bins, Span<int> hist) => Count(x, factor, bins, hist, -1, Copies);
 
     /// <summary>Adds <paramref name="delta"/> at every element's bin; returns min and max.</summary>
-    private static (float Min, float Max) Count(ReadOnlySpan<float> x, float factor, int bins, Span<int> hist, int delta)
+    private static (float Min, float Max) Count(ReadOnlySpan<float> x, float factor, int bins, Span<int> hist, int delta, int copies)
     {
         int stride = 2 * bins;
         if (hist.Length < ScratchLength(bins)) throw new ArgumentException("histogram scratch too small");
@@ -53,7 +59,7 @@ internal static class HistogramKernels
             var vf = Vector512.Create(factor);
             var vLast = Vector512.Create(last);
             var vBins = Vector512.Create(bins);
-            var vCopy = Vector512.Create(0, stride, 2 * stride, 3 * stride, 0, stride, 2 * stride, 3 * stride,
+            var vCopy = copies == 1 ? Vector512<int>.Zero : Vector512.Create(0, stride, 2 * stride, 3 * stride, 0, stride, 2 * stride, 3 * stride,
                 0, stride, 2 * stride, 3 * stride, 0, stride, 2 * stride, 3 * stride);
             var vMin = Vector512.Create(float.PositiveInfinity);
             var vMax = Vector512.Create(float.NegativeInfinity);
@@ -87,7 +93,7 @@ internal static class HistogramKernels
         }
         if (Vector.IsHardwareAccelerated && x.Length - i >= Vector<float>.Count)
         {
-            ref int h1 = ref Unsafe.Add(ref h0, stride);
+            ref int h1 = ref Unsafe.Add(ref h0, copies == 1 ? 0 : stride);
             var vf = new Vector<float>(factor);
             var vLast = new Vector<int>(last);
             var vBins = new Vector<int>(bins);
@@ -204,22 +210,32 @@ internal static class HistogramKernels
     /// (the scratch was binned in a range 2^shift times narrower), and zeroes the scratch: only the first
     /// <paramref name="positiveBins"/> and <paramref name="negativeBins"/> bins of each half are read, the rest must be 0.
     /// </summary>
-    public static void Drain(Span<int> hist, int bins, Span<long> positive, Span<long> negative, int positiveBins, int negativeBins, int shift)
+    public static void Drain(Span<int> hist, int bins, Span<long> positive, Span<long> negative, int positiveBins, int negativeBins, int shift,
+        int copies = Copies)
     {
         if (hist.Length < ScratchLength(bins) || positive.Length < bins || negative.Length < bins) throw new ArgumentException("histogram too small");
         if ((uint)positiveBins > (uint)bins || (uint)negativeBins > (uint)bins || shift < 0) throw new ArgumentOutOfRangeException(nameof(shift));
-        DrainHalf(hist, 0, bins, positiveBins, shift, positive);
-        DrainHalf(hist, bins, bins, negativeBins, shift, negative);
+        if (copies is not (1 or Copies)) throw new ArgumentOutOfRangeException(nameof(copies));
+        DrainHalf(hist, 0, bins, positiveBins, shift, positive, copies);
+        DrainHalf(hist, bins, bins, negativeBins, shift, negative, copies);
     }
 
     /// <summary>target[b &gt;&gt; shift] += the sum over the copies of hist[c * 2 * bins + offset + b], b &lt; count; those cleared.</summary>
-    private static void DrainHalf(Span<int> hist, int offset, int bins, int count, int shift, Span<long> target)
+    private static void DrainHalf(Span<int> hist, int offset, int bins, int count, int shift, Span<long> target, int copies)
     {
         int stride = 2 * bins;
         ref int h0 = ref Unsafe.Add(ref MemoryMarshal.GetReference(hist), offset);
         ref long t = ref MemoryMarshal.GetReference(target);
         int b = 0;
-        if (shift == 0 && Vector512.IsHardwareAccelerated)
+        if (shift == 0 && copies == 1 && Vector512.IsHardwareAccelerated)
+            for (; b <= count - 16; b += 16)
+            {
+                var (lo, hi) = Vector512.Widen(Vector512.LoadUnsafe(ref h0, (nuint)b));
+                Vector512<int>.Zero.StoreUnsafe(ref h0, (nuint)b);
+                (Vector512.LoadUnsafe(ref t, (nuint)b) + lo).StoreUnsafe(ref t, (nuint)b);
+                (Vector512.LoadUnsafe(ref t, (nuint)(b + 8)) + hi).StoreUnsafe(ref t, (nuint)(b + 8));
+            }
+        else if (shift == 0 && Vector512.IsHardwareAccelerated)
             for (; b <= count - 16; b += 16)
             {
                 // The copies together count at most one call's elements (an int length), so their int sum cannot overflow.
@@ -234,7 +250,7 @@ internal static class HistogramKernels
         for (; b < count; b++)
         {
             long sum = 0;
-            for (int c = 0; c < Copies; c++)
+            for (int c = 0; c < copies; c++)
             {
                 ref int h = ref Unsafe.Add(ref h0, c * stride + b);
                 sum += h;

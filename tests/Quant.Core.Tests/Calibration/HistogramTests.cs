@@ -68,6 +68,17 @@ public class HistogramTests
             var (vpos, vneg) = Sums(scratch, bins);
             Assert.Equal(pos, vpos);
             Assert.Equal(neg, vneg);
+            // One copy, drained over the bins the data reaches, and a take-back: the same counts, an all-zero scratch after.
+            var one = new int[HistogramKernels.ScratchLength(bins)];
+            HistogramKernels.BinOneCopy(x, factor, bins, one);
+            HistogramKernels.Unbin(x, factor, bins, scratch);
+            Assert.All(scratch, c => Assert.Equal(0, c));
+            var (opos, oneg) = (new long[bins], new long[bins]);
+            HistogramKernels.Drain(one, bins, opos, oneg, len == 0 ? 0 : HistogramKernels.TouchedBins(max, factor, bins),
+                len == 0 || min >= 0 ? 0 : HistogramKernels.TouchedBins(-min, factor, bins), 0, copies: 1);
+            Assert.Equal(pos, opos);
+            Assert.Equal(neg, oneg);
+            Assert.All(one, c => Assert.Equal(0, c));
         }
     }
 
