@@ -252,9 +252,7 @@ public sealed class CalibrationCollector : ITileObserver
     /// <summary>A piece holding NaN or infinities: those are counted, the finite elements binned one at a time.</summary>
     private static void PendNonFinite(Pending p, ReadOnlySpan<float> x)
     {
-        float min = FiniteMin(x), max = FiniteMax(x);
-        long finite = 0;
-        foreach (var v in x) if (float.IsFinite(v)) finite++;
+        var (min, max, finite) = FiniteSummary(x);
         p.NonFinite += x.Length - finite;
         if (finite == 0) return;
         Pend(p, min, max, finite);
@@ -374,12 +372,18 @@ public sealed class CalibrationCollector : ITileObserver
         return m;
     }
 
+    /// <summary>Min, max and count of the finite elements (the slow paths' first step).</summary>
+    private static (float Min, float Max, long Finite) FiniteSummary(ReadOnlySpan<float> x)
+    {
+        long finite = 0;
+        foreach (var v in x) if (float.IsFinite(v)) finite++;
+        return (FiniteMin(x), FiniteMax(x), finite);
+    }
+
     /// <summary>The slow path for tensors holding NaN or infinities: those are counted and skipped.</summary>
     private static void AddWithNonFinite(TensorStatistics s, ReadOnlySpan<float> x)
     {
-        float min = FiniteMin(x), max = FiniteMax(x);
-        long finite = 0;
-        foreach (var v in x) if (float.IsFinite(v)) finite++;
+        var (min, max, finite) = FiniteSummary(x);
         s.NonFinite += x.Length - finite;
         if (finite == 0) return;
         Merge(s, min, max, finite);
