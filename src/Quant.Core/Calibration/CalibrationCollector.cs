@@ -180,7 +180,8 @@ public sealed class CalibrationCollector : ITileObserver
             l.Pieces.Add(p);
             _anyPending = true;
         }
-        if (p.Binned + x.Length > int.MaxValue) Empty(p); // the scratch's int counts stay below 2^31
+        // The scratch's int counts stay below 2^31; the value's statistics are shared by the lanes, hence the lock.
+        if (p.Binned + x.Length > int.MaxValue) lock (_stats) Empty(p);
         float min, max;
         if (p.Exponent is int)
         {

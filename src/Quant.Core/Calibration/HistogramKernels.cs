@@ -24,7 +24,7 @@ internal static class HistogramKernels
     /// <summary>
     /// Adds every element of <paramref name="x"/> to <paramref name="hist"/>: bin floor(|x| * factor),
     /// clamped to [0, bins), at [0, bins) for x &gt;= 0 and at [bins, 2*bins) for x &lt; 0, in one of
-    /// <see cref="Copies"/> copies of that layout (<see cref="AddTo"/> sums them).
+    /// <see cref="Copies"/> copies of that layout (<see cref="Drain"/> sums them).
     /// Returns min and max of <paramref name="x"/> from the same pass (NaN if any element is NaN);
     /// the caller checks them and rebins when the data did not fit (clamped elements are then wrong).
     /// </summary>
@@ -189,13 +189,6 @@ internal static class HistogramKernels
             max = MathF.Max(max, v);
         }
         return (min, max);
-    }
-
-    /// <summary>Adds the copies of a <see cref="Bin"/> scratch to the positive and negative histograms (the scratch is left as it is).</summary>
-    public static void AddTo(ReadOnlySpan<int> hist, int bins, Span<long> positive, Span<long> negative)
-    {
-        var copy = hist[..ScratchLength(bins)].ToArray();
-        Drain(copy, bins, positive, negative, bins, bins, 0);
     }
 
     /// <summary>

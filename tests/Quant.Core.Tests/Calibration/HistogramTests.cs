@@ -35,7 +35,7 @@ public class HistogramTests
     {
         var pos = new long[bins];
         var neg = new long[bins];
-        HistogramKernels.AddTo(scratch, bins, pos, neg);
+        HistogramKernels.Drain((int[])scratch.Clone(), bins, pos, neg, bins, bins, 0);
         return (pos, neg);
     }
 
