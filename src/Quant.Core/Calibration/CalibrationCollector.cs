@@ -150,7 +150,7 @@ public sealed class CalibrationCollector : ITileObserver
         public long Count, NonFinite, Zeros;
         /// <summary>Elements binned into the scratch since it was last emptied (the int counts must not overflow).</summary>
         public long Binned;
-        public float BinFactor => (float)Math.ScaleB(Stats.NumBins, -Exponent!.Value);
+        public float BinFactor => TensorStatistics.FactorFor(Stats.NumBins, Exponent!.Value);
     }
 
     /// <summary>One lane's pending values (a chain has a few) and its idle scratch, touched by one thread at a time.</summary>
@@ -161,7 +161,6 @@ public sealed class CalibrationCollector : ITileObserver
     }
 
     private readonly Lane[] _lanes;
-    private bool _anyPending;
 
     /// <summary>Folds the next piece of a value inside a fused chain (in lane <paramref name="lane"/>) into its statistics.</summary>
     public void OnTile(string name, ReadOnlySpan<float> x, int lane)
@@ -178,7 +177,6 @@ public sealed class CalibrationCollector : ITileObserver
             lock (_stats) s = StatisticsOf(name);
             p = new Pending(s, l.Idle.Count > 0 ? l.Idle.Pop() : new int[HistogramKernels.ScratchLength(NumBins)]);
             l.Pieces.Add(p);
-            _anyPending = true;
         }
         // The scratch's int counts stay below 2^31; the value's statistics are shared by the lanes, hence the lock.
         if (p.Binned + x.Length > int.MaxValue) lock (_stats) Empty(p);
@@ -220,12 +218,12 @@ public sealed class CalibrationCollector : ITileObserver
 
     /// <summary>True when |x| &lt;= absMax falls inside the lane's range.</summary>
     private static bool Fits(Pending p, float absMax) =>
-        !(absMax > 0) || Math.Max(TensorStatistics.MinRangeExponent, float.ILogB(absMax) + 1) <= p.Exponent!.Value;
+        !(absMax > 0) || TensorStatistics.ExponentFor(absMax) <= p.Exponent!.Value;
 
     /// <summary>Makes a lane's pending range cover |x| &lt;= absMax (starting from the value's range), folding its counts.</summary>
     private static void Widen(Pending p, float absMax)
     {
-        int needed = absMax > 0 ? Math.Max(TensorStatistics.MinRangeExponent, float.ILogB(absMax) + 1) : TensorStatistics.MinRangeExponent;
+        int needed = absMax > 0 ? TensorStatistics.ExponentFor(absMax) : TensorStatistics.MinRangeExponent;
         if (p.Exponent is not int e)
         {
             p.Exponent = Math.Max(needed, p.Stats.RangeExponent ?? needed);
@@ -279,12 +277,9 @@ public sealed class CalibrationCollector : ITileObserver
         s.Positive[0] += p.Zeros;
         if (p.Exponent is int e)
         {
-            if (s.RangeExponent is not int se || se < e) s.EnsureExponent(e);
-            float factor = p.BinFactor;
-            HistogramKernels.Drain(p.Scratch, s.NumBins, s.Positive, s.Negative,
-                p.Max >= 0 ? HistogramKernels.TouchedBins(p.Max, factor, s.NumBins) : 0,
-                p.Min < 0 ? HistogramKernels.TouchedBins(-p.Min, factor, s.NumBins) : 0,
-                s.RangeExponent!.Value - e);
+            s.EnsureExponent(e);
+            var (positive, negative) = HistogramKernels.Reach(p.Min, p.Max, p.BinFactor, s.NumBins);
+            HistogramKernels.Drain(p.Scratch, s.NumBins, s.Positive, s.Negative, positive, negative, s.RangeExponent!.Value - e);
         }
         p.Min = float.PositiveInfinity;
         p.Max = float.NegativeInfinity;
@@ -295,7 +290,6 @@ public sealed class CalibrationCollector : ITileObserver
     /// <summary>Adds the pending counts of every value seen in pieces: called before anything else is observed or read.</summary>
     private void FlushPieces()
     {
-        if (!_anyPending) return;
         foreach (var l in _lanes)
         {
             foreach (var p in l.Pieces)
@@ -305,7 +299,6 @@ public sealed class CalibrationCollector : ITileObserver
             }
             l.Pieces.Clear();
         }
-        _anyPending = false;
     }
 
     private static void Merge(TensorStatistics s, float min, float max, long count)
@@ -437,9 +430,7 @@ public sealed class CalibrationCollector : ITileObserver
     /// </summary>
     private void Accumulate(TensorStatistics s, float min, float max)
     {
-        float factor = s.BinFactor;
-        int positive = max >= 0 ? HistogramKernels.TouchedBins(max, factor, s.NumBins) : 0;
-        int negative = min < 0 ? HistogramKernels.TouchedBins(-min, factor, s.NumBins) : 0;
+        var (positive, negative) = HistogramKernels.Reach(min, max, s.BinFactor, s.NumBins);
         for (int p = 0; p < _parts; p++) HistogramKernels.Drain(_scratch[p], s.NumBins, s.Positive, s.Negative, positive, negative, 0, _copies);
     }
 

@@ -192,11 +192,14 @@ internal static class HistogramKernels
     }
 
     /// <summary>
-    /// The bins of |x| &lt;= <paramref name="absMax"/> at <paramref name="factor"/>: how much of a scratch half binning can
-    /// have touched when everything fit the range (the rest is still zero).
+    /// How many bins of each half data between <paramref name="min"/> and <paramref name="max"/> can have touched at
+    /// <paramref name="factor"/> when it all fit the range (the rest of the scratch is still zero): what
+    /// <see cref="Drain"/> must read. Nothing for empty data (min +∞, max −∞).
     /// </summary>
-    public static int TouchedBins(float absMax, float factor, int bins) =>
-        absMax >= 0 ? (int)Math.Min(bins, (long)MathF.Min(absMax * factor, bins) + 1) : 0;
+    public static (int Positive, int Negative) Reach(float min, float max, float factor, int bins) =>
+        (max >= 0 ? BinsUpTo(max, factor, bins) : 0, min < 0 ? BinsUpTo(-min, factor, bins) : 0);
+
+    private static int BinsUpTo(float absMax, float factor, int bins) => (int)Math.Min(bins, (long)MathF.Min(absMax * factor, bins) + 1);
 
     /// <summary>
     /// Adds the copies of a <see cref="Bin"/> scratch to the histograms, bin i to bin i &gt;&gt; <paramref name="shift"/>

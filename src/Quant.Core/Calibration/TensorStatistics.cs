@@ -71,13 +71,19 @@ public sealed class TensorStatistics
 
     /// <summary>True when |x| &lt;= absMax already falls inside the histogram range.</summary>
     internal bool Covers(float absMax) =>
-        !(absMax > 0) || RangeExponent is int e && Math.Max(MinRangeExponent, float.ILogB(absMax) + 1) <= e;
+        !(absMax > 0) || RangeExponent is int e && ExponentFor(absMax) <= e;
+
+    /// <summary>The exponent of the smallest histogram range 2^e that holds |x| &lt;= absMax (absMax &gt; 0).</summary>
+    internal static int ExponentFor(float absMax) => Math.Max(MinRangeExponent, float.ILogB(absMax) + 1);
+
+    /// <summary>The float multiplier that maps |x| to its bin in the range 2^e: numBins * 2^-e (exact, a power of two apart).</summary>
+    internal static float FactorFor(int numBins, int e) => (float)Math.ScaleB(numBins, -e);
 
     /// <summary>Makes the histogram cover |x| &lt; absMax, folding existing counts when the range must grow.</summary>
     internal void EnsureRange(float absMax)
     {
         if (!(absMax > 0)) return;
-        EnsureExponent(Math.Max(MinRangeExponent, float.ILogB(absMax) + 1));
+        EnsureExponent(ExponentFor(absMax));
     }
 
     /// <summary>Makes the histogram range at least 2^<paramref name="needed"/>, folding existing counts when it must grow.</summary>
@@ -100,7 +106,7 @@ public sealed class TensorStatistics
     }
 
     /// <summary>The float multiplier that maps |x| to its bin: NumBins * 2^-e.</summary>
-    internal float BinFactor => RangeExponent is int e ? (float)Math.ScaleB(NumBins, -e) : 0f;
+    internal float BinFactor => RangeExponent is int e ? FactorFor(NumBins, e) : 0f;
 
     internal void SetHistograms(long[] positive, long[] negative)
     {

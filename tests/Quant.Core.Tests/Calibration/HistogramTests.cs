@@ -74,8 +74,8 @@ public class HistogramTests
             HistogramKernels.Unbin(x, factor, bins, scratch);
             Assert.All(scratch, c => Assert.Equal(0, c));
             var (opos, oneg) = (new long[bins], new long[bins]);
-            HistogramKernels.Drain(one, bins, opos, oneg, len == 0 ? 0 : HistogramKernels.TouchedBins(max, factor, bins),
-                len == 0 || min >= 0 ? 0 : HistogramKernels.TouchedBins(-min, factor, bins), 0, copies: 1);
+            var (reachPositive, reachNegative) = HistogramKernels.Reach(min, max, factor, bins);
+            HistogramKernels.Drain(one, bins, opos, oneg, reachPositive, reachNegative, 0, copies: 1);
             Assert.Equal(pos, opos);
             Assert.Equal(neg, oneg);
             Assert.All(one, c => Assert.Equal(0, c));
