@@ -19,7 +19,7 @@ public class ModelLockTests
         TestAssets.Run("dotnet", [Tool, .. args], TimeSpan.FromMinutes(5), env);
 
     [Fact]
-    public void Two_exports_into_one_folder_at_once_take_turns_and_write_what_one_export_writes()
+    public async Task Two_exports_into_one_folder_at_once_take_turns_and_write_what_one_export_writes()
     {
         var root = TestAssets.TempDir("lock-parallel");
         var config = DeterminismTests.WriteConfig(root);
@@ -31,12 +31,12 @@ public class ModelLockTests
         // Held by this test while both start, so that they certainly overlap; released after a moment.
         var held = ModelLock.Acquire(shared, "cls");
         var runs = new[] { Task.Run(() => QuantCheck(Export(config, shared))), Task.Run(() => QuantCheck(Export(config, shared))) };
-        Thread.Sleep(TimeSpan.FromSeconds(3));
+        await Task.Delay(TimeSpan.FromSeconds(3));
         held.Dispose();
-        Task.WaitAll(runs);
+        var results = await Task.WhenAll(runs);
 
-        foreach (var r in runs) Assert.True(r.Result.Code == 0, r.Result.Stderr);
-        Assert.Contains(runs, r => r.Result.Stderr.Contains($"quant-check: waiting for another build of cls in {shared} (lock {Path.Combine(shared, "cls.lock")}); up to 600 s"));
+        foreach (var r in results) Assert.True(r.Code == 0, r.Stderr);
+        Assert.Contains(results, r => r.Stderr.Contains($"quant-check: waiting for another build of cls in {shared} (lock {Path.Combine(shared, "cls.lock")}); up to 600 s"));
         foreach (var f in new[] { "cls.qat.onnx", "cls.calibration.qcs", "cls.model_check.json", "cls.qconfig_changelogs.txt" })
             Assert.True(File.ReadAllBytes(Path.Combine(single, f)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(shared, f))), $"{f} differs from a single export's");
         Assert.Empty(Directory.GetFiles(shared, "*.tmp"));
